@@ -1,0 +1,1 @@
+"""Environment servers: the SDK, the conformance suite and one sub-package per environment."""

@@ -1,0 +1,154 @@
+"""What an environment author writes: plain Python, no gRPC in sight.
+
+An environment describes itself (`describe`), owns a task catalogue (`catalogue`) and starts
+episodes (`start`). An episode turns the agent's raw text into the next observation. The SDK
+(`gymwire.env_servers.sdk.server`) wraps any `Environment` in a conforming gRPC server: sessions,
+TTLs, capacity, idempotent steps, turn limits, health, metrics. Game logic stays testable in-process.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UnknownTask(KeyError):
+    """Raised by a catalogue for a task id it cannot resolve (the server answers INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One reproducible task: the same id always yields the same initial state."""
+
+    id: str
+    split: str
+    difficulty: str
+    category: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnvDescription:
+    """Static facts about an environment, served by GetInfo."""
+
+    name: str
+    version: str
+    description: str
+    instruction: str  # the env's own task prompt, identical for trainers in any language
+    action_grammar: str  # the action syntax in words
+    provides_valid_actions: bool = False
+    provides_expert: bool = False
+    default_max_turns: int = 30
+    max_turns_limit: int = 200
+    reward_min: float = 0.0
+    reward_max: float = 1.0
+
+
+@dataclass
+class StepOutcome:
+    """The result of one agent turn, before the SDK adds turn limits and valid actions."""
+
+    observation: str
+    reward: float = 0.0
+    terminated: bool = False
+    success: bool = False
+    action_valid: bool = True
+    parsed_action: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Episode(ABC):
+    """One running episode. The SDK serialises calls on an episode; it is never shared."""
+
+    @abstractmethod
+    def reset(self) -> str:
+        """Return the first observation. Called exactly once, before any step."""
+
+    @abstractmethod
+    def step(self, text: str) -> StepOutcome:
+        """Parse the agent's raw text turn with the env's own parser and apply it.
+
+        Unparseable or illegal actions are not errors: return action_valid=False and an
+        observation that says so, because the agent must learn from it.
+        """
+
+    def valid_actions(self) -> list[str] | None:
+        """The legal actions now, or None when the environment does not provide them."""
+        return None
+
+    def expert_action(self) -> str | None:
+        """The oracle's next action (the exact text to send as a turn), or None if there is none."""
+        return None
+
+
+class TaskCatalogue:
+    """A listed set of tasks plus an optional resolver for ids outside the listing.
+
+    Generators make unlimited tasks; the listing is the finite, paginated part a trainer
+    enumerates, and `resolver` lets Reset accept any well-formed id (e.g. another seed).
+    """
+
+    def __init__(self, tasks: Iterable[Task], resolver: Callable[[str], Task | None] | None = None):
+        self._tasks: list[Task] = list(tasks)
+        self._by_id = {t.id: t for t in self._tasks}
+        if len(self._by_id) != len(self._tasks):
+            raise ValueError("task ids in a catalogue must be unique")
+        self._resolver = resolver
+        self._filtered: dict[tuple[str, str, str], list[Task]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def get(self, task_id: str) -> Task:
+        task = self._by_id.get(task_id)
+        if task is None and self._resolver is not None:
+            task = self._resolver(task_id)
+        if task is None:
+            raise UnknownTask(task_id)
+        return task
+
+    def list(self, split: str = "", difficulty: str = "", category: str = "") -> Sequence[Task]:
+        key = (split, difficulty, category)
+        if key not in self._filtered:
+            self._filtered[key] = [
+                t
+                for t in self._tasks
+                if (not split or t.split == split)
+                and (not difficulty or t.difficulty == difficulty)
+                and (not category or t.category == category)
+            ]
+        return self._filtered[key]
+
+    def sample(self, split: str = "", difficulty: str = "", category: str = "", seed: int = 0) -> Task:
+        candidates = self.list(split, difficulty, category)
+        if not candidates:
+            raise UnknownTask(f"no task with split={split!r} difficulty={difficulty!r} category={category!r}")
+        return candidates[random.Random(seed).randrange(len(candidates))]
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """Number of listed tasks per (split, difficulty, category)."""
+        out: dict[tuple[str, str, str], int] = {}
+        for t in self._tasks:
+            key = (t.split, t.difficulty, t.category)
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+class Environment(ABC):
+    """An environment: a description, a catalogue of tasks, and a way to start an episode."""
+
+    @abstractmethod
+    def describe(self) -> EnvDescription: ...
+
+    @abstractmethod
+    def catalogue(self) -> TaskCatalogue: ...
+
+    @abstractmethod
+    def start(self, task: Task) -> Episode:
+        """A fresh episode of `task`, deterministic given the task."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (files, indices) when the server shuts down."""
