@@ -1,0 +1,1 @@
+"""The trainer: rollouts against gymwire servers, policy backends, GRPO, schedules, evaluation."""

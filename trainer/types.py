@@ -1,0 +1,53 @@
+"""The records that flow through the trainer: sampling requests, generations and trajectories.
+
+A trajectory is token-exact: `token_ids` is the whole conversation as the model saw it, the
+tokens the model sampled are kept as sampled (never re-tokenised), and `loss_mask` is 1 exactly on
+those sampled tokens. Everything downstream (GRPO, SFT, evaluation, JSONL) reads this one record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    """One sampled completion of a prompt."""
+
+    token_ids: list[int]  # sampled tokens, ending with the end-of-turn token when finish_reason == "stop"
+    logprobs: list[float]  # the sampler's log-probability of each sampled token
+    text: str  # decoded token_ids without special tokens
+    finish_reason: Literal["stop", "length"]
+
+
+@dataclass
+class Trajectory:
+    """One episode of one task, ready for training and analysis."""
+
+    env: str  # environment name (GetInfo.name)
+    task_id: str
+    group_id: str  # episodes of one GRPO group share it
+    token_ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)  # 1 = sampled by the model, 0 = prompt/env/template
+    logprobs: list[float] = field(default_factory=list)  # sampler logprob where loss_mask == 1, else 0.0
+    prompt_length: int = 0  # tokens before the model's first turn
+    messages: list[dict[str, str]] = field(default_factory=list)  # the chat as text, for JSONL and SFT
+    reward: float = 0.0  # episode return (sum of step rewards)
+    success: bool = False
+    turns: int = 0
+    generated_tokens: int = 0
+    terminated: bool = False
+    truncated: bool = False  # turn limit or context-length limit
+    invalid_actions: int = 0
+    aborted: bool = False  # infrastructure failure: never scored, never trained on
+    abort_reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
