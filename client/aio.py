@@ -1,0 +1,113 @@
+"""asyncio client for one gymwire server, and its episodes."""
+
+from __future__ import annotations
+
+import grpc
+from gymwire.client.connection import ChannelOptions, GymwireError, error_from_rpc
+from gymwire.client.requests import list_request, reset_request
+from gymwire.v1 import environment_pb2 as pb
+from gymwire.v1 import environment_pb2_grpc as pb_grpc
+
+
+class AsyncEnvClient:
+    """One channel to one server. Safe to share between coroutines of one event loop."""
+
+    def __init__(self, address: str, options: ChannelOptions | None = None):
+        self.address = address
+        self.options = options or ChannelOptions()
+        creds = self.options.credentials()
+        grpc_options = self.options.grpc_options()
+        self._channel = (grpc.aio.secure_channel(address, creds, grpc_options) if creds
+                         else grpc.aio.insecure_channel(address, grpc_options))
+        self._stub = pb_grpc.EnvironmentServiceStub(self._channel)
+        self._info: pb.GetInfoResponse | None = None
+
+    async def _call(self, method: str, request, *, in_episode: bool = False, timeout: float | None = None):
+        try:
+            return await getattr(self._stub, method)(request, timeout=timeout or self.options.timeout,
+                                                     metadata=self.options.metadata())
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, self.address, in_episode) from None
+
+    async def info(self, refresh: bool = False) -> pb.GetInfoResponse:
+        if self._info is None or refresh:
+            self._info = await self._call("GetInfo", pb.GetInfoRequest())
+        return self._info
+
+    async def list_tasks(self, split: str = "", difficulty: str = "", category: str = "",
+                         limit: int | None = None) -> list[pb.Task]:
+        tasks: list[pb.Task] = []
+        token = ""
+        while True:
+            page = await self._call("ListTasks", list_request(split, difficulty, category, token))
+            tasks.extend(page.tasks)
+            token = page.next_page_token
+            if not token or (limit is not None and len(tasks) >= limit):
+                return tasks[:limit] if limit is not None else tasks
+
+    async def reset(self, task_id: str | None = None, *, split: str = "", difficulty: str = "", category: str = "",
+                    seed: int | None = None, include_valid_actions: bool = False,
+                    max_turns: int = 0) -> AsyncEpisode:
+        request = reset_request(task_id, split, difficulty, category, seed, include_valid_actions, max_turns)
+        response = await self._call("Reset", request)
+        return AsyncEpisode(self, response)
+
+    async def health(self, timeout: float = 5.0) -> bool:
+        """True when the server's health service says SERVING."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            reply = await health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except grpc.RpcError:
+            return False
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncEnvClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+class AsyncEpisode:
+    """A running episode. `step` sends step_index, so a retried step never applies twice."""
+
+    def __init__(self, client: AsyncEnvClient, reset: pb.ResetResponse):
+        self.client = client
+        self.session_id = reset.session_id
+        self.task = reset.task
+        self.observation = reset.observation
+        self.turn = 0
+
+    @property
+    def done(self) -> bool:
+        return self.observation.terminated or self.observation.truncated
+
+    async def step(self, text: str) -> pb.Observation:
+        if self.done:
+            raise GymwireError(grpc.StatusCode.FAILED_PRECONDITION, "episode already ended", self.client.address)
+        request = pb.StepRequest(session_id=self.session_id, action=text, step_index=self.turn)
+        reply = await self.client._call("Step", request, in_episode=True)
+        self.observation = reply.observation
+        self.turn += 1
+        return self.observation
+
+    async def valid_actions(self) -> list[str] | None:
+        reply = await self.client._call("ValidActions", pb.ValidActionsRequest(session_id=self.session_id),
+                                        in_episode=True)
+        return list(reply.actions) if reply.provided else None
+
+    async def expert_action(self) -> str | None:
+        reply = await self.client._call("ExpertAction", pb.ExpertActionRequest(session_id=self.session_id),
+                                        in_episode=True)
+        return reply.action if reply.provided else None
+
+    async def close(self) -> None:
+        try:
+            await self.client._call("Close", pb.CloseRequest(session_id=self.session_id), timeout=5.0)
+        except GymwireError:
+            pass  # the server is gone or the session already expired: nothing left to free

@@ -1,0 +1,93 @@
+"""Blocking client: the asyncio client driven on a private event loop thread.
+
+One implementation of the protocol's client logic (retries, step indices, aborts) serves both
+styles; the sync wrapper costs tens of microseconds per call, which scripts and the CLI never notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from gymwire.client.aio import AsyncEnvClient, AsyncEpisode
+from gymwire.client.connection import ChannelOptions
+from gymwire.v1 import environment_pb2 as pb
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="gymwire-client", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class EnvClient:
+    """`EnvClient("127.0.0.1:50051").reset(task_id).step("Action: ...")`."""
+
+    def __init__(self, address: str, options: ChannelOptions | None = None):
+        self._loop = _LoopThread()
+        self._client: AsyncEnvClient = self._loop.run(_make_client(address, options))
+        self.address = address
+
+    def info(self, refresh: bool = False) -> pb.GetInfoResponse:
+        return self._loop.run(self._client.info(refresh))
+
+    def list_tasks(self, split: str = "", difficulty: str = "", category: str = "",
+                   limit: int | None = None) -> list[pb.Task]:
+        return self._loop.run(self._client.list_tasks(split, difficulty, category, limit))
+
+    def reset(self, task_id: str | None = None, **kwargs: Any) -> Episode:
+        return Episode(self._loop, self._loop.run(self._client.reset(task_id, **kwargs)))
+
+    def health(self, timeout: float = 5.0) -> bool:
+        return self._loop.run(self._client.health(timeout))
+
+    def close(self) -> None:
+        self._loop.run(self._client.close())
+        self._loop.stop()
+
+    def __enter__(self) -> EnvClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+async def _make_client(address: str, options: ChannelOptions | None) -> AsyncEnvClient:
+    return AsyncEnvClient(address, options)  # the aio channel must be created on its loop
+
+
+class Episode:
+    def __init__(self, loop: _LoopThread, episode: AsyncEpisode):
+        self._loop = loop
+        self._episode = episode
+
+    session_id = property(lambda self: self._episode.session_id)
+    task = property(lambda self: self._episode.task)
+    observation = property(lambda self: self._episode.observation)
+    done = property(lambda self: self._episode.done)
+    turn = property(lambda self: self._episode.turn)
+
+    def step(self, text: str) -> pb.Observation:
+        return self._loop.run(self._episode.step(text))
+
+    def valid_actions(self) -> list[str] | None:
+        return self._loop.run(self._episode.valid_actions())
+
+    def expert_action(self) -> str | None:
+        return self._loop.run(self._episode.expert_action())
+
+    def close(self) -> None:
+        self._loop.run(self._episode.close())

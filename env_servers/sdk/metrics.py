@@ -1,0 +1,44 @@
+"""Prometheus metrics of a server: open sessions, steps, step latency, errors by status code."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    """Thin wrapper so the hot path pays nothing when metrics are off."""
+
+    def __init__(self, enabled: bool, env_name: str = ""):
+        self.enabled = enabled
+        if not enabled:
+            return
+        labels = {"env": env_name}
+        self._sessions = Gauge("gymwire_sessions_open", "Open sessions", list(labels)).labels(**labels)
+        self._resets = Counter("gymwire_resets_total", "Episodes started", list(labels)).labels(**labels)
+        self._steps = Counter("gymwire_steps_total", "Steps applied", list(labels)).labels(**labels)
+        self._latency = Histogram("gymwire_step_seconds", "Step latency inside the server", list(labels),
+                                  buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3)).labels(**labels)
+        self._errors = Counter("gymwire_errors_total", "Failed calls by status code", ["env", "code"])
+        self._env = env_name
+
+    @staticmethod
+    def serve(port: int, host: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=host)
+
+    def session_opened(self, open_now: int) -> None:
+        if self.enabled:
+            self._resets.inc()
+            self._sessions.set(open_now)
+
+    def session_closed(self, open_now: int) -> None:
+        if self.enabled:
+            self._sessions.set(open_now)
+
+    def step_done(self, seconds: float) -> None:
+        if self.enabled:
+            self._steps.inc()
+            self._latency.observe(seconds)
+
+    def error(self, code_name: str) -> None:
+        if self.enabled:
+            self._errors.labels(env=self._env, code=code_name).inc()

@@ -1,0 +1,304 @@
+"""The gRPC server around an `EnvService`: asyncio on uvloop, health, reflection, auth, TLS, drain.
+
+`run_server` serves one process. `serve` adds worker processes sharing one port (SO_REUSEPORT) so a
+CPU-bound environment uses every core: the GIL makes threads useless for that. The kernel spreads
+connections over workers; a session lives in the worker that created it, so a client keeps one
+channel per session (the provided clients do) or uses the Session stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import multiprocessing
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+from gymwire.env_servers.sdk.environment import Environment
+from gymwire.env_servers.sdk.errors import ServiceError
+from gymwire.env_servers.sdk.metrics import Metrics
+from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
+from gymwire.v1 import environment_pb2 as pb
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
+log = logging.getLogger("gymwire.server")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 picks a free port (single worker only)
+    limits: ServiceLimits = field(default_factory=ServiceLimits)
+    workers: int = 1  # processes sharing the port
+    threads: int = 0  # 0: env code runs on the event loop (fastest for quick envs); N: in a pool of N threads
+    max_message_bytes: int = 4 * 1024 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth_token: str | None = None  # clients must send "authorization: Bearer <token>"
+    metrics_port: int | None = None  # Prometheus /metrics (worker i serves on metrics_port + i)
+    grace_seconds: float = 10.0  # drain time on SIGTERM
+    sweep_seconds: float = 5.0  # how often expired sessions are evicted
+
+
+class _Malformed:
+    """Stands in for a request whose bytes do not parse (e.g. non-UTF-8 text): answered INVALID_ARGUMENT."""
+
+    def __init__(self, kind: str, error: Exception):
+        self.message = f"malformed {kind}: {error}; text fields must be valid UTF-8"
+
+
+def _deserializer(cls):
+    def parse(data: bytes):
+        try:
+            return cls.FromString(data)
+        except DecodeError as exc:
+            return _Malformed(cls.__name__, exc)
+
+    return parse
+
+
+class _Handlers:
+    """gRPC method handlers; `service` is None until the environment has loaded (answers UNAVAILABLE)."""
+
+    def __init__(self, metrics: Metrics):
+        self.service: EnvService | None = None
+        self.metrics = metrics
+
+    def _ready(self) -> EnvService:
+        if self.service is None:
+            raise ServiceError.unavailable("environment is still loading; wait for the health check to say SERVING")
+        return self.service
+
+    def unary(self, call: Callable, request_cls, response_cls) -> grpc.RpcMethodHandler:
+        async def handle(request, context: grpc.aio.ServicerContext):
+            try:
+                if isinstance(request, _Malformed):
+                    raise ServiceError.invalid_argument(request.message)
+                result = call(self._ready(), request)
+                return await result if asyncio.iscoroutine(result) else result
+            except ServiceError as exc:
+                self.metrics.error(exc.code.name)
+                await context.abort(exc.code, exc.message)
+
+        return grpc.unary_unary_rpc_method_handler(
+            handle, request_deserializer=_deserializer(request_cls), response_serializer=response_cls.SerializeToString)
+
+    def stream(self) -> grpc.RpcMethodHandler:
+        async def handle(requests, context: grpc.aio.ServicerContext):
+            owned: str | None = None  # the session this stream created; closed when the stream ends
+            try:
+                async for request in requests:
+                    try:
+                        if isinstance(request, _Malformed):
+                            raise ServiceError.invalid_argument(request.message)
+                        service = self._ready()
+                        reply, owned = await self._stream_op(service, request, owned)
+                    except ServiceError as exc:
+                        self.metrics.error(exc.code.name)
+                        reply = pb.SessionResponse(error=pb.Error(code=exc.code.value[0], message=exc.message))
+                    yield reply
+            finally:
+                if owned is not None and self.service is not None:
+                    self.service.close(pb.CloseRequest(session_id=owned))
+
+        return grpc.stream_stream_rpc_method_handler(
+            handle, request_deserializer=_deserializer(pb.SessionRequest),
+            response_serializer=pb.SessionResponse.SerializeToString)
+
+    @staticmethod
+    async def _stream_op(service: EnvService, request: pb.SessionRequest, owned: str | None):
+        op = request.WhichOneof("op")
+        if op == "reset":
+            if owned is not None:
+                service.close(pb.CloseRequest(session_id=owned))
+            session, response = await service.reset(request.reset)
+            return pb.SessionResponse(reset=response), session.id
+        if op is None:
+            raise ServiceError.invalid_argument("SessionRequest has no operation set")
+        inner = getattr(request, op)
+        if not inner.session_id:
+            if owned is None:
+                raise ServiceError.not_found("no episode on this stream yet; send a Reset first")
+            inner.session_id = owned
+        if op == "step":
+            return pb.SessionResponse(step=pb.StepResponse(observation=await service.step(inner))), owned
+        if op == "valid_actions":
+            return pb.SessionResponse(valid_actions=await service.valid_actions(inner)), owned
+        if op == "expert_action":
+            return pb.SessionResponse(expert_action=await service.expert_action(inner)), owned
+        response = service.close(inner)
+        return pb.SessionResponse(close=response), (None if inner.session_id == owned else owned)
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        async def step(service: EnvService, request: pb.StepRequest) -> pb.StepResponse:
+            return pb.StepResponse(observation=await service.step(request))
+
+        async def reset(service: EnvService, request: pb.ResetRequest) -> pb.ResetResponse:
+            return (await service.reset(request))[1]
+
+        methods = {
+            "GetInfo": self.unary(lambda s, r: s.get_info(), pb.GetInfoRequest, pb.GetInfoResponse),
+            "ListTasks": self.unary(EnvService.list_tasks, pb.ListTasksRequest, pb.ListTasksResponse),
+            "Reset": self.unary(reset, pb.ResetRequest, pb.ResetResponse),
+            "Step": self.unary(step, pb.StepRequest, pb.StepResponse),
+            "ValidActions": self.unary(EnvService.valid_actions, pb.ValidActionsRequest, pb.ValidActionsResponse),
+            "ExpertAction": self.unary(EnvService.expert_action, pb.ExpertActionRequest, pb.ExpertActionResponse),
+            "Close": self.unary(EnvService.close, pb.CloseRequest, pb.CloseResponse),
+            "Session": self.stream(),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
+class _BearerAuth(grpc.aio.ServerInterceptor):
+    """Checks "authorization: Bearer <token>" on environment calls; health and reflection stay open."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
+        if not details.method.startswith(f"/{SERVICE_NAME}/"):
+            return await continuation(details)
+        given = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(str(given).encode(), self._expected):
+            return await continuation(details)
+
+        async def deny(request, context):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+        if details.method.endswith("/Session"):
+            return grpc.stream_stream_rpc_method_handler(deny)
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
+def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+    ]
+
+
+async def run_server(env_factory: Callable[[], Environment], config: ServerConfig, *,
+                     stop: asyncio.Event | None = None, on_bound: Callable[[int], None] | None = None,
+                     worker_index: int | None = None, service_cls: type[EnvService] = EnvService) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT when `stop` is None), then drain and return."""
+    metrics_on = config.metrics_port is not None
+    handlers = _Handlers(Metrics(enabled=False))
+    interceptors = [_BearerAuth(config.auth_token)] if config.auth_token else []
+    server = grpc.aio.server(options=_server_options(config), interceptors=interceptors)
+    server.add_generic_rpc_handlers((handlers.generic_handler(),))
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert and config.tls_key:
+        creds = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    for name in ("", SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+    executor = ThreadPoolExecutor(config.threads, thread_name_prefix="env") if config.threads else None
+    env: Environment | None = None
+    sweeper: asyncio.Task | None = None
+    try:
+        env = await asyncio.to_thread(env_factory)  # health stays NOT_SERVING while data loads
+        name = env.describe().name
+        if metrics_on:
+            Metrics.serve(config.metrics_port + (worker_index or 0), config.host)
+        prefix = f"w{worker_index}-" if worker_index is not None else ""
+        handlers.service = service_cls(env, config.limits, executor=executor,
+                                      metrics=Metrics(metrics_on, name), session_prefix=prefix)
+        handlers.metrics = handlers.service.metrics
+        for service_name in ("", SERVICE_NAME):
+            await health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving %s on %s:%d", name, config.host, port, extra={"env": name, "port": port})
+        if on_bound is not None:
+            on_bound(port)
+        sweeper = asyncio.create_task(_sweep(handlers.service, config.sweep_seconds))
+        await stop.wait()
+    finally:
+        log.info("draining (grace %.0f s)", config.grace_seconds)
+        await health.enter_graceful_shutdown()
+        if sweeper is not None:
+            sweeper.cancel()
+        await server.stop(config.grace_seconds)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if env is not None:
+            env.close()
+
+
+async def _sweep(service: EnvService, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        expired = service.sweep()
+        if expired:
+            log.info("evicted %d idle sessions", expired)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where available: measurably faster unary and stream throughput than asyncio's loop."""
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def _run_worker(env_spec: str, options: dict, config: ServerConfig, index: int | None) -> None:
+    from gymwire.env_servers.registry import load_environment
+    from gymwire.env_servers.sdk.logs import configure_logging
+
+    configure_logging()
+    loop = new_event_loop()
+    with contextlib.closing(loop):
+        loop.run_until_complete(run_server(lambda: load_environment(env_spec, options), config, worker_index=index))
+
+
+def serve(env_spec: str, options: dict, config: ServerConfig) -> None:
+    """Serve an environment (by registry name or module:attr) in the foreground, with N worker processes."""
+    if config.workers <= 1:
+        _run_worker(env_spec, options, config, None)
+        return
+    if config.port == 0:
+        raise ValueError("--workers > 1 needs an explicit --port (all workers share it)")
+    ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork after initialisation
+    procs = [ctx.Process(target=_run_worker, args=(env_spec, options, replace(config), i), daemon=False)
+             for i in range(config.workers)]
+    for p in procs:
+        p.start()
+
+    def forward(sig, _frame):
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()

