@@ -1,0 +1,598 @@
+"""GRPO policy update on token-exact, multi-turn, masked trajectories.
+
+`GRPOUpdater.step(trajectories)` takes finished episodes from our rollout engine (any mix of tasks
+and environments the schedule chose), turns rewards into group-relative advantages and takes one
+optimizer step of the token-level clipped policy gradient on the tokens the model sampled
+(`loss_mask == 1`), optionally with a k3 KL penalty to a frozen reference policy.
+
+Why not TRL's `GRPOTrainer` (trl 1.16, read in trl/trainer/grpo_trainer.py): it *can* carry our
+mask (`rollout_func` may return an `env_mask` extra field, which becomes `tool_mask` and multiplies
+the completion mask in the loss; tests/test_grpo.py shows it), but it does not fit the rest:
+- it owns the loop: `train()` draws prompts from its dataset through its `RepeatSampler` and calls
+  `rollout_func(prompts, trainer)` from inside, so the schedule (which env/tier/task each step
+  trains on, stage changes, per-stage evaluation) would have to be smuggled through a fake dataset;
+  there is no public "update on these episodes" call;
+- groups are fixed-size consecutive blocks (`rewards.view(-1, num_generations)`), so an aborted
+  episode cannot simply be dropped from its group;
+- without TRL's own vLLM path the PPO ratio is taken against the detached current log-probs
+  (`old_per_token_logps = per_token_logps.detach()`): the sampler log-probs our backends return
+  (vLLM server, llama.cpp, transformers, possibly a step behind) are ignored;
+- micro-batches are a fixed number of sequences, not a token budget (multi-turn lengths vary 10x).
+So the loss here is our own (small), and TRL/transformers/peft are kept where they help: TRL's
+`selective_log_softmax` (fused kernel on GPU), peft for LoRA, `save_pretrained`/safetensors and the
+HF Trainer's checkpoint file names (`optimizer.pt`, `scheduler.pt`, `trainer_state.json`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from gymwire.trainer.types import Trajectory
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+
+
+@dataclass
+class GRPOConfig:
+    """Knobs of the update. Defaults follow the paper's settings (AgentGym-RL: lr 1e-6, KL 0.001)."""
+
+    learning_rate: float = 1e-6
+    beta: float = 0.001  # KL(policy || reference) coefficient, k3 estimator; 0 -> no reference model at all
+    epsilon: float = 0.2  # PPO clip range below 1 (and above 1 unless epsilon_high is set)
+    epsilon_high: float | None = None  # DAPO "clip higher"; None -> epsilon
+    scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
+    advantage_eps: float = 1e-4  # added to the group std
+    # "tokens": every trained token of the step weighs the same (sum / all masked tokens) - long
+    # multi-turn episodes are not down-weighted per token. "sequences": per-episode mean, then mean.
+    loss_normalization: Literal["tokens", "sequences"] = "tokens"
+    temperature: float = 1.0  # must equal the sampling temperature: sampler logprobs are of p^(1/T)
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0  # linear warm-up of the learning rate, then constant
+    microbatch_tokens: int = 4096  # padded tokens (sequences x longest) per forward/backward
+    lora_r: int = 0  # 0 -> full fine-tuning
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str | list[str] = "all-linear"
+    gradient_checkpointing: bool = False
+    device: str | None = None  # None -> cuda when available, else cpu
+    mixed_precision: bool | None = None  # bf16 autocast with fp32 master weights; None -> on CUDA only
+
+    def __post_init__(self) -> None:
+        if self.loss_normalization not in ("tokens", "sequences"):
+            raise ValueError(f"loss_normalization must be 'tokens' or 'sequences', got {self.loss_normalization!r}")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if self.microbatch_tokens < 1:
+            raise ValueError("microbatch_tokens must be >= 1")
+        self.adam_betas = tuple(self.adam_betas)  # JSON round-trips give a list
+
+
+# ----------------------------------------------------------------------------------------------
+# Advantages
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Advantages:
+    """The episodes that carry a learning signal, each with its advantage, and what was left out."""
+
+    trajectories: list[Trajectory] = field(default_factory=list)
+    advantages: list[float] = field(default_factory=list)
+    groups: int = 0  # groups with at least one non-aborted episode
+    skipped_groups: int = 0  # all rewards equal (incl. a lone episode): zero advantage, nothing to learn
+    aborted: int = 0  # infrastructure failures, excluded before grouping
+
+
+def group_advantages(
+    trajectories: Sequence[Trajectory], *, scale_rewards: bool = True, eps: float = 1e-4
+) -> Advantages:
+    """Group-relative advantages: (reward - group mean) / (group std + eps), std unbiased as in TRL/verl.
+
+    Aborted episodes are removed first: an infrastructure failure is not a score, and keeping it as
+    0 would bias its group's baseline. Groups whose rewards are all equal would train on zero
+    advantages (pure KL pull and wasted compute), so they are skipped and counted.
+    """
+    result = Advantages()
+    by_group: dict[str, list[Trajectory]] = defaultdict(list)
+    for traj in trajectories:
+        if traj.aborted:
+            result.aborted += 1
+        else:
+            by_group[traj.group_id].append(traj)
+    for members in by_group.values():
+        result.groups += 1
+        rewards = torch.tensor([float(t.reward) for t in members], dtype=torch.float64)
+        if len(members) < 2 or bool(torch.allclose(rewards, rewards[0].expand_as(rewards))):
+            result.skipped_groups += 1
+            continue
+        centred = rewards - rewards.mean()
+        if scale_rewards:
+            centred = centred / (rewards.std(unbiased=True) + eps)
+        result.trajectories.extend(members)
+        result.advantages.extend(centred.tolist())
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# The per-token objective
+# ----------------------------------------------------------------------------------------------
+
+
+def clipped_policy_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    epsilon_low: float = 0.2,
+    epsilon_high: float = 0.2,
+    ref_logps: torch.Tensor | None = None,
+    beta: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token PPO-clip loss plus beta * k3 KL, zero wherever mask == 0.
+
+    Shapes: (B, T) for log-probs and mask, (B,) or (B, 1) for advantages. Returns
+    (per_token_loss, per_token_kl, ratio, clipped), all (B, T). The log-ratio is masked *before*
+    exp so that arbitrary values at mask-0 positions (e.g. the 0.0 placeholders in
+    Trajectory.logprobs) can neither overflow nor leak a gradient.
+    """
+    mask = mask.to(logps.dtype)
+    if advantages.dim() == 1:
+        advantages = advantages.unsqueeze(1)
+    log_ratio = ((logps - old_logps) * mask).clamp(-20.0, 20.0)
+    ratio = torch.exp(log_ratio)
+    clipped_ratio = ratio.clamp(1.0 - epsilon_low, 1.0 + epsilon_high)
+    unclipped_obj = ratio * advantages
+    clipped_obj = clipped_ratio * advantages
+    per_token = -torch.min(unclipped_obj, clipped_obj)
+    clipped = (clipped_obj < unclipped_obj) & (mask > 0)
+    if ref_logps is not None and beta != 0.0:
+        delta = ((ref_logps - logps) * mask).clamp(-20.0, 20.0)
+        kl = torch.exp(delta) - delta - 1.0
+        per_token = per_token + beta * kl
+    else:
+        kl = torch.zeros_like(logps)
+    return per_token * mask, kl * mask, ratio, clipped
+
+
+def token_logprobs(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    start: int,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """log p(token_t | tokens_<t) for t in [start, T), shape (B, T - start).
+
+    Only the logits from position start-1 on are materialised (`logits_to_keep`), so a long
+    system prompt costs a forward pass but no vocabulary projection or log-softmax.
+    """
+    from trl.trainer.utils import selective_log_softmax
+
+    if start < 1:
+        raise ValueError("the first scored token needs a context: start must be >= 1")
+    keep = input_ids.shape[1] - start + 1
+    out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False)
+    logits = out.logits[:, :-1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return selective_log_softmax(logits, input_ids[:, start:])
+
+
+def pack_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+    """Indices grouped so that (sequences x longest) <= token_budget; a longer sequence rides alone.
+
+    Longest first, so sequences of similar length share a micro-batch and padding stays small.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = lengths[current[0]] if current else lengths[index]
+        if current and (len(current) + 1) * longest > token_budget:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class _MicroBatch:
+    input_ids: torch.Tensor  # (B, L) right-padded
+    attention_mask: torch.Tensor
+    start: int  # first scored position (earliest mask-1 token in the batch)
+    mask: torch.Tensor  # (B, L - start) float
+    old_logps: torch.Tensor  # (B, L - start); NaN where the sampler gave none
+    advantages: torch.Tensor  # (B,)
+    weights: torch.Tensor  # (B, L - start): per-token share of the step's normalised loss
+
+
+def validate_trajectory(traj: Trajectory) -> None:
+    """Clear errors for records the loss cannot use, instead of silent misalignment."""
+    n = len(traj.token_ids)
+    if len(traj.loss_mask) != n:
+        raise ValueError(
+            f"trajectory {traj.task_id!r}/{traj.group_id!r}: loss_mask has {len(traj.loss_mask)} entries for {n} tokens"
+        )
+    if traj.logprobs and len(traj.logprobs) != n:
+        raise ValueError(
+            f"trajectory {traj.task_id!r}/{traj.group_id!r}: logprobs has {len(traj.logprobs)} entries "
+            f"for {n} tokens (expected one per token, 0.0 where loss_mask is 0, or none at all)"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The updater
+# ----------------------------------------------------------------------------------------------
+
+
+class GRPOUpdater:
+    """Owns the policy being trained, its optimizer, the reference policy and the step counter.
+
+    `model` is the live module: an in-process policy backend can generate with it directly (it is
+    left in eval mode between steps). For a separate inference engine (vLLM), `export(dir)` writes
+    an ordinary HF folder with any LoRA merged in.
+
+    Resuming: construct with the *original* model (it is also the KL reference), then `load(ckpt)`.
+    """
+
+    def __init__(
+        self,
+        model_dir_or_model: str | os.PathLike[str] | torch.nn.Module,
+        config: GRPOConfig | None = None,
+        *,
+        tokenizer: Any | None = None,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.config = config or GRPOConfig()
+        cfg = self.config
+        self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.mixed_precision = cfg.mixed_precision if cfg.mixed_precision is not None else self.device.type == "cuda"
+        self.global_step = 0
+
+        if isinstance(model_dir_or_model, torch.nn.Module):
+            base = model_dir_or_model
+            self.model_dir: Path | None = None
+        else:
+            self.model_dir = Path(model_dir_or_model)
+            base = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        self.tokenizer = tokenizer
+        pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
+        self.pad_token_id = int(pad if pad is not None else (base.config.pad_token_id or 0))
+
+        # Reference policy: with LoRA the base weights are the reference (adapters disabled), so no
+        # copy is needed; with full fine-tuning a frozen copy is kept, only when beta != 0.
+        self.ref_model: torch.nn.Module | None = None
+        if cfg.lora_r > 0:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=cfg.lora_r,
+                lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=cfg.lora_target_modules,
+                task_type="CAUSAL_LM",
+            )
+            self.model = get_peft_model(base, lora)
+        else:
+            self.model = base
+            if cfg.beta != 0.0:
+                self.ref_model = copy.deepcopy(base).eval().requires_grad_(False).to(self.device)
+        self.model.to(self.device)
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if cfg.lora_r > 0:
+                self.model.enable_input_require_grads()
+        self.model.eval()
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=cfg.learning_rate, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
+        )
+        warmup = cfg.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0
+        )
+
+    # -- public -------------------------------------------------------------------------------
+
+    @property
+    def is_lora(self) -> bool:
+        return self.config.lora_r > 0
+
+    def step(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        """One optimizer step on these episodes; returns metrics. Advances `global_step` even when
+        every group was skipped (the schedule's step count and the optimizer's may then differ by
+        the skipped steps: `updated` says which)."""
+        started = time.perf_counter()
+        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
+        for traj in adv.trajectories:
+            validate_trajectory(traj)
+        scored = [t for t in trajectories if not t.aborted]
+        metrics: dict[str, float] = {
+            "step": float(self.global_step + 1),
+            "groups": float(adv.groups),
+            "skipped_groups": float(adv.skipped_groups),
+            "aborted": float(adv.aborted),
+            "sequences": float(len(adv.trajectories)),
+            "reward_mean": (sum(t.reward for t in scored) / len(scored)) if scored else 0.0,
+            "advantage_mean": (sum(adv.advantages) / len(adv.advantages)) if adv.advantages else 0.0,
+            "advantage_abs_mean": (
+                sum(abs(a) for a in adv.advantages) / len(adv.advantages) if adv.advantages else 0.0
+            ),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
+        batches = self._microbatches(adv)
+        tokens = sum(float(b.mask.sum()) for b in batches)
+        metrics["tokens"] = tokens
+        metrics["microbatches"] = float(len(batches))
+        if tokens == 0:
+            metrics.update(loss=0.0, pg_loss=0.0, kl=0.0, clip_fraction=0.0, ratio_mean=1.0, grad_norm=0.0)
+            metrics["updated"] = 0.0
+        else:
+            self.model.train()
+            try:
+                self.optimizer.zero_grad(set_to_none=True)
+                sums = defaultdict(float)
+                for batch in batches:
+                    for key, value in self._accumulate(batch, backward=True).items():
+                        sums[key] += value
+                params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            finally:
+                self.model.eval()
+            metrics.update(self._summarise(sums, tokens))
+            metrics["grad_norm"] = float(grad_norm)
+            metrics["updated"] = 1.0
+        self.global_step += 1
+        metrics["seconds"] = time.perf_counter() - started
+        return metrics
+
+    @torch.no_grad()
+    def objective(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        """The step's loss and statistics at the current weights, without changing anything."""
+        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
+        for traj in adv.trajectories:
+            validate_trajectory(traj)
+        batches = self._microbatches(adv)
+        tokens = sum(float(b.mask.sum()) for b in batches)
+        sums = defaultdict(float)
+        for batch in batches:
+            for key, value in self._accumulate(batch, backward=False).items():
+                sums[key] += value
+        return {**self._summarise(sums, tokens), "tokens": tokens}
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Checkpoint: weights (full model, or the LoRA adapter), tokenizer, optimizer, scheduler, step.
+
+        A full-model checkpoint is itself an HF folder any backend can load; a LoRA checkpoint is a
+        PEFT adapter folder (use `export` for a merged HF folder).
+        """
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(out), safe_serialization=True)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(out))
+        torch.save(self.optimizer.state_dict(), out / OPTIMIZER_FILE)
+        torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
+        state = {
+            "global_step": self.global_step,
+            "lora": self.is_lora,
+            "reference_model": str(self.model_dir) if self.model_dir else None,
+            "config": dataclasses.asdict(self.config),
+        }
+        (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+        return out
+
+    def load(self, directory: str | os.PathLike[str]) -> None:
+        """Restore a `save`d checkpoint into this updater, in place (holders of `model` see it)."""
+        from safetensors.torch import load_file
+
+        src = Path(directory)
+        state = json.loads((src / STATE_FILE).read_text())
+        if bool(state["lora"]) != self.is_lora:
+            kind = "a LoRA adapter" if state["lora"] else "a full model"
+            raise ValueError(f"{src} holds {kind}; this updater has lora_r={self.config.lora_r}")
+        if self.is_lora:
+            from peft import set_peft_model_state_dict
+
+            weights = load_file(str(src / "adapter_model.safetensors"), device=str(self.device))
+            result = set_peft_model_state_dict(self.model, weights)
+            unexpected = getattr(result, "unexpected_keys", [])
+            if unexpected:
+                raise ValueError(f"{src}: adapter weights do not match this model: {unexpected[:3]}...")
+        else:
+            weights = _load_sharded(src, load_file, str(self.device))
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+            # Tied weights (lm_head = embeddings) are saved once; anything else missing is an error.
+            missing = [k for k in missing if k not in _tied_keys(self.model)]
+            if missing or unexpected:
+                raise ValueError(
+                    f"{src}: weights do not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+                )
+        self.optimizer.load_state_dict(torch.load(src / OPTIMIZER_FILE, map_location=self.device))
+        self.scheduler.load_state_dict(torch.load(src / SCHEDULER_FILE, map_location=self.device))
+        self.global_step = int(state["global_step"])
+
+    def export(self, directory: str | os.PathLike[str]) -> Path:
+        """An ordinary HF folder of the current policy (LoRA merged) for vLLM / evaluation / SFT output."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        if self.is_lora:
+            base = self.model.get_base_model()
+            self.model.merge_adapter()
+            try:
+                merged = {
+                    _strip_lora_name(name): tensor.detach().clone()
+                    for name, tensor in base.state_dict().items()
+                    if "lora_" not in name
+                }
+                base.save_pretrained(str(out), state_dict=merged, safe_serialization=True)
+            finally:
+                self.model.unmerge_adapter()
+        else:
+            self.model.save_pretrained(str(out), safe_serialization=True)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(out))
+        return out
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _microbatches(self, adv: Advantages) -> list[_MicroBatch]:
+        """Pad, mask and weight the trained episodes; weights make micro-batch losses sum to the step's."""
+        trajs = adv.trajectories
+        if not trajs:
+            return []
+        total_tokens = sum(sum(1 for m in t.loss_mask[1:] if m) for t in trajs)
+        n_seqs = len(trajs)
+        batches = []
+        for indices in pack_microbatches([len(t.token_ids) for t in trajs], self.config.microbatch_tokens):
+            members = [trajs[i] for i in indices]
+            length = max(len(t.token_ids) for t in members)
+            firsts = [_first_one(t.loss_mask[1:]) + 1 for t in members if any(t.loss_mask[1:])]
+            if not firsts:
+                continue  # nothing sampled by the model in these episodes
+            start = min(firsts)
+            ids = torch.full((len(members), length), self.pad_token_id, dtype=torch.long)
+            attn = torch.zeros((len(members), length), dtype=torch.long)
+            mask = torch.zeros((len(members), length), dtype=torch.float32)
+            old = torch.full((len(members), length), float("nan"), dtype=torch.float32)
+            for row, traj in enumerate(members):
+                n = len(traj.token_ids)
+                ids[row, :n] = torch.tensor(traj.token_ids, dtype=torch.long)
+                attn[row, :n] = 1
+                mask[row, :n] = torch.tensor(traj.loss_mask, dtype=torch.float32)
+                if traj.logprobs:
+                    old[row, :n] = torch.tensor(traj.logprobs, dtype=torch.float32)
+            mask[:, 0] = 0.0  # position 0 has no context and cannot be scored
+            mask = mask[:, start:]
+            if self.config.loss_normalization == "tokens":
+                weights = mask / max(total_tokens, 1)
+            else:
+                per_seq = mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+                weights = mask / per_seq / n_seqs
+            batches.append(
+                _MicroBatch(
+                    input_ids=ids.to(self.device),
+                    attention_mask=attn.to(self.device),
+                    start=start,
+                    mask=mask.to(self.device),
+                    old_logps=old[:, start:].to(self.device),
+                    advantages=torch.tensor([adv.advantages[i] for i in indices], dtype=torch.float32).to(self.device),
+                    weights=weights.to(self.device),
+                )
+            )
+        return batches
+
+    def _autocast(self):
+        if self.mixed_precision:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def _reference_logps(self, batch: _MicroBatch) -> torch.Tensor | None:
+        if self.config.beta == 0.0:
+            return None
+        with torch.no_grad(), self._autocast():
+            if self.is_lora:
+                with self.model.disable_adapter():
+                    return token_logprobs(
+                        self.model, batch.input_ids, batch.attention_mask, batch.start, self.config.temperature
+                    )
+            assert self.ref_model is not None
+            return token_logprobs(
+                self.ref_model, batch.input_ids, batch.attention_mask, batch.start, self.config.temperature
+            )
+
+    def _accumulate(self, batch: _MicroBatch, *, backward: bool) -> dict[str, float]:
+        """Forward (and backward) one micro-batch; returns its weighted sums for the step metrics."""
+        cfg = self.config
+        ref = self._reference_logps(batch)
+        with self._autocast():
+            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.start, cfg.temperature)
+        # Missing sampler logprobs (a backend that gives none) fall back to on-policy: ratio 1.
+        old = torch.where(torch.isnan(batch.old_logps), logps.detach(), batch.old_logps)
+        eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
+        per_token, kl, ratio, clipped = clipped_policy_loss(
+            logps,
+            old,
+            batch.advantages,
+            batch.mask,
+            epsilon_low=cfg.epsilon,
+            epsilon_high=eps_high,
+            ref_logps=ref,
+            beta=cfg.beta,
+        )
+        loss = (per_token * batch.weights).sum()
+        if backward:
+            loss.backward()
+        m = batch.mask
+        return {
+            "loss": float(loss.detach()),
+            "kl_sum": float((kl.detach() * m).sum()),
+            "kl_weighted": float((kl.detach() * batch.weights).sum()),
+            "clipped": float(clipped.sum()),
+            "ratio_sum": float((ratio.detach() * m).sum()),
+        }
+
+    def _summarise(self, sums: dict[str, float], tokens: float) -> dict[str, float]:
+        denom = max(tokens, 1.0)
+        kl_term = self.config.beta * sums["kl_weighted"]
+        return {
+            "loss": sums["loss"],
+            "pg_loss": sums["loss"] - kl_term,
+            "kl": sums["kl_sum"] / denom,
+            "clip_fraction": sums["clipped"] / denom,
+            "ratio_mean": sums["ratio_sum"] / denom if tokens else 1.0,
+        }
+
+
+def _first_one(values: Sequence[int]) -> int:
+    for i, v in enumerate(values):
+        if v:
+            return i
+    return len(values)
+
+
+def _strip_lora_name(name: str) -> str:
+    return name.replace(".base_layer.", ".")
+
+
+def _tied_keys(model: torch.nn.Module) -> set[str]:
+    tied = getattr(model, "_tied_weights_keys", None) or []
+    if isinstance(tied, dict):
+        return set(tied)
+    return set(tied) | ({"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set())
+
+
+def _load_sharded(src: Path, load_file: Any, device: str) -> dict[str, torch.Tensor]:
+    index = src / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    weights: dict[str, torch.Tensor] = {}
+    for name in files:
+        weights.update(load_file(str(src / name), device=device))
+    return weights
