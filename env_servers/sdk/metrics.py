@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
 class Metrics:
-    """Thin wrapper so the hot path pays nothing when metrics are off."""
+    """Thin wrapper so the hot path pays nothing when metrics are off.
+
+    Each instance has its own registry, so several servers can live in one process (tests, notebooks).
+    """
 
     def __init__(self, enabled: bool, env_name: str = ""):
         self.enabled = enabled
         if not enabled:
             return
+        self.registry = CollectorRegistry()
         labels = {"env": env_name}
-        self._sessions = Gauge("gymwire_sessions_open", "Open sessions", list(labels)).labels(**labels)
-        self._resets = Counter("gymwire_resets_total", "Episodes started", list(labels)).labels(**labels)
-        self._steps = Counter("gymwire_steps_total", "Steps applied", list(labels)).labels(**labels)
-        self._latency = Histogram("gymwire_step_seconds", "Step latency inside the server", list(labels),
+        names = list(labels)
+        r = self.registry
+        self._sessions = Gauge("gymwire_sessions_open", "Open sessions", names, registry=r).labels(**labels)
+        self._resets = Counter("gymwire_resets_total", "Episodes started", names, registry=r).labels(**labels)
+        self._steps = Counter("gymwire_steps_total", "Steps applied", names, registry=r).labels(**labels)
+        self._latency = Histogram("gymwire_step_seconds", "Step latency inside the server", names, registry=r,
                                   buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3)).labels(**labels)
-        self._errors = Counter("gymwire_errors_total", "Failed calls by status code", ["env", "code"])
+        self._errors = Counter("gymwire_errors_total", "Failed calls by status code", ["env", "code"], registry=r)
         self._env = env_name
 
-    @staticmethod
-    def serve(port: int, host: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=host)
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics over HTTP (Prometheus text format)."""
+        start_http_server(port, addr=host, registry=self.registry)
 
     def session_opened(self, open_now: int) -> None:
         if self.enabled:

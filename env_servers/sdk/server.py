@@ -148,12 +148,14 @@ class _Handlers:
 
         methods = {
             "GetInfo": self.unary(lambda s, r: s.get_info(), pb.GetInfoRequest, pb.GetInfoResponse),
-            "ListTasks": self.unary(EnvService.list_tasks, pb.ListTasksRequest, pb.ListTasksResponse),
+            "ListTasks": self.unary(lambda s, r: s.list_tasks(r), pb.ListTasksRequest, pb.ListTasksResponse),
             "Reset": self.unary(reset, pb.ResetRequest, pb.ResetResponse),
             "Step": self.unary(step, pb.StepRequest, pb.StepResponse),
-            "ValidActions": self.unary(EnvService.valid_actions, pb.ValidActionsRequest, pb.ValidActionsResponse),
-            "ExpertAction": self.unary(EnvService.expert_action, pb.ExpertActionRequest, pb.ExpertActionResponse),
-            "Close": self.unary(EnvService.close, pb.CloseRequest, pb.CloseResponse),
+            "ValidActions": self.unary(lambda s, r: s.valid_actions(r), pb.ValidActionsRequest,
+                                       pb.ValidActionsResponse),
+            "ExpertAction": self.unary(lambda s, r: s.expert_action(r), pb.ExpertActionRequest,
+                                       pb.ExpertActionResponse),
+            "Close": self.unary(lambda s, r: s.close(r), pb.CloseRequest, pb.CloseResponse),
             "Session": self.stream(),
         }
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
@@ -227,12 +229,12 @@ async def run_server(env_factory: Callable[[], Environment], config: ServerConfi
     try:
         env = await asyncio.to_thread(env_factory)  # health stays NOT_SERVING while data loads
         name = env.describe().name
+        metrics = Metrics(metrics_on, name)
         if metrics_on:
-            Metrics.serve(config.metrics_port + (worker_index or 0), config.host)
+            metrics.serve(config.metrics_port + (worker_index or 0), config.host)
         prefix = f"w{worker_index}-" if worker_index is not None else ""
-        handlers.service = service_cls(env, config.limits, executor=executor,
-                                      metrics=Metrics(metrics_on, name), session_prefix=prefix)
-        handlers.metrics = handlers.service.metrics
+        handlers.service = service_cls(env, config.limits, executor=executor, metrics=metrics, session_prefix=prefix)
+        handlers.metrics = metrics
         for service_name in ("", SERVICE_NAME):
             await health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s:%d", name, config.host, port, extra={"env": name, "port": port})

@@ -87,7 +87,7 @@ class EnvService:
         try:
             start = int(request.page_token) if request.page_token else 0
         except ValueError:
-            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is not one this server issued") from None
+            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} was not issued here") from None
         if start < 0 or start > len(tasks):
             raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is out of range")
         end = min(start + size, len(tasks))

@@ -1,0 +1,112 @@
+"""Clients against real servers: sync, asyncio, a pool of replicas, aborts, the Gymnasium adapter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from gymwire.client import AsyncEnvClient, EnvClient, EnvPool, EpisodeAborted, GymwireError
+from gymwire.client.gym import GymwireEnv
+from gymwire.env_servers.reference import GuessEnvironment
+from gymwire.env_servers.sdk.background import BackgroundServer
+
+
+def test_sync_episode_with_expert(guess_server):
+    with EnvClient(guess_server.address) as client:
+        assert client.info().name == "guess"
+        tasks = client.list_tasks(split="test", difficulty="hard")
+        assert len(tasks) == 50 and all(t.difficulty == "hard" for t in tasks)
+        assert len(client.list_tasks(limit=7)) == 7
+        episode = client.reset(tasks[0].id, include_valid_actions=True)
+        assert episode.observation.valid_actions_included
+        while not episode.done:
+            action = episode.expert_action()
+            assert action in episode.observation.valid_actions
+            episode.step(f"Thought: bisect. Action: {action}")
+        assert episode.observation.success and episode.observation.reward == 1.0
+        with pytest.raises(GymwireError) as err:
+            episode.step("guess 1")
+        assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_sample_reset_is_seeded(guess_server):
+    with EnvClient(guess_server.address) as client:
+        a = client.reset(split="train", difficulty="easy", seed=7)
+        b = client.reset(split="train", difficulty="easy", seed=7)
+        assert a.task.id == b.task.id and a.task.split == "train"
+        with pytest.raises(GymwireError) as err:
+            client.reset("nope")
+        assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "nope" in err.value.message
+
+
+def test_async_client_many_concurrent_episodes(guess_server):
+    async def play(client: AsyncEnvClient, task_id: str) -> bool:
+        episode = await client.reset(task_id)
+        while not episode.done:
+            await episode.step(await episode.expert_action())
+        await episode.close()
+        return episode.observation.success
+
+    async def main() -> list[bool]:
+        async with AsyncEnvClient(guess_server.address) as client:
+            tasks = await client.list_tasks(split="train", limit=64)
+            return await asyncio.gather(*(play(client, t.id) for t in tasks))
+
+    assert all(asyncio.run(main()))
+
+
+def test_pool_spreads_resets_and_survives_a_dead_replica():
+    first = BackgroundServer(GuessEnvironment).start()
+    second = BackgroundServer(GuessEnvironment).start()
+
+    async def main():
+        async with EnvPool([first.address, second.address], cooloff=30) as pool:
+            assert pool.env_names == ["guess"]
+            episodes = [await pool.reset("guess", "test-hard-1") for _ in range(4)]
+            used = {e.client.address for e in episodes}
+            assert used == {first.address, second.address}
+            doomed = next(e for e in episodes if e.client.address == second.address)
+            second.stop()
+            with pytest.raises(EpisodeAborted) as err:
+                await doomed.step("guess 50")
+            assert err.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            pool.mark_down(doomed.client)
+            fresh = [await pool.reset("guess", "test-hard-1") for _ in range(3)]
+            assert {e.client.address for e in fresh} == {first.address}
+            with pytest.raises(GymwireError) as unknown:
+                await pool.reset("webshop", "x")
+            assert unknown.value.code == grpc.StatusCode.NOT_FOUND
+
+    try:
+        asyncio.run(main())
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_pool_reports_unreachable_address(guess_server):
+    async def main():
+        with pytest.raises(GymwireError, match="cannot reach 127.0.0.1:9"):
+            await EnvPool([guess_server.address, "127.0.0.1:9"]).connect()
+
+    asyncio.run(main())
+
+
+def test_gymnasium_adapter(guess_server):
+    env = GymwireEnv(guess_server.address, split="test", difficulty="easy", include_valid_actions=True)
+    try:
+        obs, info = env.reset(seed=3)
+        assert "between 1 and 10" in obs and info["valid_actions"]
+        assert env.action_space.contains("guess 5")
+        terminated = truncated = False
+        low, high = 1, 10
+        while not (terminated or truncated):
+            guess = (low + high) // 2
+            obs, reward, terminated, truncated, info = env.step(f"guess {guess}")
+            low, high = (guess + 1, high) if "too low" in obs else (low, guess - 1) if "too high" in obs else (low, high)
+        assert terminated and reward == 1.0 and info["success"]
+        obs2, info2 = env.reset(options={"task_id": info["task_id"]})
+        assert obs2 == "I am thinking of a number between 1 and 10."
+    finally:
+        env.close()

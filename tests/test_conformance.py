@@ -1,0 +1,87 @@
+"""The conformance suite passes on the SDK's servers and fails on deliberately broken ones."""
+
+from __future__ import annotations
+
+import pytest
+from gymwire.env_servers.conformance import RULES, run_suite
+from gymwire.env_servers.reference import GuessEnvironment
+from gymwire.env_servers.sdk.background import BackgroundServer
+from gymwire.env_servers.sdk.errors import ServiceError
+from gymwire.env_servers.sdk.server import ServerConfig
+from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
+from gymwire.v1 import environment_pb2 as pb
+
+
+def test_reference_server_conforms(guess_server):
+    results = run_suite(guess_server.address)
+    assert len(results) == len(RULES)
+    failed = [(r.name, r.detail) for r in results if r.status == "fail"]
+    assert not failed
+    assert all(r.status == "pass" for r in results)
+
+
+class StepsTwice(EnvService):
+    """Ignores step_index: a retried step is applied again."""
+
+    async def step(self, request):
+        request.ClearField("step_index")
+        return await super().step(request)
+
+
+class WrongCodeForUnknownSession(EnvService):
+    async def step(self, request):
+        if not request.session_id.isalnum():
+            raise ServiceError.internal("boom")
+        return await super().step(request)
+
+
+class AlwaysSendsValidActions(EnvService):
+    async def reset(self, request):
+        request.options.include_valid_actions = True
+        return await super().reset(request)
+
+
+class CloseAlwaysOpen(EnvService):
+    def close(self, request):
+        super().close(request)
+        return pb.CloseResponse(was_open=True)
+
+
+class NoCapacityLimit(EnvService):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sessions.max_sessions = 10**9  # the advertised limit is not enforced
+
+
+class NonDeterministicReset(EnvService):
+    counter = 0
+
+    async def reset(self, request):
+        session, response = await super().reset(request)
+        NonDeterministicReset.counter += 1
+        response.observation.text += f" ({NonDeterministicReset.counter})"
+        return session, response
+
+
+BROKEN = [
+    (StepsTwice, "duplicate step_index"),
+    (WrongCodeForUnknownSession, "unknown session is NOT_FOUND"),
+    (AlwaysSendsValidActions, "valid actions appear only when asked"),
+    (CloseAlwaysOpen, "Close is idempotent"),
+    (NoCapacityLimit, "beyond capacity"),
+    (NonDeterministicReset, "same first observation"),
+]
+
+
+@pytest.mark.parametrize(("service_cls", "rule_name"), BROKEN, ids=[b[0].__name__ for b in BROKEN])
+def test_suite_catches_broken_server(service_cls, rule_name):
+    config = ServerConfig(port=0, grace_seconds=0.5, limits=ServiceLimits(max_sessions=64))
+    with BackgroundServer(GuessEnvironment, config, service_cls=service_cls) as server:
+        results = {r.name: r for r in run_suite(server.address, only=None)}
+    failing = [name for name, r in results.items() if r.status == "fail"]
+    assert any(rule_name in name for name in failing), f"{rule_name!r} not among failures {failing}"
+
+
+def test_unreachable_server_fails():
+    results = run_suite("127.0.0.1:9", timeout=1.0)
+    assert [r.status for r in results] == ["fail"]
