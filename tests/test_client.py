@@ -104,7 +104,10 @@ def test_gymnasium_adapter(guess_server):
         while not (terminated or truncated):
             guess = (low + high) // 2
             obs, reward, terminated, truncated, info = env.step(f"guess {guess}")
-            low, high = (guess + 1, high) if "too low" in obs else (low, guess - 1) if "too high" in obs else (low, high)
+            if "too low" in obs:
+                low = guess + 1
+            elif "too high" in obs:
+                high = guess - 1
         assert terminated and reward == 1.0 and info["success"]
         obs2, info2 = env.reset(options={"task_id": info["task_id"]})
         assert obs2 == "I am thinking of a number between 1 and 10."

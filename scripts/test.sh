@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install everything the tests need into ./.venv, check the protocol artefacts, lint, run the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-venv.sh "all,train,dev"
+. .venv/bin/activate
+python protos/generate.py --check
+(cd protos && buf lint)
+ruff check .
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [[ $status -eq 5 ]]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit $status
