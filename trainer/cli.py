@@ -1,0 +1,126 @@
+"""Trainer subcommands of `gymwire`: train, eval, report, demo. Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train with GRPO over the stages of a run config (YAML)")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--run-dir", help="override run_dir (a run resumes from its folder)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=train)
+
+    p = sub.add_parser("eval", help="evaluate a policy on environment servers (avg@k, pass@k, turns, tokens)")
+    p.add_argument("--policy", required=True,
+                   help="oracle | random | a model (folder, 'smollm2', hub id in the local cache) | "
+                        "openai:http://host:port/v1[#model]")
+    p.add_argument("--env", action="append", required=True, metavar="ADDRESS", help="server address, repeatable")
+    p.add_argument("--split", default="test")
+    p.add_argument("--difficulty", default="")
+    p.add_argument("--category", default="")
+    p.add_argument("-k", type=int, default=8, help="samples per task")
+    p.add_argument("--tasks-per-env", type=int, default=16, help="per env and tier (0 = all)")
+    p.add_argument("--max-turns", type=int, default=0)
+    p.add_argument("--show-valid-actions", action="store_true")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="results folder (an interrupted eval resumes from it)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
+    p.set_defaults(run=evaluate)
+
+    p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(run=report)
+
+    p = sub.add_parser("demo", help="the main job: local BabyAI + TextCraft servers, evaluate, warm start, "
+                                    "GRPO, evaluate again, report (CPU, default model)")
+    p.add_argument("--run-dir", default="runs/demo")
+    p.add_argument("--steps", type=int, default=3, help="GRPO steps")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=demo)
+
+
+def train(args: argparse.Namespace) -> int:
+    from gymwire.env_servers.sdk.logs import configure_logging
+    from gymwire.trainer.config import load_config
+    from gymwire.trainer.train import train as run
+
+    configure_logging("text")
+    config = load_config(args.config)
+    if args.run_dir:
+        config.run_dir = args.run_dir
+    state = run(config, progress=not args.no_progress)
+    print(f"run {state.phase}; report: {Path(config.run_dir) / 'report' / 'report.md'}")
+    return 0
+
+
+def make_policy(spec: str, threads: int = 0):
+    """A policy backend from a command-line spec; None for the reference agents."""
+    if spec in ("oracle", "random"):
+        return None
+    if spec.startswith("openai:"):
+        from gymwire.trainer.policy.openai import OpenAIPolicy
+
+        url, _, model = spec.removeprefix("openai:").partition("#")
+        return OpenAIPolicy(url, model=model or None)
+    from gymwire.trainer.model import set_threads
+    from gymwire.trainer.policy.hf import HFPolicy
+
+    if threads:
+        set_threads(threads)
+    return HFPolicy(spec)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from gymwire.client import EnvPool
+    from gymwire.trainer.evaluate import EvalSpec
+    from gymwire.trainer.evaluate import evaluate as run_eval
+    from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine
+    from gymwire.trainer.types import SamplingParams
+
+    spec = EvalSpec(split=args.split, difficulty=args.difficulty, category=args.category,
+                    tasks_per_env=args.tasks_per_env, k=args.k, seed=args.seed)
+
+    async def main() -> str:
+        async with EnvPool(args.env) as pool:
+            settings = {env: EnvSettings(args.max_turns, args.show_valid_actions) for env in pool.env_names}
+            policy = make_policy(args.policy, args.threads)
+            agent = args.policy if policy is None else RolloutEngine(
+                pool, policy, RolloutConfig(SamplingParams(args.max_new_tokens, args.temperature)), settings)
+            try:
+                result = await run_eval(pool, agent, spec, out_dir=args.out, env_settings=settings,
+                                        desc=f"eval {args.policy}")
+            finally:
+                if policy is not None:
+                    policy.close()
+            return result.markdown(f"{args.policy} on {args.split}")
+
+    print(asyncio.run(main()))
+    if args.out:
+        print(f"results: {args.out / 'results.json'}, trajectories: {args.out / 'trajectories.jsonl'}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from gymwire.trainer.report import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from gymwire.trainer.demo import run_demo
+
+    page = run_demo(Path(args.run_dir), steps=args.steps, progress=not args.no_progress)
+    print(page.read_text())
+    print(f"report: {page}")
+    return 0
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

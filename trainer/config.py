@@ -1,0 +1,220 @@
+"""The run config (`gymwire train --config run.yaml`): environments, model, stages, evaluation.
+
+Curriculum (stages easy -> hard), sequential (env A -> env B) and mixture (several envs in one
+stage) are the same format: a list of stages, each a weighted mix of (env, split, difficulty) for a
+number of steps. Validation names the bad key with its full path, e.g. `stages[1].mix[0].wieght`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The config is malformed; the message names the offending key."""
+
+
+@dataclass
+class MixEntry:
+    env: str
+    split: str = "train"
+    difficulty: str = ""
+    category: str = ""
+    weight: float = 1.0
+    max_turns: int = 0  # 0: the environment's default
+    show_valid_actions: bool = False
+    history_turns: int | None = None
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: int
+    mix: list[MixEntry]
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2"  # "smollm2" (the embedded default), an HF folder, or a hub id in the local cache
+    backend: str = "hf"  # hf | vllm: what generates rollouts
+    lora_rank: int = 0  # 0: full fine-tuning
+    lora_alpha: int = 32
+    threads: int = 0  # torch threads (0: leave torch's default)
+
+
+@dataclass
+class RolloutSection:
+    group_size: int = 8  # G: samples per task (the paper: 8)
+    batch_tasks: int = 16  # tasks per step (the paper: 16)
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_total_tokens: int = 4096
+    abort_retries: int = 2
+    system_prompt: str | None = None
+
+
+@dataclass
+class GRPOSection:
+    learning_rate: float = 1e-6
+    beta: float = 0.001  # KL to the reference model
+    epsilon: float = 0.2
+    scale_rewards: bool = True
+    max_grad_norm: float = 1.0
+    token_budget: int = 4096  # tokens per micro-batch
+
+
+@dataclass
+class WarmStart:
+    """Behaviour cloning on expert episodes before RL (the AgentGym recipe)."""
+
+    episodes: int = 64
+    epochs: int = 2
+    learning_rate: float = 1e-4
+    mix: list[MixEntry] = field(default_factory=list)  # empty: the first stage's mix
+
+
+@dataclass
+class EvalSection:
+    split: str = "test"
+    difficulty: str = ""  # empty: every tier
+    tasks_per_env: int = 16
+    k: int = 8  # avg@k / pass@k samples (the paper: 8)
+    envs: list[str] = field(default_factory=list)  # empty: every listed env
+    every_steps: int = 0  # also evaluate inside a stage every N steps (0: only after stages)
+    base: bool = True  # evaluate the model before training
+    max_new_tokens: int | None = None  # default: rollout.max_new_tokens
+    temperature: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    envs: dict[str, list[str]]  # env name -> addresses of its servers (replicas)
+    stages: list[Stage]
+    run_dir: str = "runs/run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutSection = field(default_factory=RolloutSection)
+    grpo: GRPOSection = field(default_factory=GRPOSection)
+    warm_start: WarmStart | None = None
+    eval: EvalSection = field(default_factory=EvalSection)
+    checkpoint_every: int = 1  # steps between checkpoints (resume point)
+    seed: int = 0
+
+    def addresses(self) -> list[str]:
+        return [a for addresses in self.envs.values() for a in addresses]
+
+
+def _build(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            if len(options) < len(typing.get_args(tp)):
+                return None
+            raise ConfigError(f"{path}: must not be empty")
+        return _build(options[0], value, path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(value).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        hints = typing.get_type_hints(tp)
+        unknown = sorted(set(value) - set(fields))
+        if unknown:
+            where = f"{path}." if path else ""
+            raise ConfigError(f"{where}{unknown[0]}: unknown key; expected one of {', '.join(fields)}")
+        kwargs = {}
+        for name, f in fields.items():
+            sub = f"{path}.{name}" if path else name
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{sub}: required key is missing")
+        return tp(**kwargs)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        _, item = typing.get_args(tp)
+        return {str(k): _build(item, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def _normalise_envs(raw: Any) -> Any:
+    """Accept `name: address` as well as `name: [address, ...]`."""
+    if isinstance(raw, dict):
+        return {k: [v] if isinstance(v, str) else v for k, v in raw.items()}
+    return raw
+
+
+def parse_config(data: dict[str, Any]) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    data = dict(data)
+    if "envs" in data:
+        data["envs"] = _normalise_envs(data["envs"])
+    config: RunConfig = _build(RunConfig, data, "")
+    _check(config)
+    return config
+
+
+def load_config(path: str | Path) -> RunConfig:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data)
+
+
+def _check(config: RunConfig) -> None:
+    """Cross-field rules the types cannot say."""
+    if not config.envs:
+        raise ConfigError("envs: at least one environment address is needed")
+    for name, addresses in config.envs.items():
+        if not addresses:
+            raise ConfigError(f"envs.{name}: needs at least one address")
+    if not config.stages:
+        raise ConfigError("stages: at least one stage is needed")
+    names = set()
+    for i, stage in enumerate(config.stages):
+        if stage.name in names:
+            raise ConfigError(f"stages[{i}].name: duplicate stage name {stage.name!r}")
+        names.add(stage.name)
+        if stage.steps < 0:
+            raise ConfigError(f"stages[{i}].steps: must be >= 0")
+        if not stage.mix:
+            raise ConfigError(f"stages[{i}].mix: needs at least one entry")
+        _check_mix(stage.mix, config, f"stages[{i}].mix")
+    if config.warm_start is not None:
+        _check_mix(config.warm_start.mix, config, "warm_start.mix")
+    for i, env in enumerate(config.eval.envs):
+        if env not in config.envs:
+            raise ConfigError(f"eval.envs[{i}]: {env!r} is not one of envs ({', '.join(config.envs)})")
+    if config.model.backend not in ("hf", "vllm"):
+        raise ConfigError(f"model.backend: {config.model.backend!r} is not hf or vllm")
+    if config.rollout.group_size < 2:
+        raise ConfigError("rollout.group_size: GRPO needs at least 2 samples per task")
+
+
+def _check_mix(mix: list[MixEntry], config: RunConfig, path: str) -> None:
+    for j, entry in enumerate(mix):
+        if entry.env not in config.envs:
+            raise ConfigError(f"{path}[{j}].env: {entry.env!r} is not one of envs ({', '.join(config.envs)})")
+        if entry.weight <= 0:
+            raise ConfigError(f"{path}[{j}].weight: must be > 0")

@@ -1,0 +1,51 @@
+"""The main job on embedded defaults: the whole workflow at CPU scale.
+
+Starts BabyAI and TextCraft servers as local processes, evaluates the default model, warm-starts it
+by behaviour cloning on expert episodes of the easy tier, runs a few GRPO steps on that tier,
+evaluates again and writes the report. It is the same code path as a GPU run (`gymwire train`
+with a config), with small numbers so that it ends in minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gymwire.env_servers.local import LocalServer
+from gymwire.trainer.config import parse_config
+from gymwire.trainer.train import RunState, Trainer
+
+
+def demo_config(addresses: dict[str, str], run_dir: Path, steps: int) -> dict:
+    easy = [
+        {"env": "textcraft", "split": "train", "difficulty": "easy", "max_turns": 6},
+        {"env": "babyai", "split": "train", "difficulty": "easy", "max_turns": 6},
+    ]
+    return {
+        "run_dir": str(run_dir),
+        "envs": addresses,
+        "model": {"name": "smollm2", "backend": "hf", "threads": 2},
+        "rollout": {"group_size": 4, "batch_tasks": 2, "max_new_tokens": 48, "temperature": 1.0,
+                    "max_total_tokens": 1536},
+        "grpo": {"learning_rate": 2e-6, "beta": 0.0, "token_budget": 4096},
+        "warm_start": {"episodes": 48, "epochs": 2, "learning_rate": 5e-5},
+        "stages": [{"name": "easy", "steps": steps, "mix": easy}],
+        "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 6, "k": 2, "max_new_tokens": 48},
+        "checkpoint_every": 1,
+    }
+
+
+def run_demo(run_dir: Path, steps: int = 3, progress: bool = True) -> Path:
+    if RunState.load(run_dir).phase == "done":
+        shutil.rmtree(run_dir)  # a finished demo starts afresh; an interrupted one resumes
+    run_dir.mkdir(parents=True, exist_ok=True)
+    servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
+    try:
+        for server in servers:
+            server.wait()
+        config = parse_config(demo_config({s.env: s.address for s in servers}, run_dir, steps))
+        Trainer(config, progress=progress).run_sync()
+    finally:
+        for server in servers:
+            server.stop()
+    return run_dir / "report" / "report.md"

@@ -1,0 +1,122 @@
+"""Evaluate a policy (a model, the expert, or random play) on any environments' tasks, k samples each.
+
+Results: avg@k / pass@k tables per env, tier and category (JSON and Markdown) and every trajectory
+as JSONL. An interrupted evaluation resumes: finished episodes are read back from the JSONL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gymwire.client import EnvPool
+from gymwire.trainer.agents import play_reference
+from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
+from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
+from gymwire.trainer.types import Trajectory
+from tqdm.auto import tqdm
+
+REFERENCE_AGENTS = ("oracle", "random")
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    envs: Sequence[str] = ()  # environment names in the pool; empty = all
+    split: str = "test"
+    difficulty: str = ""
+    category: str = ""
+    tasks_per_env: int = 16  # per env (and per difficulty when `difficulty` is empty); 0 = all listed
+    k: int = 4  # samples per task
+    seed: int = 0  # which tasks are drawn
+
+
+@dataclass
+class EvalResult:
+    rows: list[EvalRow]  # per env x difficulty
+    by_category: list[EvalRow]
+    trajectories: list[Trajectory] = field(repr=False, default_factory=list)
+
+    def markdown(self, title: str = "") -> str:
+        return markdown_table(self.rows, title)
+
+
+async def select_tasks(pool: EnvPool, spec: EvalSpec) -> list[TaskRef]:
+    """A seeded sample of each env's listed tasks, per difficulty tier so every tier is covered."""
+    refs: list[TaskRef] = []
+    for env in spec.envs or pool.env_names:
+        info = await pool.info(env)
+        tiers = [spec.difficulty] if spec.difficulty else list(info.catalogue.difficulties)
+        for tier in tiers:
+            tasks = await pool.list_tasks(env, spec.split, tier, spec.category)
+            ids = [t.id for t in tasks]
+            if spec.tasks_per_env and len(ids) > spec.tasks_per_env:
+                ids = sorted(random.Random(f"{spec.seed}/{env}/{tier}").sample(ids, spec.tasks_per_env))
+            refs.extend(TaskRef(env, i) for i in ids)
+    return refs
+
+
+def _read_done(path: Path) -> dict[tuple[str, str, int], Trajectory]:
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                t = Trajectory(**record["trajectory"])
+                done[(t.env, t.task_id, record["sample"])] = t
+    return done
+
+
+async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *, out_dir: Path | None = None,
+                   env_settings: dict[str, EnvSettings] | None = None, progress: bool = True,
+                   desc: str = "eval", store_tokens: bool = False) -> EvalResult:
+    """Run k samples of every selected task (skipping those already in out_dir) and summarise."""
+    refs = await select_tasks(pool, spec)
+    jobs = [(ref, i) for ref in refs for i in range(spec.k)]
+    jsonl = out_dir / "trajectories.jsonl" if out_dir else None
+    done = _read_done(jsonl) if jsonl else {}
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    settings = env_settings or (agent.env_settings if isinstance(agent, RolloutEngine) else {})
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, initial=sum((r.env, r.task_id, i) in done
+                                                                               for r, i in jobs))
+    lock = asyncio.Lock()
+    sink = jsonl.open("a") if jsonl else None
+
+    async def one(ref: TaskRef, sample: int) -> Trajectory:
+        key = (ref.env, ref.task_id, sample)
+        if key in done:
+            return done[key]
+        seed = spec.seed * 1_000_003 + sample
+        group = f"eval/{ref.env}/{ref.task_id}"
+        if isinstance(agent, RolloutEngine):
+            trajectory = await agent.episode(ref, group, seed=seed)
+        else:
+            trajectory = await play_reference(pool, ref, agent, settings.get(ref.env, EnvSettings()), seed, group)
+        async with lock:
+            if sink is not None:
+                record = asdict(trajectory)
+                if not store_tokens:
+                    record.update(token_ids=[], loss_mask=[], logprobs=[])
+                sink.write(json.dumps({"sample": sample, "trajectory": record}) + "\n")
+                sink.flush()
+            bar.update(1)
+        return trajectory
+
+    try:
+        trajectories = list(await asyncio.gather(*(one(ref, i) for ref, i in jobs)))
+    finally:
+        bar.close()
+        if sink is not None:
+            sink.close()
+    result = EvalResult(summarize(trajectories, spec.k, ("env", "difficulty")),
+                        summarize(trajectories, spec.k, ("env", "difficulty", "category")), trajectories)
+    if out_dir:
+        (out_dir / "results.json").write_text(json.dumps(
+            {"spec": asdict(spec), "rows": [r.as_dict() for r in result.rows],
+             "by_category": [r.as_dict() for r in result.by_category]}, indent=2))
+        (out_dir / "results.md").write_text(result.markdown(desc))
+    return result

@@ -1,0 +1,180 @@
+"""`gymwire report RUN_DIR`: one Markdown page with every table and plot of a run.
+
+Reads what a run wrote (eval/<label>/results.json and trajectories.jsonl, metrics.jsonl,
+config.json) and derives: the evaluation after each phase, held-in vs held-out (given the
+training envs), the transfer matrix (stage x eval env, delta vs base), forgetting across stages,
+learning curves, turns and tokens, and failure tags.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from gymwire.trainer.failures import tag_counts
+from gymwire.trainer.metrics import EvalRow, markdown_table
+from gymwire.trainer.types import Trajectory
+
+
+def _load_eval(folder: Path) -> tuple[list[EvalRow], list[Trajectory]]:
+    data = json.loads((folder / "results.json").read_text())
+    rows = [EvalRow(**r) for r in data["rows"]]
+    trajectories = []
+    jsonl = folder / "trajectories.jsonl"
+    if jsonl.exists():
+        trajectories = [Trajectory(**json.loads(line)["trajectory"]) for line in jsonl.read_text().splitlines()
+                        if line.strip()]
+    return rows, trajectories
+
+
+def _eval_order(run_dir: Path) -> list[str]:
+    """Evaluations in the order the run made them (base, warm_start, stage-0-..., stage-1-...)."""
+    labels = [p.name for p in (run_dir / "eval").iterdir() if (p / "results.json").exists()]
+
+    def key(label: str) -> tuple:
+        if label == "base":
+            return (0, 0, 0)
+        if label == "warm_start":
+            return (1, 0, 0)
+        parts = label.split("-")
+        stage = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 99
+        step = int(parts[-1]) if "step" in parts else 10**9
+        return (2, stage, step)
+
+    return sorted(labels, key=key)
+
+
+def env_success(rows: Sequence[EvalRow]) -> dict[str, float]:
+    """avg@k per env over all its tiers (episode-weighted)."""
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        t = totals.setdefault(r.env, [0.0, 0.0])
+        t[0] += r.avg_at_k * r.episodes
+        t[1] += r.episodes
+    return {env: s / n if n else 0.0 for env, (s, n) in totals.items()}
+
+
+def _training_envs(run_dir: Path) -> list[list[str]]:
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        return []
+    config = json.loads(config_path.read_text())
+    return [sorted({m["env"] for m in stage["mix"]}) for stage in config["stages"]]
+
+
+def _plot_curves(run_dir: Path, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics_path = run_dir / "metrics.jsonl"
+    if not metrics_path.exists():
+        return []
+    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    if not records:
+        return []
+    x = list(range(1, len(records) + 1))
+    images = []
+    for name, keys in (("learning_curve.png", ("success", "reward")), ("efficiency.png", ("turns", "tokens"))):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for ax, key in zip(axes, keys, strict=True):
+            ax.plot(x, [r[key] for r in records], marker="o")
+            ax.set_xlabel("training step")
+            ax.set_ylabel(f"{key} per episode (training rollouts)")
+            for i, r in enumerate(records[1:], start=1):
+                if r["stage"] != records[i - 1]["stage"]:
+                    ax.axvline(i + 0.5, color="grey", linestyle=":")
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        images.append(name)
+    return images
+
+
+def _plot_evals(labels: list[str], success: dict[str, dict[str, float]], out: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = sorted({e for s in success.values() for e in s})
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) + 2), 3.4))
+    width = 0.8 / max(len(envs), 1)
+    for i, env in enumerate(envs):
+        ax.bar([j + i * width for j in range(len(labels))], [100 * success[lbl].get(env, 0) for lbl in labels],
+               width, label=env)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=20, ha="right")
+    ax.set_ylabel("avg@k success (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "evaluations.png", dpi=110)
+    plt.close(fig)
+    return "evaluations.png"
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    labels = _eval_order(run_dir) if (run_dir / "eval").exists() else []
+    evals = {label: _load_eval(run_dir / "eval" / label) for label in labels}
+    success = {label: env_success(rows) for label, (rows, _) in evals.items()}
+    parts = [f"# Run report: {run_dir.name}\n"]
+    if labels:
+        parts.append(f"![evaluations]({_plot_evals(labels, success, out)})\n")
+    parts.extend(f"![curve]({name})\n" for name in _plot_curves(run_dir, out))
+
+    stage_envs = _training_envs(run_dir)
+    stage_labels = [lbl for lbl in labels if lbl.startswith("stage-") and "-step-" not in lbl]
+    base = success.get("base")
+    if stage_labels:
+        trained = sorted({e for envs in stage_envs for e in envs})
+        final = success[stage_labels[-1]]
+        parts.append("## Held-in vs held-out (final model)\n")
+        parts.append("| env | held | base | final | delta |\n|---|---|---:|---:|---:|")
+        for env in sorted(final):
+            b = base.get(env) if base else None
+            held = "in" if env in trained else "out"
+            delta = f"{100 * (final[env] - b):+.1f}" if b is not None else "n/a"
+            parts.append(f"| {env} | {held} | {100 * b:.1f} | {100 * final[env]:.1f} | {delta} |" if b is not None
+                         else f"| {env} | {held} | n/a | {100 * final[env]:.1f} | n/a |")
+        parts.append("")
+        parts.append("## Transfer matrix (avg@k after each stage, delta vs base)\n")
+        envs = sorted({e for lbl in stage_labels for e in success[lbl]})
+        parts.append("| after stage (trained on) | " + " | ".join(envs) + " |")
+        parts.append("|---|" + "---:|" * len(envs))
+        for i, lbl in enumerate(stage_labels):
+            trained_here = ", ".join(stage_envs[i]) if i < len(stage_envs) else "?"
+            cells = []
+            for env in envs:
+                v = success[lbl].get(env, 0.0)
+                d = f" ({100 * (v - base[env]):+.1f})" if base and env in base else ""
+                cells.append(f"{100 * v:.1f}{d}")
+            parts.append(f"| {lbl} ({trained_here}) | " + " | ".join(cells) + " |")
+        parts.append("")
+        if len(stage_labels) > 1:
+            parts.append("## Forgetting (change of each env since the stage that trained it)\n")
+            parts.append("| env | trained in | right after | final | forgetting |\n|---|---|---:|---:|---:|")
+            for env in envs:
+                first = next((i for i, es in enumerate(stage_envs) if env in es), None)
+                if first is None or first >= len(stage_labels):
+                    continue
+                after, last = success[stage_labels[first]].get(env, 0), final.get(env, 0)
+                parts.append(f"| {env} | {stage_labels[first]} | {100 * after:.1f} | {100 * last:.1f} "
+                             f"| {100 * (after - last):+.1f} |")
+            parts.append("")
+    for label, (rows, trajectories) in evals.items():
+        parts.append(markdown_table(rows, f"Evaluation: {label}"))
+        counts = tag_counts(trajectories)
+        if counts:
+            names = sorted({n for c in counts.values() for n in c})
+            parts.append("Failure tags (episodes):\n")
+            parts.append("| env | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
+            for env, c in sorted(counts.items()):
+                parts.append(f"| {env} | " + " | ".join(str(c.get(n, 0)) for n in names) + " |")
+            parts.append("")
+    page = out / "report.md"
+    page.write_text("\n".join(parts) + "\n")
+    return page

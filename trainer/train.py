@@ -1,0 +1,281 @@
+"""The training run: base evaluation, optional warm start, GRPO stages, evaluation after every stage.
+
+Resumable: the run folder holds `state.json` (phase, stage, step) and `checkpoint/` (weights,
+optimizer, step). The task stream of step s of a stage is drawn from a seed made of (run seed,
+stage, s), so a killed and restarted run continues at the same step with the same tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gymwire.client import EnvPool
+from gymwire.trainer.config import MixEntry, RunConfig, Stage
+from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.types import SamplingParams, Trajectory
+from tqdm.auto import tqdm
+
+log = logging.getLogger("gymwire.trainer")
+
+
+@dataclass
+class RunState:
+    """Where a run is; written atomically after every step so a restart continues there."""
+
+    phase: str = "start"  # start -> warm_started -> training -> done
+    stage: int = 0
+    step: int = 0
+    rl_init_model: str = ""  # the model GRPO started from (also the KL reference)
+    evaluations: list[str] = field(default_factory=list)  # labels of finished evaluations
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        path = run_dir / "state.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else cls()
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, run_dir / "state.json")
+
+
+def env_settings_for(mix: list[MixEntry]) -> dict[str, EnvSettings]:
+    return {m.env: EnvSettings(m.max_turns, m.show_valid_actions, m.history_turns) for m in mix}
+
+
+class TaskStream:
+    """Deterministic tasks for each (stage, step): weighted by the stage's mix, seeded, resumable."""
+
+    def __init__(self, pool: EnvPool, seed: int):
+        self.pool = pool
+        self.seed = seed
+        self._lists: dict[tuple[str, str, str, str], list[str]] = {}
+
+    async def tasks(self, entry: MixEntry) -> list[str]:
+        key = (entry.env, entry.split, entry.difficulty, entry.category)
+        if key not in self._lists:
+            listed = await self.pool.list_tasks(entry.env, entry.split, entry.difficulty, entry.category)
+            if not listed:
+                raise ValueError(f"{entry.env} lists no task for split={entry.split!r} "
+                                 f"difficulty={entry.difficulty!r} category={entry.category!r}")
+            self._lists[key] = sorted(t.id for t in listed)
+        return self._lists[key]
+
+    async def draw(self, stage: str, step: int, mix: list[MixEntry], count: int) -> list[TaskRef]:
+        rng = random.Random(f"{self.seed}/{stage}/{step}")
+        refs = []
+        for _ in range(count):
+            entry = rng.choices(mix, weights=[m.weight for m in mix])[0]
+            refs.append(TaskRef(entry.env, rng.choice(await self.tasks(entry))))
+        return refs
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, progress: bool = True):
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.progress = progress
+        self.state = RunState.load(self.run_dir)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    async def _connect(self) -> EnvPool:
+        pool = await EnvPool(self.config.addresses()).connect()
+        for name, addresses in self.config.envs.items():
+            served = {c.address for c in pool.replicas.get(name, [])}
+            wrong = [a for a in addresses if a not in served]
+            if wrong:
+                actual = {c.address: n for n, cs in pool.replicas.items() for c in cs}
+                raise ValueError(f"envs.{name}: {wrong[0]} serves {actual.get(wrong[0])!r}, not {name!r}")
+        return pool
+
+    def _rollout_config(self, for_eval: bool = False) -> RolloutConfig:
+        r, e = self.config.rollout, self.config.eval
+        sampling = SamplingParams(max_new_tokens=(e.max_new_tokens or r.max_new_tokens) if for_eval else
+                                  r.max_new_tokens, temperature=e.temperature if for_eval else r.temperature,
+                                  top_p=r.top_p)
+        return RolloutConfig(sampling=sampling, max_total_tokens=r.max_total_tokens, abort_retries=r.abort_retries,
+                             system_prompt=r.system_prompt)
+
+    def _eval_settings(self) -> dict[str, EnvSettings]:
+        """Evaluation uses each env's turn limit from the stages (first mention wins); no action lists
+        unless a stage trains with them."""
+        settings: dict[str, EnvSettings] = {}
+        for stage in self.config.stages:
+            for entry in stage.mix:
+                settings.setdefault(entry.env, EnvSettings(entry.max_turns, entry.show_valid_actions, None))
+        return settings
+
+    async def _evaluate(self, pool: EnvPool, policy: Any, label: str) -> None:
+        if label in self.state.evaluations:
+            return
+        e = self.config.eval
+        spec = EvalSpec(envs=e.envs, split=e.split, difficulty=e.difficulty, tasks_per_env=e.tasks_per_env, k=e.k,
+                        seed=self.config.seed)
+        engine = RolloutEngine(pool, policy, self._rollout_config(for_eval=True), self._eval_settings())
+        result = await evaluate(pool, engine, spec, out_dir=self.run_dir / "eval" / label, progress=self.progress,
+                                desc=f"eval {label}")
+        log.info("evaluation %s:\n%s", label, result.markdown())
+        self.state.evaluations.append(label)
+        self.state.save(self.run_dir)
+
+    # -- phases -------------------------------------------------------------------------------
+
+    async def _warm_start(self, pool: EnvPool, model_dir: Path, tokenizer: Any) -> Path:
+        from gymwire.trainer.demonstrations import collect_demonstrations
+        from gymwire.trainer.sft import behaviour_clone
+
+        ws = self.config.warm_start
+        assert ws is not None
+        mix = ws.mix or self.config.stages[0].mix
+        stream = TaskStream(pool, self.config.seed)
+        refs = await stream.draw("warm_start", 0, mix, ws.episodes)
+        demos = await collect_demonstrations(pool, refs, tokenizer, env_settings_for(mix),
+                                             self.config.rollout.max_total_tokens, self.config.rollout.system_prompt)
+        if not demos:
+            raise RuntimeError("the expert solved none of the warm-start tasks; cannot clone behaviour")
+        log.info("warm start: %d expert demonstrations", len(demos))
+        out = self.run_dir / "warm_start" / "model"
+        return Path(behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate))
+
+    async def run(self) -> RunState:
+        from gymwire.trainer.grpo import GRPOConfig, GRPOUpdater
+        from gymwire.trainer.model import resolve_model, set_threads
+        from gymwire.trainer.policy.hf import HFPolicy
+
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if cfg.model.threads:
+            set_threads(cfg.model.threads)
+        pool = await self._connect()
+        try:
+            base_dir = resolve_model(cfg.model.name)
+            if self.state.phase == "start":
+                if cfg.eval.base:
+                    with HFPolicy(base_dir) as base_policy:
+                        await self._evaluate(pool, base_policy, "base")
+                init = base_dir
+                if cfg.warm_start is not None:
+                    init = await self._warm_start(pool, base_dir, base_policy_tokenizer(base_dir))
+                self.state.rl_init_model = str(init)
+                self.state.phase = "warm_started"
+                self.state.save(self.run_dir)
+            g = cfg.grpo
+            grpo_config = GRPOConfig(learning_rate=g.learning_rate, beta=g.beta, epsilon=g.epsilon,
+                                     scale_rewards=g.scale_rewards, max_grad_norm=g.max_grad_norm,
+                                     temperature=cfg.rollout.temperature, microbatch_tokens=g.token_budget,
+                                     lora_r=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha)
+            updater = GRPOUpdater(self.state.rl_init_model, grpo_config)
+            checkpoint = self.run_dir / "checkpoint"
+            if (checkpoint / "trainer_state.json").exists():
+                updater.load(checkpoint)
+            policy = self._policy(updater)
+            if cfg.warm_start is not None:
+                await self._evaluate(pool, policy, "warm_start")
+            self.state.phase = "training"
+            stream = TaskStream(pool, cfg.seed)
+            while self.state.stage < len(cfg.stages):
+                stage = cfg.stages[self.state.stage]
+                await self._train_stage(pool, stage, stream, updater, policy, checkpoint)
+                await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}")
+                self.state.stage += 1
+                self.state.step = 0
+                self.state.save(self.run_dir)
+            self.state.phase = "done"
+            self.state.save(self.run_dir)
+            updater.export(self.run_dir / "final_model")
+            policy.close()
+        finally:
+            await pool.close()
+        from gymwire.trainer.report import write_report
+
+        write_report(self.run_dir)
+        return self.state
+
+    def _policy(self, updater: Any) -> Any:
+        if self.config.model.backend == "vllm":
+            from gymwire.trainer.policy.vllm import VLLMPolicy
+
+            return VLLMPolicy(self.state.rl_init_model)
+        from gymwire.trainer.policy.hf import HFPolicy
+
+        return HFPolicy(updater.model, updater.tokenizer)  # samples with the live weights: nothing to sync
+
+    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any,
+                           checkpoint: Path) -> None:
+        cfg = self.config
+        engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
+        bar = tqdm(total=stage.steps, initial=self.state.step, desc=f"stage {stage.name}", disable=not self.progress)
+        while self.state.step < stage.steps:
+            step = self.state.step
+            started = time.perf_counter()
+            refs = await stream.draw(stage.name, step, stage.mix, cfg.rollout.batch_tasks)
+            groups = await engine.groups(refs, cfg.rollout.group_size, base_seed=cfg.seed * 7919 + step * 100_003)
+            rollout_s = time.perf_counter() - started
+            episodes = [t for g in groups for t in g]
+            metrics = await asyncio.to_thread(updater.step, episodes)
+            if cfg.model.backend == "vllm":
+                policy.update_weights(updater.export(_shm_dir(self.run_dir)))
+            self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s,
+                           engine)
+            self.state.step = step + 1
+            if cfg.checkpoint_every and (self.state.step % cfg.checkpoint_every == 0 or
+                                         self.state.step == stage.steps):
+                tmp = checkpoint.with_name("checkpoint.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                updater.save(tmp)
+                shutil.rmtree(checkpoint, ignore_errors=True)
+                os.replace(tmp, checkpoint)
+                self.state.save(self.run_dir)
+            bar.update(1)
+            if cfg.eval.every_steps and self.state.step % cfg.eval.every_steps == 0 and self.state.step < stage.steps:
+                await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}-step-{self.state.step}")
+        bar.close()
+
+    def _log_step(self, stage: Stage, step: int, episodes: list[Trajectory], metrics: dict[str, float],
+                  rollout_s: float, update_s: float, engine: RolloutEngine) -> None:
+        scored = [t for t in episodes if not t.aborted]
+        record = {
+            "stage": stage.name, "stage_index": self.state.stage, "step": step, "time": time.time(),
+            "episodes": len(scored), "aborted": len(episodes) - len(scored),
+            "success": sum(t.success for t in scored) / max(len(scored), 1),
+            "reward": sum(t.reward for t in scored) / max(len(scored), 1),
+            "turns": sum(t.turns for t in scored) / max(len(scored), 1),
+            "tokens": sum(t.generated_tokens for t in scored) / max(len(scored), 1),
+            "rollout_s": rollout_s, "update_s": update_s,
+            "aborted_retried": engine.stats.aborted_retried, "aborted_dropped": engine.stats.aborted_dropped,
+            **{f"grpo/{k}": v for k, v in metrics.items()},
+        }
+        with (self.run_dir / "metrics.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+    def run_sync(self) -> RunState:
+        return asyncio.run(self.run())
+
+
+def base_policy_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+def _shm_dir(run_dir: Path) -> Path:
+    from gymwire.trainer.policy.base import shm_dir
+
+    return shm_dir() / f"gymwire-weights-{abs(hash(str(run_dir.resolve())))}"
+
+
+def train(config: RunConfig, progress: bool = True) -> RunState:
+    return Trainer(config, progress).run_sync()
