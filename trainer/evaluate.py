@@ -112,8 +112,8 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
         bar.close()
         if sink is not None:
             sink.close()
-    result = EvalResult(summarize(trajectories, spec.k, ("env", "difficulty")),
-                        summarize(trajectories, spec.k, ("env", "difficulty", "category")), trajectories)
+    result = EvalResult(summarize(trajectories, spec.k, ("env", "split", "difficulty")),
+                        summarize(trajectories, spec.k, ("env", "split", "difficulty", "category")), trajectories)
     if out_dir:
         (out_dir / "results.json").write_text(json.dumps(
             {"spec": asdict(spec), "rows": [r.as_dict() for r in result.rows],

@@ -1,0 +1,68 @@
+"""Evaluation statistics, checked against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gymwire.trainer.failures import tags
+from gymwire.trainer.metrics import mean_ci, pass_at_k, summarize
+from gymwire.trainer.types import Trajectory
+
+
+def test_pass_at_k_by_hand():
+    assert pass_at_k(8, 0, 1) == 0.0
+    assert pass_at_k(8, 8, 8) == 1.0
+    assert pass_at_k(8, 2, 1) == pytest.approx(2 / 8)
+    # n=4, c=1, k=2: 1 - C(3,2)/C(4,2) = 1 - 3/6
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    assert pass_at_k(5, 3, 3) == 1.0  # fewer than k failures: every draw has a success
+    with pytest.raises(ValueError):
+        pass_at_k(2, 1, 3)
+
+
+def test_mean_ci_by_hand():
+    mean, half = mean_ci([0.0, 1.0, 1.0, 0.0])
+    assert mean == 0.5 and half == pytest.approx(1.96 * math.sqrt((4 * 0.25) / 3 / 4))
+
+
+def _t(task, success, env="e", turns=2, tokens=10, invalid=0, aborted=False, **info):
+    return Trajectory(env=env, task_id=task, group_id=task, success=success, reward=float(success), turns=turns,
+                      generated_tokens=tokens, invalid_actions=invalid, aborted=aborted,
+                      info={"split": "test", "difficulty": info.get("difficulty", "easy"), "category": ""})
+
+
+def test_summarize_by_hand():
+    trajectories = [
+        _t("a", True), _t("a", False), _t("a", False), _t("a", True),   # task a: 2/4
+        _t("b", False), _t("b", False), _t("b", False), _t("b", False),  # task b: 0/4
+        _t("b", False, aborted=True),                                   # never scored
+        _t("c", True, difficulty="hard", turns=4, tokens=30, invalid=1), _t("c", True, difficulty="hard", turns=4),
+    ]
+    rows = {r.difficulty: r for r in summarize(trajectories, k=2, by=("env", "difficulty"))}
+    easy = rows["easy"]
+    assert easy.tasks == 2 and easy.episodes == 8 and easy.aborted == 1
+    assert easy.avg_at_k == pytest.approx((0.5 + 0.0) / 2)
+    # task a: pass@2 with n=4, c=2 = 1 - C(2,2)/C(4,2) = 5/6; task b: 0
+    assert easy.pass_at_k == pytest.approx((5 / 6) / 2)
+    hard = rows["hard"]
+    assert hard.avg_at_k == 1.0 and hard.mean_turns == 4 and hard.mean_tokens == 20
+    assert hard.invalid_rate == pytest.approx(1 / 8)
+
+
+def test_failure_tags():
+    loop = _t("x", False, turns=4)
+    loop.truncated = True
+    loop.messages = [{"role": "user", "content": "o"}] + [{"role": "assistant", "content": "Action: look"}] * 4
+    assert set(tags(loop)) >= {"turn_limit", "repeated_action_loop"}
+    rushed = _t("y", False, env="searchqa", turns=1)
+    rushed.terminated = True
+    rushed.messages = [{"role": "assistant", "content": "Thought: easy. <answer>Paris</answer>"}]
+    assert tags(rushed) == ["unverified_commit"]
+    searched = _t("z", False, env="searchqa", turns=2)
+    searched.terminated = True
+    searched.messages = [{"role": "assistant", "content": "<search>capital</search>"},
+                         {"role": "assistant", "content": "<answer>Rome</answer>"}]
+    assert tags(searched) == ["wrong_target"]
+    assert tags(_t("ok", True)) == []
