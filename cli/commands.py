@@ -8,6 +8,7 @@ import os
 import sys
 
 from google.protobuf.json_format import MessageToDict
+
 from gymwire.client import ChannelOptions, EnvClient
 
 

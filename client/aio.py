@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from gymwire.client.connection import ChannelOptions, GymwireError, error_from_rpc
 from gymwire.client.requests import list_request, reset_request
 from gymwire.v1 import environment_pb2 as pb

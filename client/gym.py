@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
+
 from gymwire.client.connection import ChannelOptions
 from gymwire.client.sync import EnvClient, Episode
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc
+
 from gymwire.client.aio import AsyncEnvClient, AsyncEpisode
 from gymwire.client.connection import ChannelOptions, EpisodeAborted, GymwireError
 from gymwire.v1 import environment_pb2 as pb

@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import yaml
+
 from gymwire.env_servers.sdk.environment import Environment
 
 GROUP = "gymwire.environments"

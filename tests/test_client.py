@@ -6,6 +6,7 @@ import asyncio
 
 import grpc
 import pytest
+
 from gymwire.client import AsyncEnvClient, EnvClient, EnvPool, EpisodeAborted, GymwireError
 from gymwire.client.gym import GymwireEnv
 from gymwire.env_servers.reference import GuessEnvironment

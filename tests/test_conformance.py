@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from gymwire.env_servers.conformance import RULES, run_suite
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer

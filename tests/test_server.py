@@ -10,6 +10,7 @@ import urllib.request
 
 import grpc
 import pytest
+
 from gymwire.client import ChannelOptions, EnvClient, EpisodeAborted, GymwireError
 from gymwire.env_servers.conformance import run_suite
 from gymwire.env_servers.reference import GuessEnvironment
@@ -17,7 +18,6 @@ from gymwire.env_servers.reference.guess import GuessEpisode
 from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.sdk.server import ServerConfig
 from gymwire.env_servers.sdk.service import ServiceLimits
-
 from tests.conftest import ServeProcess, free_port
 
 

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import play_reference
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
-from tqdm.auto import tqdm
 
 REFERENCE_AGENTS = ("oracle", "random")
 

@@ -173,24 +173,27 @@ def token_logprobs(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    start: int,
+    positions: torch.Tensor | int,
     temperature: float = 1.0,
 ) -> torch.Tensor:
-    """log p(token_t | tokens_<t) for t in [start, T), shape (B, T - start).
+    """log p(token_t | tokens_<t) at the given positions t (1-D, sorted), shape (B, len(positions)).
 
-    Only the logits from position start-1 on are materialised (`logits_to_keep`), so a long
-    system prompt costs a forward pass but no vocabulary projection or log-softmax.
+    An int means every position from there to the end. Only the logits that predict these tokens
+    are materialised (`logits_to_keep` with indices, done by the model's own head, so soft-capping
+    or logit scaling of other architectures stays right): prompt and environment text cost a
+    forward pass through the body but no vocabulary projection or log-softmax.
     """
     from trl.trainer.utils import selective_log_softmax
 
-    if start < 1:
-        raise ValueError("the first scored token needs a context: start must be >= 1")
-    keep = input_ids.shape[1] - start + 1
-    out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False)
-    logits = out.logits[:, :-1, :].float()
+    if isinstance(positions, int):
+        positions = torch.arange(positions, input_ids.shape[1], device=input_ids.device)
+    if positions.numel() == 0 or int(positions.min()) < 1:
+        raise ValueError("positions must be non-empty and >= 1 (the first token has no context)")
+    out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions - 1, use_cache=False)
+    logits = out.logits.float()
     if temperature != 1.0:
         logits = logits / temperature
-    return selective_log_softmax(logits, input_ids[:, start:])
+    return selective_log_softmax(logits, input_ids[:, positions])
 
 
 def pack_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
@@ -216,11 +219,11 @@ def pack_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[in
 class _MicroBatch:
     input_ids: torch.Tensor  # (B, L) right-padded
     attention_mask: torch.Tensor
-    start: int  # first scored position (earliest mask-1 token in the batch)
-    mask: torch.Tensor  # (B, L - start) float
-    old_logps: torch.Tensor  # (B, L - start); NaN where the sampler gave none
+    positions: torch.Tensor  # (P,) scored positions: where any row of the micro-batch has mask 1
+    mask: torch.Tensor  # (B, P) float
+    old_logps: torch.Tensor  # (B, P); NaN where the sampler gave none
     advantages: torch.Tensor  # (B,)
-    weights: torch.Tensor  # (B, L - start): per-token share of the step's normalised loss
+    weights: torch.Tensor  # (B, P): per-token share of the step's normalised loss
 
 
 def validate_trajectory(traj: Trajectory) -> None:
@@ -468,38 +471,39 @@ class GRPOUpdater:
         total_tokens = sum(sum(1 for m in t.loss_mask[1:] if m) for t in trajs)
         n_seqs = len(trajs)
         batches = []
-        for indices in pack_microbatches([len(t.token_ids) for t in trajs], self.config.microbatch_tokens):
-            members = [trajs[i] for i in indices]
-            length = max(len(t.token_ids) for t in members)
-            firsts = [_first_one(t.loss_mask[1:]) + 1 for t in members if any(t.loss_mask[1:])]
-            if not firsts:
-                continue  # nothing sampled by the model in these episodes
-            start = min(firsts)
-            ids = torch.full((len(members), length), self.pad_token_id, dtype=torch.long)
-            attn = torch.zeros((len(members), length), dtype=torch.long)
-            mask = torch.zeros((len(members), length), dtype=torch.float32)
-            old = torch.full((len(members), length), float("nan"), dtype=torch.float32)
-            for row, traj in enumerate(members):
-                n = len(traj.token_ids)
-                ids[row, :n] = torch.tensor(traj.token_ids, dtype=torch.long)
+        # Tokens after an episode's last sampled token cannot change the loss (causal attention), so
+        # each episode is cut there before packing: trailing environment text costs nothing.
+        lengths = [_last_one(t.loss_mask) + 1 for t in trajs]
+        for indices in pack_microbatches(lengths, self.config.microbatch_tokens):
+            rows = len(indices)
+            length = max(lengths[i] for i in indices)
+            ids = torch.full((rows, length), self.pad_token_id, dtype=torch.long)
+            attn = torch.zeros((rows, length), dtype=torch.long)
+            mask = torch.zeros((rows, length), dtype=torch.float32)
+            old = torch.full((rows, length), float("nan"), dtype=torch.float32)
+            for row, i in enumerate(indices):
+                traj, n = trajs[i], lengths[i]
+                ids[row, :n] = torch.tensor(traj.token_ids[:n], dtype=torch.long)
                 attn[row, :n] = 1
-                mask[row, :n] = torch.tensor(traj.loss_mask, dtype=torch.float32)
+                mask[row, :n] = torch.tensor(traj.loss_mask[:n], dtype=torch.float32)
                 if traj.logprobs:
-                    old[row, :n] = torch.tensor(traj.logprobs, dtype=torch.float32)
+                    old[row, :n] = torch.tensor(traj.logprobs[:n], dtype=torch.float32)
             mask[:, 0] = 0.0  # position 0 has no context and cannot be scored
-            mask = mask[:, start:]
+            positions = torch.nonzero(mask.sum(dim=0) > 0).flatten()
+            if positions.numel() == 0:
+                continue  # nothing the model sampled in these episodes
+            mask = mask[:, positions]
             if self.config.loss_normalization == "tokens":
                 weights = mask / max(total_tokens, 1)
             else:
-                per_seq = mask.sum(dim=1, keepdim=True).clamp(min=1.0)
-                weights = mask / per_seq / n_seqs
+                weights = mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0) / n_seqs
             batches.append(
                 _MicroBatch(
                     input_ids=ids.to(self.device),
                     attention_mask=attn.to(self.device),
-                    start=start,
+                    positions=positions.to(self.device),
                     mask=mask.to(self.device),
-                    old_logps=old[:, start:].to(self.device),
+                    old_logps=old[:, positions].to(self.device),
                     advantages=torch.tensor([adv.advantages[i] for i in indices], dtype=torch.float32).to(self.device),
                     weights=weights.to(self.device),
                 )
@@ -518,11 +522,11 @@ class GRPOUpdater:
             if self.is_lora:
                 with self.model.disable_adapter():
                     return token_logprobs(
-                        self.model, batch.input_ids, batch.attention_mask, batch.start, self.config.temperature
+                        self.model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
                     )
             assert self.ref_model is not None
             return token_logprobs(
-                self.ref_model, batch.input_ids, batch.attention_mask, batch.start, self.config.temperature
+                self.ref_model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
             )
 
     def _accumulate(self, batch: _MicroBatch, *, backward: bool) -> dict[str, float]:
@@ -530,7 +534,7 @@ class GRPOUpdater:
         cfg = self.config
         ref = self._reference_logps(batch)
         with self._autocast():
-            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.start, cfg.temperature)
+            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.positions, cfg.temperature)
         # Missing sampler logprobs (a backend that gives none) fall back to on-policy: ratio 1.
         old = torch.where(torch.isnan(batch.old_logps), logps.detach(), batch.old_logps)
         eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
@@ -568,11 +572,12 @@ class GRPOUpdater:
         }
 
 
-def _first_one(values: Sequence[int]) -> int:
-    for i, v in enumerate(values):
-        if v:
+def _last_one(values: Sequence[int]) -> int:
+    """Index of the last non-zero entry, 0 when there is none."""
+    for i in range(len(values) - 1, -1, -1):
+        if values[i]:
             return i
-    return len(values)
+    return 0
 
 
 def _strip_lora_name(name: str) -> str:

@@ -58,7 +58,7 @@ def is_hf_model_dir(path: Path) -> bool:
     """A folder that `from_pretrained` can load without a hub: config plus weights."""
     if not (path / "config.json").is_file():
         return False
-    return any(path.glob("*.safetensors")) or any(path.glob("*.bin")) or (path / "model.safetensors.index.json").exists()
+    return any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
 
 
 def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:

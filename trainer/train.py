@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from gymwire.client import EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import SamplingParams, Trajectory
-from tqdm.auto import tqdm
 
 log = logging.getLogger("gymwire.trainer")
 

@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+
 from gymwire.env_servers.sdk.environment import Environment
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.metrics import Metrics
