@@ -7,6 +7,12 @@ scripts/setup-venv.sh "all,train,dev"
 python protos/generate.py --check
 (cd protos && buf lint)
 ruff check .
+# A server in another language, built from protos/ alone, must pass the conformance suite.
+if command -v npm >/dev/null 2>&1; then
+  PATH="$PWD/.venv/bin:$PATH" bash examples/node/check.sh
+else
+  echo "npm not found: skipping the Node.js example's conformance check" >&2
+fi
 set +e
 python -m pytest -q -p no:cacheprovider "$@"
 status=$?
