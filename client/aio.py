@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
-from gymwire.client.connection import ChannelOptions, GymwireError, error_from_rpc
+from gymwire.client.connection import ABORTING_CODES, ChannelOptions, EpisodeAborted, GymwireError, error_from_rpc
 from gymwire.client.requests import list_request, reset_request
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
@@ -47,11 +49,21 @@ class AsyncEnvClient:
                 return tasks[:limit] if limit is not None else tasks
 
     async def reset(self, task_id: str | None = None, *, split: str = "", difficulty: str = "", category: str = "",
-                    seed: int | None = None, include_valid_actions: bool = False,
-                    max_turns: int = 0) -> AsyncEpisode:
+                    seed: int | None = None, include_valid_actions: bool = False, max_turns: int = 0,
+                    stream: bool = False) -> AsyncEpisode:
+        """Start an episode. `stream=True` runs it over one Session stream: cheaper per step than
+        unary calls, and the server frees the session the moment the stream ends."""
         request = reset_request(task_id, split, difficulty, category, seed, include_valid_actions, max_turns)
+        if stream:
+            transport = _StreamTransport(self)
+            try:
+                response = await transport.call("reset", request)
+            except BaseException:
+                await transport.end()
+                raise
+            return AsyncEpisode(self, response, transport)
         response = await self._call("Reset", request)
-        return AsyncEpisode(self, response)
+        return AsyncEpisode(self, response, _UnaryTransport(self))
 
     async def health(self, timeout: float = 5.0) -> bool:
         """True when the server's health service says SERVING."""
@@ -74,41 +86,101 @@ class AsyncEnvClient:
         await self.close()
 
 
+_UNARY_METHODS = {"reset": "Reset", "step": "Step", "valid_actions": "ValidActions",
+                  "expert_action": "ExpertAction", "close": "Close"}
+
+
+class _UnaryTransport:
+    def __init__(self, client: AsyncEnvClient):
+        self.client = client
+
+    async def call(self, op: str, request, timeout: float | None = None):
+        return await self.client._call(_UNARY_METHODS[op], request, in_episode=op != "reset", timeout=timeout)
+
+    async def end(self) -> None:
+        return None
+
+
+class _StreamTransport:
+    """One Session stream; operations on it run one at a time, replies arrive in order."""
+
+    def __init__(self, client: AsyncEnvClient):
+        self.client = client
+        self._call = client._stub.Session(metadata=client.options.metadata())
+        self._lock = asyncio.Lock()
+
+    async def call(self, op: str, request, timeout: float | None = None):
+        async with self._lock:
+            try:
+                await self._call.write(pb.SessionRequest(**{op: request}))
+                reply = await asyncio.wait_for(self._call.read(), timeout or self.client.options.timeout)
+            except grpc.RpcError as exc:
+                raise error_from_rpc(exc, self.client.address, in_episode=True) from None
+            except (TimeoutError, asyncio.InvalidStateError) as exc:
+                self._call.cancel()
+                raise EpisodeAborted(grpc.StatusCode.DEADLINE_EXCEEDED, f"Session stream: {exc!r}",
+                                     self.client.address) from None
+        if reply is grpc.aio.EOF:
+            raise EpisodeAborted(grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server",
+                                 self.client.address)
+        if reply.WhichOneof("result") == "error":
+            code = _STATUS_BY_NUMBER.get(reply.error.code, grpc.StatusCode.UNKNOWN)
+            cls = EpisodeAborted if code in ABORTING_CODES and op != "reset" else GymwireError
+            raise cls(code, reply.error.message, self.client.address)
+        return getattr(reply, op)
+
+    async def end(self) -> None:
+        try:
+            await self._call.done_writing()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            pass
+        self._call.cancel()
+
+
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
 class AsyncEpisode:
     """A running episode. `step` sends step_index, so a retried step never applies twice."""
 
-    def __init__(self, client: AsyncEnvClient, reset: pb.ResetResponse):
+    def __init__(self, client: AsyncEnvClient, reset: pb.ResetResponse,
+                 transport: _UnaryTransport | _StreamTransport | None = None):
         self.client = client
         self.session_id = reset.session_id
         self.task = reset.task
         self.observation = reset.observation
         self.turn = 0
+        self._transport = transport or _UnaryTransport(client)
 
     @property
     def done(self) -> bool:
         return self.observation.terminated or self.observation.truncated
 
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self._transport, _StreamTransport)
+
     async def step(self, text: str) -> pb.Observation:
         if self.done:
             raise GymwireError(grpc.StatusCode.FAILED_PRECONDITION, "episode already ended", self.client.address)
         request = pb.StepRequest(session_id=self.session_id, action=text, step_index=self.turn)
-        reply = await self.client._call("Step", request, in_episode=True)
+        reply = await self._transport.call("step", request)
         self.observation = reply.observation
         self.turn += 1
         return self.observation
 
     async def valid_actions(self) -> list[str] | None:
-        reply = await self.client._call("ValidActions", pb.ValidActionsRequest(session_id=self.session_id),
-                                        in_episode=True)
+        reply = await self._transport.call("valid_actions", pb.ValidActionsRequest(session_id=self.session_id))
         return list(reply.actions) if reply.provided else None
 
     async def expert_action(self) -> str | None:
-        reply = await self.client._call("ExpertAction", pb.ExpertActionRequest(session_id=self.session_id),
-                                        in_episode=True)
+        reply = await self._transport.call("expert_action", pb.ExpertActionRequest(session_id=self.session_id))
         return reply.action if reply.provided else None
 
     async def close(self) -> None:
         try:
-            await self.client._call("Close", pb.CloseRequest(session_id=self.session_id), timeout=5.0)
+            await self._transport.call("close", pb.CloseRequest(session_id=self.session_id), timeout=5.0)
         except GymwireError:
             pass  # the server is gone or the session already expired: nothing left to free
+        finally:
+            await self._transport.end()

@@ -8,18 +8,20 @@ import grpc
 import pytest
 
 from gymwire.client import AsyncEnvClient, EnvClient, EnvPool, EpisodeAborted, GymwireError
+from gymwire.client.connection import ABORTING_CODES
 from gymwire.client.gym import GymwireEnv
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer
 
 
-def test_sync_episode_with_expert(guess_server):
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_sync_episode_with_expert(guess_server, stream):
     with EnvClient(guess_server.address) as client:
         assert client.info().name == "guess"
         tasks = client.list_tasks(split="test", difficulty="hard")
         assert len(tasks) == 50 and all(t.difficulty == "hard" for t in tasks)
         assert len(client.list_tasks(limit=7)) == 7
-        episode = client.reset(tasks[0].id, include_valid_actions=True)
+        episode = client.reset(tasks[0].id, include_valid_actions=True, stream=stream)
         assert episode.observation.valid_actions_included
         while not episode.done:
             action = episode.expert_action()
@@ -41,9 +43,10 @@ def test_sample_reset_is_seeded(guess_server):
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "nope" in err.value.message
 
 
-def test_async_client_many_concurrent_episodes(guess_server):
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_async_client_many_concurrent_episodes(guess_server, stream):
     async def play(client: AsyncEnvClient, task_id: str) -> bool:
-        episode = await client.reset(task_id)
+        episode = await client.reset(task_id, stream=stream)
         while not episode.done:
             await episode.step(await episode.expert_action())
         await episode.close()
@@ -57,23 +60,24 @@ def test_async_client_many_concurrent_episodes(guess_server):
     assert all(asyncio.run(main()))
 
 
-def test_pool_spreads_resets_and_survives_a_dead_replica():
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_pool_spreads_resets_and_survives_a_dead_replica(stream):
     first = BackgroundServer(GuessEnvironment).start()
     second = BackgroundServer(GuessEnvironment).start()
 
     async def main():
         async with EnvPool([first.address, second.address], cooloff=30) as pool:
             assert pool.env_names == ["guess"]
-            episodes = [await pool.reset("guess", "test-hard-1") for _ in range(4)]
+            episodes = [await pool.reset("guess", "test-hard-1", stream=stream) for _ in range(4)]
             used = {e.client.address for e in episodes}
             assert used == {first.address, second.address}
             doomed = next(e for e in episodes if e.client.address == second.address)
             second.stop()
             with pytest.raises(EpisodeAborted) as err:
                 await doomed.step("guess 50")
-            assert err.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            assert err.value.code in ABORTING_CODES  # gRPC reports a dead stream as INTERNAL or UNAVAILABLE
             pool.mark_down(doomed.client)
-            fresh = [await pool.reset("guess", "test-hard-1") for _ in range(3)]
+            fresh = [await pool.reset("guess", "test-hard-1", stream=stream) for _ in range(3)]
             assert {e.client.address for e in fresh} == {first.address}
             with pytest.raises(GymwireError) as unknown:
                 await pool.reset("webshop", "x")
@@ -114,3 +118,23 @@ def test_gymnasium_adapter(guess_server):
         assert obs2 == "I am thinking of a number between 1 and 10."
     finally:
         env.close()
+
+
+def test_stream_episode_errors_and_frees_its_session(guess_server):
+    async def main():
+        async with AsyncEnvClient(guess_server.address) as client:
+            with pytest.raises(GymwireError) as err:
+                await client.reset("no-such-task", stream=True)
+            assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+            episode = await client.reset("test-easy-2", stream=True)
+            assert episode.streaming
+            await episode.step("guess 0")
+            sid = episode.session_id
+            await episode.close()
+            unary = await client.reset("test-easy-2")
+            unary.session_id = sid  # the stream's session is gone once the stream ended
+            with pytest.raises(EpisodeAborted) as gone:
+                await unary.step("guess 1")
+            assert gone.value.code == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(main())

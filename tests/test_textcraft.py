@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from gymwire.env_servers.sdk import Environment, StepOutcome, Task, UnknownTask
 from gymwire.env_servers.textcraft import TextCraftEnvironment
 from gymwire.env_servers.textcraft.generator import GenSpec, generate

@@ -30,11 +30,12 @@ async def play_reference(pool: EnvPool, ref: TaskRef, kind: str, settings: EnvSe
     if kind not in ("oracle", "random"):
         raise ValueError(f"unknown reference agent {kind!r}; use oracle or random")
     rng = random.Random(seed)
+    episode = None
     trajectory = Trajectory(env=ref.env, task_id=ref.task_id, group_id=group_id or f"{kind}/{ref.task_id}")
     try:
         info = await pool.info(ref.env)
         episode = await pool.reset(ref.env, ref.task_id, include_valid_actions=settings.show_valid_actions,
-                                   max_turns=settings.max_turns)
+                                   max_turns=settings.max_turns, stream=True)
         trajectory.info.update(task_info(episode.task))
         trajectory.messages = [{"role": "user",
                                 "content": f"{info.instruction}\n\n{observation_text(episode.observation)}"}]
@@ -61,6 +62,8 @@ async def play_reference(pool: EnvPool, ref: TaskRef, kind: str, settings: EnvSe
                 trajectory.messages.append({"role": "user", "content": observation_text(obs)})
         await episode.close()
     except EpisodeAborted as exc:
+        if episode is not None:
+            await episode.close()
         trajectory.aborted = True
         trajectory.abort_reason = f"{exc.code.name}: {exc.message}"
     return trajectory

@@ -39,6 +39,7 @@ class RolloutConfig:
     max_total_tokens: int = 4096
     abort_retries: int = 2  # an aborted episode is started again this many times before it is dropped
     system_prompt: str | None = None  # prepended to the env's own instruction when set
+    stream: bool = True  # one Session stream per episode: cheaper than unary calls, frees the session at once
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class RolloutEngine:
         try:
             info = await self.pool.info(ref.env)
             episode = await self.pool.reset(ref.env, ref.task_id, include_valid_actions=settings.show_valid_actions,
-                                            max_turns=settings.max_turns)
+                                            max_turns=settings.max_turns, stream=self.config.stream)
             trajectory.info.update(task_info(episode.task))
             builder = ConversationBuilder.start(
                 self.policy.tokenizer, observation_text(episode.observation), instruction=info.instruction,
@@ -134,8 +135,8 @@ class RolloutEngine:
             trajectory.aborted = True
             trajectory.abort_reason = f"{exc.code.name}: {exc.message}"
         finally:
-            if episode is not None and not trajectory.aborted:
-                await episode.close()
+            if episode is not None:
+                await episode.close()  # never raises; on a stream it also ends the stream
         return trajectory
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:

@@ -184,7 +184,12 @@ class _BearerAuth(grpc.aio.ServerInterceptor):
 
 
 def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
+    # gRPC core cancels calls beyond ~1000 waiting for the Python layer; a trainer with a thousand
+    # concurrent episodes is normal here, so the queue scales with the session limit.
+    pending = max(1000, 4 * config.limits.max_sessions)
     return [
+        ("grpc.server.max_pending_requests", pending),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * pending),
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.keepalive_time_ms", 60_000),
