@@ -17,8 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="evaluate a policy on environment servers (avg@k, pass@k, turns, tokens)")
     p.add_argument("--policy", required=True,
-                   help="oracle | random | a model (folder, 'smollm2', hub id in the local cache) | "
-                        "openai:http://host:port/v1[#model]")
+                   help="oracle | random | a model for transformers (folder, 'smollm2', hub id in the local "
+                        "cache) | vllm:MODEL | openai:http://host:port/v1[#model]")
     p.add_argument("--env", action="append", required=True, metavar="ADDRESS", help="server address, repeatable")
     p.add_argument("--split", default="test")
     p.add_argument("--difficulty", default="")
@@ -64,17 +64,19 @@ def make_policy(spec: str, threads: int = 0):
     """A policy backend from a command-line spec; None for the reference agents."""
     if spec in ("oracle", "random"):
         return None
+    from gymwire.trainer.policy import make_policy as build
+
     if spec.startswith("openai:"):
-        from gymwire.trainer.policy.openai import OpenAIPolicy
-
         url, _, model = spec.removeprefix("openai:").partition("#")
-        return OpenAIPolicy(url, model=model or None)
-    from gymwire.trainer.model import set_threads
-    from gymwire.trainer.policy.hf import HFPolicy
-
+        return build("openai", url, model=model or None)
     if threads:
+        from gymwire.trainer.model import set_threads
+
         set_threads(threads)
-    return HFPolicy(spec)
+    backend, sep, model = spec.partition(":")
+    if sep and backend == "vllm":
+        return build("vllm", model)
+    return build("hf", spec)
 
 
 def evaluate(args: argparse.Namespace) -> int:

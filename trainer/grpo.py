@@ -12,8 +12,8 @@ the completion mask in the loss; tests/test_grpo.py shows it), but it does not f
   `rollout_func(prompts, trainer)` from inside, so the schedule (which env/tier/task each step
   trains on, stage changes, per-stage evaluation) would have to be smuggled through a fake dataset;
   there is no public "update on these episodes" call;
-- groups are fixed-size consecutive blocks (`rewards.view(-1, num_generations)`), so an aborted
-  episode cannot simply be dropped from its group;
+- groups are fixed-size consecutive blocks (`rewards.view(-1, num_generations)`): an aborted
+  episode cannot be dropped, only kept as a padded "unscorable" row (every reward None);
 - without TRL's own vLLM path the PPO ratio is taken against the detached current log-probs
   (`old_per_token_logps = per_token_logps.detach()`): the sampler log-probs our backends return
   (vLLM server, llama.cpp, transformers, possibly a step behind) are ignored;
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+
 from gymwire.trainer.types import Trajectory
 
 STATE_FILE = "trainer_state.json"
@@ -146,27 +147,28 @@ def clipped_policy_loss(
     """Per-token PPO-clip loss plus beta * k3 KL, zero wherever mask == 0.
 
     Shapes: (B, T) for log-probs and mask, (B,) or (B, 1) for advantages. Returns
-    (per_token_loss, per_token_kl, ratio, clipped), all (B, T). The log-ratio is masked *before*
-    exp so that arbitrary values at mask-0 positions (e.g. the 0.0 placeholders in
-    Trajectory.logprobs) can neither overflow nor leak a gradient.
+    (per_token_loss, per_token_kl, ratio, clipped), all (B, T). Mask-0 positions are selected away
+    (`where`, not multiplied: inf * 0 is NaN) before exp, so whatever sits there (the 0.0
+    placeholders of Trajectory.logprobs, garbage) can neither overflow nor leak a gradient.
     """
-    mask = mask.to(logps.dtype)
+    on = mask > 0
     if advantages.dim() == 1:
         advantages = advantages.unsqueeze(1)
-    log_ratio = ((logps - old_logps) * mask).clamp(-20.0, 20.0)
+    zero = torch.zeros_like(logps)
+    log_ratio = torch.where(on, logps - old_logps, zero).clamp(-20.0, 20.0)
     ratio = torch.exp(log_ratio)
     clipped_ratio = ratio.clamp(1.0 - epsilon_low, 1.0 + epsilon_high)
     unclipped_obj = ratio * advantages
     clipped_obj = clipped_ratio * advantages
     per_token = -torch.min(unclipped_obj, clipped_obj)
-    clipped = (clipped_obj < unclipped_obj) & (mask > 0)
+    clipped = (clipped_obj < unclipped_obj) & on
     if ref_logps is not None and beta != 0.0:
-        delta = ((ref_logps - logps) * mask).clamp(-20.0, 20.0)
+        delta = torch.where(on, ref_logps - logps, zero).clamp(-20.0, 20.0)
         kl = torch.exp(delta) - delta - 1.0
         per_token = per_token + beta * kl
     else:
-        kl = torch.zeros_like(logps)
-    return per_token * mask, kl * mask, ratio, clipped
+        kl = zero
+    return torch.where(on, per_token, zero), torch.where(on, kl, zero), ratio, clipped
 
 
 def token_logprobs(

@@ -76,6 +76,7 @@ def default_model_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     try:
         started = time.perf_counter()
         convert_gguf(source, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
         try:
             os.rename(tmp, target)
         except OSError:
@@ -142,6 +143,10 @@ def set_threads(n: int) -> int:
     Set on purpose, never left to the default: with another busy process on a small machine,
     torch's default of one thread per core made generation 4-8x slower than one thread because
     the threads wait on each other at every op.
+
+    Once an in-process vLLM engine has started on CPU, vLLM owns the thread setting (it replaces
+    `torch.set_num_threads` with a no-op, since its kernels check the bound thread count); this
+    then logs a warning and changes nothing.
     """
     import torch
 
@@ -149,4 +154,6 @@ def set_threads(n: int) -> int:
         raise ValueError(f"threads must be >= 1, got {n}")
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
+    if torch.get_num_threads() != n:
+        log.warning("torch threads stay at %d (asked for %d): another library controls them", previous, n)
     return previous

@@ -1,0 +1,198 @@
+"""The policy interface every rollout talks to, and the micro-batcher the local backends share.
+
+A rollout is one coroutine per episode, so generation requests arrive one by one from many
+coroutines. A local model is far more efficient on a batch than on one prompt at a time, so each
+local backend gathers the requests that arrive within a short window (or until a maximum batch)
+and runs them as one forward pass in a worker thread; the event loop stays free for the
+environment RPCs meanwhile. Requests that arrive while a batch runs form the next batch at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ..types import Generation, SamplingParams
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+# What `update_weights` accepts: a model object (e.g. the live training model), a state dict,
+# or a folder saved with save_pretrained.
+WeightsSource = Any
+
+
+class Policy(ABC):
+    """Something that samples completions of token prompts.
+
+    `tokenizer` is the tokenizer the prompts were built with; `stop_token_ids` are the tokens a
+    completion stops on (eos and the template's end-of-turn token). `generate` may be awaited by
+    many coroutines at once; backends batch them.
+    """
+
+    name: str
+    tokenizer: Any
+    stop_token_ids: list[int]
+
+    @abstractmethod
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
+        """Sample one completion of `prompt_ids`."""
+
+    @abstractmethod
+    def update_weights(self, source: WeightsSource) -> None:
+        """Make later generations use new weights (after an optimizer step)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to free
+        """Free the backend's resources."""
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def check_request(prompt_ids: Sequence[int], params: SamplingParams) -> None:
+        """Reject bad requests with a clear error before they reach an engine."""
+        if not prompt_ids:
+            raise ValueError("empty prompt")
+        if params.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {params.max_new_tokens}")
+        if params.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {params.temperature}")
+        if not 0 < params.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
+
+    def make_generation(self, token_ids: Sequence[int], logprobs: Sequence[float], limit: int) -> Generation:
+        """A Generation cut at the first stop token (kept); finish_reason from how it ended."""
+        ids, lps = list(token_ids), [float(x) for x in logprobs]
+        stops = set(self.stop_token_ids)
+        for i, tok in enumerate(ids):
+            if tok in stops:
+                ids, lps = ids[: i + 1], lps[: i + 1]
+                break
+        ids, lps = ids[:limit], lps[:limit]
+        reason = "stop" if ids and ids[-1] in stops else "length"
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(token_ids=ids, logprobs=lps, text=text, finish_reason=reason)
+
+
+@dataclass
+class _Pending(Generic[Request, Result]):
+    request: Request
+    future: asyncio.Future[Result]
+
+
+class MicroBatcher(Generic[Request, Result]):
+    """Collects concurrent requests into batches for one `run_batch` call at a time.
+
+    A batch starts with the first waiting request and takes every request that arrives within
+    `window_s` of it, up to `max_batch`. There is no other delay: under load the next batch is
+    whatever queued while the previous one ran. `run_batch` returns one result per request, in
+    order; if it raises, every request of that batch gets the exception.
+
+    Bound to the event loop of its first use; used from a new loop (e.g. another asyncio.run), it
+    starts afresh there.
+    """
+
+    def __init__(self, run_batch: Callable[[list[Request]], Awaitable[list[Result]]], *,
+                 max_batch: int = 8, window_s: float = 0.005) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self._run_batch = run_batch
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[_Pending[Request, Result]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.batch_sizes: list[int] = []  # observed sizes, for tests and benchmarks
+
+    async def submit(self, request: Request) -> Result:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._worker is None or self._worker.done():
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._worker = loop.create_task(self._work(self._queue))
+        assert self._queue is not None
+        pending = _Pending(request, loop.create_future())
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def _work(self, queue: asyncio.Queue[_Pending[Request, Result]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.window_s
+            while len(batch) < self.max_batch:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            batch = [p for p in batch if not p.future.done()]  # drop requests cancelled meanwhile
+            if not batch:
+                continue
+            self.batch_sizes.append(len(batch))
+            try:
+                results = await self._run_batch([p.request for p in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
+            except Exception as exc:  # noqa: BLE001 - delivered to every waiting caller
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                continue
+            for p, result in zip(batch, results, strict=True):
+                if not p.future.done():
+                    p.future.set_result(result)
+
+    def close(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            loop = self._worker.get_loop()
+            if loop.is_closed():
+                return
+            if loop.is_running():
+                loop.call_soon_threadsafe(self._worker.cancel)
+            else:
+                self._worker.cancel()
+        self._worker = None
+
+
+def shm_dir() -> Path:
+    """Where to write weights handed to an inference engine: RAM-backed when available."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(os.environ.get("TMPDIR", "/tmp"))
+
+
+def save_weights(source: Any, folder: Path) -> None:
+    """Write a model's or a state dict's weights as safetensors into `folder`.
+
+    Tied tensors (lm_head sharing the embedding) are written once: safetensors refuses shared
+    storage, and vLLM re-ties them on load.
+    """
+    if hasattr(source, "save_pretrained"):
+        source.save_pretrained(str(folder), safe_serialization=True)
+        return
+    if not isinstance(source, Mapping):
+        raise TypeError(f"cannot take weights from {type(source).__name__}")
+    from safetensors.torch import save_file  # imported here: base must not need torch
+
+    seen: set[tuple[int, int]] = set()
+    tensors = {}
+    for key, value in source.items():
+        ident = (value.untyped_storage().data_ptr(), value.storage_offset())
+        if ident in seen:
+            continue
+        seen.add(ident)
+        tensors[key] = value.detach().contiguous().cpu()
+    save_file(tensors, str(folder / "model.safetensors"))

@@ -1,0 +1,139 @@
+"""Warm start: behaviour cloning on oracle trajectories, before GRPO (the AgentGym recipe).
+
+The tiny default model rarely emits a valid action zero-shot, and GRPO learns nothing from groups
+that all score 0, so a short SFT on oracle demonstrations comes first.
+
+This uses TRL's `SFTTrainer` because it fits our token-exact records as they are: a pre-tokenized
+dataset (an `input_ids` column) is used without re-tokenising, and an `assistant_masks` column is
+turned into labels (-100 where the mask is 0) regardless of the chat template. So the model is
+trained on exactly the tokens `Trajectory.loss_mask` marks (the agent's turns, end-of-turn token
+included) and never on prompt, environment or template tokens, with TRL's loop, optimizer,
+scheduler and logging. `max_length=None` keeps TRL from truncating episodes; dropping or
+shortening an over-long one is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gymwire.trainer.types import Trajectory
+
+log = logging.getLogger(__name__)
+
+
+def sft_records(trajectories: Sequence[Trajectory]) -> list[dict[str, list[int]]]:
+    """Rows for TRL: token ids and the loss mask as `assistant_masks`; aborted or empty ones left out."""
+    rows = []
+    for traj in trajectories:
+        if traj.aborted or not any(traj.loss_mask):
+            continue
+        if len(traj.loss_mask) != len(traj.token_ids):
+            raise ValueError(
+                f"trajectory {traj.task_id!r}: loss_mask has {len(traj.loss_mask)} entries "
+                f"for {len(traj.token_ids)} tokens"
+            )
+        rows.append({"input_ids": list(traj.token_ids), "assistant_masks": [int(m) for m in traj.loss_mask]})
+    if not rows:
+        raise ValueError("no trajectory to clone: all were aborted or had no agent tokens")
+    return rows
+
+
+def make_sft_trainer(
+    model_dir: str | os.PathLike[str],
+    trajectories: Sequence[Trajectory],
+    work_dir: str | os.PathLike[str],
+    *,
+    epochs: float = 2.0,
+    lr: float = 1e-5,
+    batch_size: int = 4,
+    gradient_accumulation_steps: int = 1,
+    lora_r: int = 0,
+    lora_alpha: int = 32,
+    seed: int = 0,
+    warmup_steps: float = 0,
+    logging_steps: int = 10,
+    **extra_args: Any,
+) -> Any:
+    """A configured `trl.SFTTrainer` (exposed so callers and tests can inspect the built labels).
+
+    `extra_args` go to `trl.SFTConfig` unchanged (e.g. `lr_scheduler_type`, `max_grad_norm`).
+    """
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    on_gpu = torch.cuda.is_available()
+    settings: dict[str, Any] = {
+        "output_dir": str(work_dir),
+        "num_train_epochs": epochs,
+        "learning_rate": lr,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "warmup_steps": warmup_steps,  # transformers 5: a float < 1 is a fraction of all steps
+        "seed": seed,
+        "max_length": None,  # token-exact: never cut an episode behind the caller's back
+        # SFTConfig's defaults suit big GPU models; on CPU bf16 is slow and checkpointing only costs time.
+        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "gradient_checkpointing": False,
+        "dataloader_pin_memory": on_gpu,
+        "save_strategy": "no",
+        "report_to": "none",
+        "logging_steps": logging_steps,
+        "disable_tqdm": True,
+    }
+    settings.update(extra_args)  # the caller's word wins
+    args = SFTConfig(**settings)
+    peft_config = None
+    if lora_r > 0:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    return SFTTrainer(
+        model=str(model_dir),
+        args=args,
+        train_dataset=Dataset.from_list(sft_records(trajectories)),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+def behaviour_clone(
+    model_dir: str | os.PathLike[str],
+    trajectories: Sequence[Trajectory],
+    out_dir: str | os.PathLike[str],
+    epochs: float = 2.0,
+    lr: float = 1e-5,
+    **kwargs: Any,
+) -> Path:
+    """Fine-tune `model_dir` on the agent tokens of `trajectories`; write an HF folder to `out_dir`.
+
+    The result is a plain model folder (a LoRA is merged in) with the tokenizer, so every policy
+    backend and `GRPOUpdater` load it like the original. Other keyword arguments: see
+    `make_sft_trainer`. Returns `out_dir`.
+    """
+    out = Path(out_dir)
+    work = Path(tempfile.mkdtemp(prefix="gymwire-sft-"))
+    try:
+        trainer = make_sft_trainer(model_dir, trajectories, work, epochs=epochs, lr=lr, **kwargs)
+        result = trainer.train()
+        log.info("behaviour cloning: %s", result.metrics)
+        model = trainer.model
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out), safe_serialization=True)
+        trainer.processing_class.save_pretrained(str(out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
