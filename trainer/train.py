@@ -121,8 +121,8 @@ class Trainer:
         if label in self.state.evaluations:
             return
         e = self.config.eval
-        spec = EvalSpec(envs=e.envs, split=e.split, difficulty=e.difficulty, tasks_per_env=e.tasks_per_env, k=e.k,
-                        seed=self.config.seed)
+        spec = EvalSpec(envs=e.envs, split=e.split, difficulty=e.difficulty, category=e.category,
+                        tasks_per_env=e.tasks_per_env, k=e.k, seed=self.config.seed)
         engine = RolloutEngine(pool, policy, self._rollout_config(for_eval=True), self._eval_settings())
         result = await evaluate(pool, engine, spec, out_dir=self.run_dir / "eval" / label, progress=self.progress,
                                 desc=f"eval {label}")

@@ -1,0 +1,119 @@
+"""Does the trainer learn? Held-out success of the base model, after the warm start, and along GRPO.
+
+One easy tier of one environment (default: TextCraft depth-1 goals), a real server, the default
+model on CPU: `gymwire.trainer.Trainer` runs base evaluation -> behaviour cloning on expert episodes
+of the training split -> GRPO steps with an evaluation every few steps, all on held-out test tasks.
+Prints a table with 95% intervals (tasks as the independent unit) and writes the curve as JSON and PNG.
+
+    python -m bench.learning                       # the recorded run (tens of minutes on 2 cores)
+    python -m bench.learning --steps 2 --eval-tasks 4 --quick-demos 8   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from gymwire.env_servers.local import LocalServer
+from gymwire.trainer.config import parse_config
+from gymwire.trainer.train import Trainer
+
+
+def learning_config(address: str, args: argparse.Namespace) -> dict:
+    tier = {"env": "textcraft", "split": "train", "category": args.category, "max_turns": args.max_turns}
+    return {
+        "run_dir": str(args.run_dir),
+        "envs": {"textcraft": address},
+        "seed": args.seed,
+        "model": {"name": "smollm2", "threads": args.threads},
+        "rollout": {"group_size": args.group_size, "batch_tasks": args.batch_tasks, "max_new_tokens": 40,
+                    "temperature": args.temperature, "max_total_tokens": 1536},
+        "grpo": {"learning_rate": args.lr, "beta": 0.0, "token_budget": 4096},
+        "warm_start": {"episodes": args.quick_demos, "epochs": args.sft_epochs, "learning_rate": args.sft_lr},
+        "stages": [{"name": "grpo", "steps": args.steps, "mix": [tier]}],
+        "eval": {"split": "test", "category": args.category, "tasks_per_env": args.eval_tasks, "k": args.k,
+                 "every_steps": args.eval_every, "max_new_tokens": 40, "temperature": args.temperature},
+        "checkpoint_every": 1,
+    }
+
+
+def curve(run_dir: Path, steps: int) -> list[dict]:
+    """One point per evaluation, in run order, with the interval of avg@k."""
+    from gymwire.trainer.report import _eval_order
+
+    points = []
+    for label in _eval_order(run_dir):
+        rows = json.loads((run_dir / "eval" / label / "results.json").read_text())["rows"]
+        episodes = sum(r["episodes"] for r in rows)
+        avg = sum(r["avg_at_k"] * r["episodes"] for r in rows) / max(episodes, 1)
+        ci = max((r["avg_ci"] for r in rows), default=0.0)
+        step = {"base": None, "warm_start": 0}.get(label, steps)
+        if "-step-" in label:
+            step = int(label.rsplit("-", 1)[1])
+        points.append({"label": label, "grpo_step": step, "avg_at_k": avg, "ci95": ci, "episodes": episodes,
+                       "tasks": sum(r["tasks"] for r in rows), "mean_turns": rows[0]["mean_turns"] if rows else 0})
+    return points
+
+
+def plot(points: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = [p["grpo_step"] for p in points[1:]]
+    ax.errorbar(xs, [100 * p["avg_at_k"] for p in points[1:]], yerr=[100 * p["ci95"] for p in points[1:]],
+                marker="o", capsize=3, label="warm start + GRPO")
+    ax.axhline(100 * points[0]["avg_at_k"], color="grey", linestyle=":", label="base model")
+    ax.set_xlabel("GRPO steps after the warm start")
+    ax.set_ylabel("held-out success avg@k (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/bench-learning"))
+    parser.add_argument("--category", default="depth-1")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--eval-every", type=int, default=4)
+    parser.add_argument("--eval-tasks", type=int, default=40)
+    parser.add_argument("-k", type=int, default=4)
+    parser.add_argument("--group-size", type=int, default=8)
+    parser.add_argument("--batch-tasks", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--quick-demos", type=int, default=48, help="expert episodes for the warm start")
+    parser.add_argument("--sft-epochs", type=int, default=2)
+    parser.add_argument("--sft-lr", type=float, default=1e-4)
+    parser.add_argument("--max-turns", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/learning.json"))
+    args = parser.parse_args()
+
+    started = time.time()
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    with LocalServer("textcraft", log_path=args.run_dir / "server.log") as server:
+        Trainer(parse_config(learning_config(server.address, args)), progress=True).run_sync()
+    points = curve(args.run_dir, args.steps)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    png = args.out.with_suffix(".png")
+    plot(points, png)
+    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "points": points,
+                                    "minutes": (time.time() - started) / 60}, indent=2))
+    print(f"\nlearning on textcraft {args.category}: held-out avg@{args.k}, 95% interval over tasks")
+    print(f"{'evaluation':28s} {'GRPO step':>9s} {'avg@k':>7s} {'± ci95':>7s} {'episodes':>8s}")
+    for p in points:
+        step = "-" if p["grpo_step"] is None else str(p["grpo_step"])
+        print(f"{p['label']:28s} {step:>9s} {100 * p['avg_at_k']:6.1f}% {100 * p['ci95']:6.1f}  {p['episodes']:8d}")
+    print(f"wrote {args.out} and {png} ({(time.time() - started) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
