@@ -13,6 +13,9 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "npm not found: skipping the Node.js example's conformance check" >&2
 fi
+# The deployment recipes, replayed outside a container (install, build step, start, health, conformance),
+# and the static checks of compose and the Kubernetes manifests.
+REPLAY_TOOLS=1 bash docker/replay-recipe.sh
 set +e
 python -m pytest -q -p no:cacheprovider "$@"
 status=$?
