@@ -12,6 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train with GRPO over the stages of a run config (YAML)")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--run-dir", help="override run_dir (a run resumes from its folder)")
+    p.add_argument("--cpu-scale", action="store_true",
+                   help="the same stages with tiny numbers and the default model (a smoke run on a CPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=train)
 
@@ -49,11 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def train(args: argparse.Namespace) -> int:
     from gymwire.env_servers.sdk.logs import configure_logging
-    from gymwire.trainer.config import load_config
+    from gymwire.trainer.config import load_config, scale_for_cpu
     from gymwire.trainer.train import train as run
 
     configure_logging("text")
     config = load_config(args.config)
+    if args.cpu_scale:
+        config = scale_for_cpu(config)
     if args.run_dir:
         config.run_dir = args.run_dir
     state = run(config, progress=not args.no_progress)

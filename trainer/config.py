@@ -7,10 +7,11 @@ number of steps. Validation names the bad key with its full path, e.g. `stages[1
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,19 @@ def _check_mix(mix: list[MixEntry], config: RunConfig, path: str) -> None:
             raise ConfigError(f"{path}[{j}].env: {entry.env!r} is not one of envs ({', '.join(config.envs)})")
         if entry.weight <= 0:
             raise ConfigError(f"{path}[{j}].weight: must be > 0")
+
+
+def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") -> RunConfig:
+    """The same experiment (envs, stages, mixes, switches) with tiny numbers for a CPU and the
+    default model: what the test suite runs end to end for every config in configs/paper/."""
+    cpu = copy.deepcopy(config)
+    cpu.model = ModelConfig(name=model, backend="hf", threads=config.model.threads)
+    cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=24, max_total_tokens=2048)
+    cpu.grpo = replace(config.grpo, token_budget=4096)
+    cpu.warm_start = None
+    for stage in cpu.stages:
+        stage.steps = min(stage.steps, steps)
+        for entry in stage.mix:
+            entry.max_turns = 2
+    cpu.eval = replace(config.eval, tasks_per_env=1, k=2, max_new_tokens=24, every_steps=0, base=True)
+    return cpu
