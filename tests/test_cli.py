@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ServeProcess, gymwire_cli
+from gymwire.env_servers.local import LocalServer
+from tests.conftest import gymwire_cli
 
 
 def test_serve_then_check_info_tasks_play():
-    with ServeProcess("guess") as server:
+    with LocalServer("guess") as server:
         check = gymwire_cli("check", server.address)
         assert check.returncode == 0, check.stdout + check.stderr
         assert "0 failed" in check.stdout

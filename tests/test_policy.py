@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gymwire.env_servers.local import free_port
 from gymwire.trainer import model
 from gymwire.trainer.model import default_model_dir, set_threads
 from gymwire.trainer.policy import MicroBatcher, make_policy
@@ -309,15 +309,9 @@ class TestVLLM:
 # ---- OpenAI-compatible server (vLLM's own) -----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="class")
 def server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_CPU_KVCACHE_SPACE="1", VLLM_SERVER_DEV_MODE="1")
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir()),

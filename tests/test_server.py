@@ -13,12 +13,12 @@ import pytest
 
 from gymwire.client import ChannelOptions, EnvClient, EpisodeAborted, GymwireError
 from gymwire.env_servers.conformance import run_suite
+from gymwire.env_servers.local import LocalServer, free_port
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.reference.guess import GuessEpisode
 from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.sdk.server import ServerConfig
 from gymwire.env_servers.sdk.service import ServiceLimits
-from tests.conftest import ServeProcess, free_port
 
 
 class ExplodingEpisode(GuessEpisode):
@@ -49,7 +49,7 @@ def test_env_exception_drops_only_that_session():
 
 
 def test_unavailable_while_loading_over_the_wire():
-    proc = ServeProcess("tests.slow_env:SlowLoadingEnvironment", "-o", "delay=3", port=free_port())
+    proc = LocalServer("tests.slow_env:SlowLoadingEnvironment", "-o", "delay=3")
     try:
         client = EnvClient(proc.address, ChannelOptions(timeout=2))
         deadline = time.monotonic() + 10
@@ -126,18 +126,19 @@ def test_metrics_endpoint():
     assert "gymwire_step_seconds_bucket" in text
 
 
-def test_sigterm_drains_and_exits_cleanly():
-    with ServeProcess("guess", env={"GYMWIRE_LOG_LEVEL": "INFO"}) as server:
+def test_sigterm_drains_and_exits_cleanly(tmp_path):
+    log = tmp_path / "server.log"
+    with LocalServer("guess", log_path=log, env_vars={"GYMWIRE_LOG_LEVEL": "INFO"}) as server:
         client = EnvClient(server.address)
         client.reset("test-easy-0").step("guess 1")
         client.close()
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(30) == 0
-        assert "draining" in server.proc.stderr.read()
+        assert "draining" in log.read_text()
 
 
 def test_workers_share_one_port():
-    with ServeProcess("guess", "--workers", "2") as server:
+    with LocalServer("guess", "--workers", "2") as server:
         seen = set()
         clients = [EnvClient(server.address) for _ in range(12)]
         try:
