@@ -250,6 +250,7 @@ class Trainer:
         scored = [t for t in episodes if not t.aborted]
         record = {
             "stage": stage.name, "stage_index": self.state.stage, "step": step, "time": time.time(),
+            "tasks": sorted({f"{t.env}/{t.task_id}" for t in episodes}),
             "episodes": len(scored), "aborted": len(episodes) - len(scored),
             "success": sum(t.success for t in scored) / max(len(scored), 1),
             "reward": sum(t.reward for t in scored) / max(len(scored), 1),

@@ -1,0 +1,93 @@
+"""Training runs: the task stream is reproducible, and a killed trainer resumes at the same step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from gymwire.client import EnvPool
+from gymwire.env_servers.local import LocalServer
+from gymwire.env_servers.sdk.background import BackgroundServer
+from gymwire.env_servers.textcraft import TextCraftEnvironment
+from gymwire.trainer.config import MixEntry
+from gymwire.trainer.train import TaskStream
+
+MIX = [MixEntry(env="textcraft", difficulty="easy", weight=1.0), MixEntry(env="textcraft", difficulty="hard")]
+
+
+def test_task_stream_is_a_function_of_seed_stage_and_step():
+    async def draw(seed: int, stage: str, step: int) -> list[str]:
+        async with EnvPool([server.address]) as pool:
+            return [r.task_id for r in await TaskStream(pool, seed).draw(stage, step, MIX, 8)]
+
+    with BackgroundServer(TextCraftEnvironment) as server:
+        first = asyncio.run(draw(0, "easy", 3))
+        assert first == asyncio.run(draw(0, "easy", 3))  # a restarted run draws the same tasks
+        assert first != asyncio.run(draw(0, "easy", 4))
+        assert first != asyncio.run(draw(1, "easy", 3))
+        assert any(t.startswith("goal:") for t in first)
+
+
+def _steps(run_dir) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.slow
+def test_killed_trainer_resumes_at_the_same_step(tmp_path):
+    run_dir = tmp_path / "run"
+    with LocalServer("textcraft") as server:
+        config = {
+            "run_dir": str(run_dir), "envs": {"textcraft": server.address}, "seed": 3,
+            "model": {"name": "smollm2", "threads": 1},
+            "rollout": {"group_size": 2, "batch_tasks": 1, "max_new_tokens": 12, "max_total_tokens": 1536},
+            "grpo": {"learning_rate": 1.0e-5, "beta": 0.0},
+            "stages": [{"name": "easy", "steps": 3, "mix": [{"env": "textcraft", "difficulty": "easy",
+                                                             "max_turns": 2}]}],
+            "eval": {"base": False, "tasks_per_env": 1, "k": 2, "difficulty": "easy", "max_new_tokens": 12},
+        }
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(config))
+        cmd = [sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(path), "--no-progress"]
+        first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and first.poll() is None:
+            state = run_dir / "state.json"
+            if state.exists() and json.loads(state.read_text())["step"] >= 1:
+                break
+            time.sleep(0.5)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        killed_at = json.loads((run_dir / "state.json").read_text())["step"]
+        assert 1 <= killed_at < 3, "the first run should have been killed in the middle of the stage"
+        before = _steps(run_dir)[:killed_at]
+
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert second.returncode == 0, second.stderr[-2000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phase"] == "done" and state["stage"] == 1
+    trainer_state = json.loads((run_dir / "checkpoint" / "trainer_state.json").read_text())
+    records = _steps(run_dir)
+    resumed = [r for r in records if r["step"] >= killed_at]
+    # The restart continued at the killed step (no step repeated from scratch, none skipped) ...
+    assert [r["step"] for r in records[:killed_at]] == list(range(killed_at))
+    assert sorted({r["step"] for r in resumed}) == list(range(killed_at, 3))
+    assert trainer_state["global_step"] == 3
+    # ... with the task stream the seed dictates: same tasks as the same steps of an uninterrupted run.
+    async def expected(step: int) -> list[str]:
+        async with EnvPool([srv.address]) as pool:
+            refs = await TaskStream(pool, 3).draw("easy", step, [MixEntry(env="textcraft", difficulty="easy")], 1)
+        return [f"{r.env}/{r.task_id}" for r in refs]
+
+    with BackgroundServer(TextCraftEnvironment) as srv:
+        for r in before + resumed:
+            assert r["tasks"] == asyncio.run(expected(r["step"]))
+    assert (run_dir / "final_model" / "config.json").exists()
+    assert (run_dir / "report" / "report.md").exists()
