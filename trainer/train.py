@@ -153,7 +153,6 @@ class Trainer:
     async def run(self) -> RunState:
         from gymwire.trainer.grpo import GRPOConfig, GRPOUpdater
         from gymwire.trainer.model import resolve_model, set_threads
-        from gymwire.trainer.policy.hf import HFPolicy
 
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,12 +160,13 @@ class Trainer:
         if cfg.model.threads:
             set_threads(cfg.model.threads)
         pool = await self._connect()
+        policy = None
         try:
             base_dir = resolve_model(cfg.model.name)
             if self.state.phase == "start":
                 if cfg.eval.base:
-                    with HFPolicy(base_dir) as base_policy:
-                        await self._evaluate(pool, base_policy, "base")
+                    policy = self._open_policy(base_dir)
+                    await self._evaluate(pool, policy, "base")
                 init = base_dir
                 if cfg.warm_start is not None:
                     init = await self._warm_start(pool, base_dir, base_policy_tokenizer(base_dir))
@@ -182,7 +182,7 @@ class Trainer:
             checkpoint = self.run_dir / "checkpoint"
             if (checkpoint / "trainer_state.json").exists():
                 updater.load(checkpoint)
-            policy = self._policy(updater)
+            policy = self._training_policy(updater, policy)
             if cfg.warm_start is not None:
                 await self._evaluate(pool, policy, "warm_start")
             self.state.phase = "training"
@@ -197,22 +197,36 @@ class Trainer:
             self.state.phase = "done"
             self.state.save(self.run_dir)
             updater.export(self.run_dir / "final_model")
-            policy.close()
         finally:
+            if policy is not None:
+                policy.close()
             await pool.close()
         from gymwire.trainer.report import write_report
 
         write_report(self.run_dir)
         return self.state
 
-    def _policy(self, updater: Any) -> Any:
-        if self.config.model.backend == "vllm":
-            from gymwire.trainer.policy.vllm import VLLMPolicy
+    def _open_policy(self, model_dir: Path) -> Any:
+        """The configured backend over a model folder."""
+        from gymwire.trainer.policy import make_policy
 
-            return VLLMPolicy(self.state.rl_init_model)
-        from gymwire.trainer.policy.hf import HFPolicy
+        return make_policy(self.config.model.backend, model_dir)
 
-        return HFPolicy(updater.model, updater.tokenizer)  # samples with the live weights: nothing to sync
+    def _training_policy(self, updater: Any, current: Any) -> Any:
+        """The policy that samples rollouts with the weights being trained.
+
+        transformers samples with the live training model itself (nothing to sync); a vLLM engine is
+        kept (it was started for the base evaluation) and given the current weights.
+        """
+        if self.config.model.backend == "hf":
+            if current is not None:
+                current.close()
+            from gymwire.trainer.policy.hf import HFPolicy
+
+            return HFPolicy(updater.model, updater.tokenizer)
+        policy = current or self._open_policy(Path(self.state.rl_init_model))
+        policy.update_weights(updater.export(_shm_dir(self.run_dir)))
+        return policy
 
     async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any,
                            checkpoint: Path) -> None:
