@@ -93,6 +93,7 @@ class EvalSection:
     every_steps: int = 0  # also evaluate inside a stage every N steps (0: only after stages)
     base: bool = True  # evaluate the model before training
     max_new_tokens: int | None = None  # default: rollout.max_new_tokens
+    max_turns: int = 0  # 0: each env's turn limit from the stages (or its default); N: cap every env at N
     temperature: float = 1.0
 
 
@@ -228,12 +229,12 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
     default model: what the test suite runs end to end for every config in configs/paper/."""
     cpu = copy.deepcopy(config)
     cpu.model = ModelConfig(name=model, backend="hf", threads=config.model.threads)
-    cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=24, max_total_tokens=2048)
+    cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=12, max_total_tokens=2048)
     cpu.grpo = replace(config.grpo, token_budget=4096)
     cpu.warm_start = None
     for stage in cpu.stages:
         stage.steps = min(stage.steps, steps)
         for entry in stage.mix:
-            entry.max_turns = 2
-    cpu.eval = replace(config.eval, tasks_per_env=1, k=2, max_new_tokens=24, every_steps=0, base=True)
+            entry.max_turns = 1
+    cpu.eval = replace(config.eval, tasks_per_env=1, k=2, max_new_tokens=12, max_turns=1, every_steps=0, base=True)
     return cpu

@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,9 @@ class Trainer:
         for stage in self.config.stages:
             for entry in stage.mix:
                 settings.setdefault(entry.env, EnvSettings(entry.max_turns, entry.show_valid_actions, None))
+        cap = self.config.eval.max_turns
+        if cap:
+            settings = {env: replace(settings.get(env, EnvSettings()), max_turns=cap) for env in self.config.envs}
         return settings
 
     async def _evaluate(self, pool: EnvPool, policy: Any, label: str) -> None:
