@@ -111,6 +111,7 @@ class MicroBatcher(Generic[Request, Result]):
         self._queue: asyncio.Queue[_Pending[Request, Result]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []  # observed sizes, for tests and benchmarks
+        self.busy_seconds = 0.0  # time spent inside run_batch: the backend's generation time
 
     async def submit(self, request: Request) -> Result:
         loop = asyncio.get_running_loop()
@@ -143,15 +144,18 @@ class MicroBatcher(Generic[Request, Result]):
             if not batch:
                 continue
             self.batch_sizes.append(len(batch))
+            started = loop.time()
             try:
                 results = await self._run_batch([p.request for p in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
             except Exception as exc:  # noqa: BLE001 - delivered to every waiting caller
+                self.busy_seconds += loop.time() - started
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 continue
+            self.busy_seconds += loop.time() - started
             for p, result in zip(batch, results, strict=True):
                 if not p.future.done():
                     p.future.set_result(result)

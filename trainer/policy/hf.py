@@ -166,6 +166,11 @@ class HFPolicy(Policy):
     def batch_sizes(self) -> list[int]:
         return self._batcher.batch_sizes
 
+    @property
+    def busy_seconds(self) -> float:
+        """Wall time spent generating (inside batches), for the rollout benchmark."""
+        return self._batcher.busy_seconds
+
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)
         if params.max_new_tokens < 1:

@@ -85,6 +85,11 @@ class VLLMPolicy(Policy):
     def batch_sizes(self) -> list[int]:
         return self._batcher.batch_sizes
 
+    @property
+    def busy_seconds(self) -> float:
+        """Wall time spent generating (inside batches), for the rollout benchmark."""
+        return self._batcher.busy_seconds
+
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)
         # One over-long request would fail the whole batch inside vLLM: refuse it here, alone.
