@@ -25,13 +25,13 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int) -> dict:
         "run_dir": str(run_dir),
         "envs": addresses,
         "model": {"name": "smollm2", "backend": "hf", "threads": 2},
-        "rollout": {"group_size": 4, "batch_tasks": 2, "max_new_tokens": 32, "temperature": 1.0,
+        "rollout": {"group_size": 4, "batch_tasks": 2, "max_new_tokens": 48, "temperature": 1.0,
                     "max_total_tokens": 1536},
         "grpo": {"learning_rate": 1e-5, "beta": 0.0, "token_budget": 4096},
         "warm_start": {"episodes": 24, "epochs": 2, "learning_rate": 1e-4},
         "stages": [{"name": "easy", "steps": steps, "mix": easy}],
         # A 135M model samples noise at temperature 1; evaluation samples a little cooler.
-        "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 4, "k": 2, "max_new_tokens": 32,
+        "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 4, "k": 2, "max_new_tokens": 48,
                  "temperature": 0.7},
         "checkpoint_every": 1,
     }
