@@ -172,6 +172,28 @@ class MicroBatcher(Generic[Request, Result]):
         self._worker = None
 
 
+class BatchedPolicy(Policy):
+    """A local backend: concurrent `generate` calls are gathered into batches by a MicroBatcher."""
+
+    _batcher: MicroBatcher
+
+    def _start_batching(self, max_batch: int, window_s: float) -> None:
+        self._batcher = MicroBatcher(self._run_batch, max_batch=max_batch, window_s=window_s)
+
+    @abstractmethod
+    async def _run_batch(self, batch: list[tuple[list[int], SamplingParams]]) -> list[Generation]:
+        """Generate for one gathered batch of (prompt ids, sampling params)."""
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return self._batcher.batch_sizes
+
+    @property
+    def busy_seconds(self) -> float:
+        """Wall time spent generating (inside batches), for the rollout benchmark."""
+        return self._batcher.busy_seconds
+
+
 def shm_dir() -> Path:
     """Where to write weights handed to an inference engine: RAM-backed when available."""
     shm = Path("/dev/shm")

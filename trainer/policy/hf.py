@@ -41,7 +41,7 @@ from transformers import (
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
 from ..types import Generation, SamplingParams
-from .base import MicroBatcher, Policy, WeightsSource
+from .base import BatchedPolicy, WeightsSource
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class RowLimits(StoppingCriteria):
         return (generated >= self.limits).to(input_ids.device)
 
 
-class HFPolicy(Policy):
+class HFPolicy(BatchedPolicy):
     """transformers generate, batched and off the event loop.
 
     `model` is a folder, a resolvable name ("smollm2", a hub id in the local cache) or a loaded
@@ -158,18 +158,7 @@ class HFPolicy(Policy):
             log.warning("the model's generation_config sets %s; generate applies them before sampling", overridden)
         self._lock = threading.Lock()  # one generate or weight update at a time
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
-        self._batcher: MicroBatcher[tuple[list[int], SamplingParams], Generation] = MicroBatcher(
-            self._run_batch, max_batch=max_batch, window_s=batch_window_s
-        )
-
-    @property
-    def batch_sizes(self) -> list[int]:
-        return self._batcher.batch_sizes
-
-    @property
-    def busy_seconds(self) -> float:
-        """Wall time spent generating (inside batches), for the rollout benchmark."""
-        return self._batcher.busy_seconds
+        self._start_batching(max_batch, batch_window_s)
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)

@@ -35,10 +35,10 @@ from typing import Any
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
 from ..types import Generation, SamplingParams
-from .base import MicroBatcher, Policy, WeightsSource, save_weights, shm_dir
+from .base import BatchedPolicy, WeightsSource, save_weights, shm_dir
 
 
-class VLLMPolicy(Policy):
+class VLLMPolicy(BatchedPolicy):
     """vLLM's `LLM` engine in this process.
 
     `kv_cache_gib` sizes the KV cache on CPU (VLLM_CPU_KVCACHE_SPACE); on a GPU use
@@ -77,18 +77,7 @@ class VLLMPolicy(Policy):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-engine")
         self._lock = threading.Lock()  # generate and reload take turns
         self.llm = self._executor.submit(LLM, **kwargs).result()
-        self._batcher: MicroBatcher[tuple[list[int], SamplingParams], Generation] = MicroBatcher(
-            self._run_batch, max_batch=max_batch, window_s=batch_window_s
-        )
-
-    @property
-    def batch_sizes(self) -> list[int]:
-        return self._batcher.batch_sizes
-
-    @property
-    def busy_seconds(self) -> float:
-        """Wall time spent generating (inside batches), for the rollout benchmark."""
-        return self._batcher.busy_seconds
+        self._start_batching(max_batch, batch_window_s)
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)
