@@ -62,6 +62,9 @@ class ChannelOptions:
     def grpc_options(self) -> list[tuple[str, object]]:
         return [
             ("grpc.service_config", SERVICE_CONFIG),
+            # Each client gets its own connection: gRPC otherwise shares one between channels to the
+            # same address, and every session would land on one worker of a multi-process server.
+            ("grpc.use_local_subchannel_pool", 1),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 60_000),
             ("grpc.keepalive_timeout_ms", 20_000),

@@ -57,6 +57,9 @@ class VLLMPolicy(BatchedPolicy):
         from vllm.platforms import current_platform
 
         on_cpu = current_platform.is_cpu()
+        # vLLM 0.32's CPU runner crashes on per-request seeds once a prefill is split into chunks
+        # ("CPU Generator does not use offset"); there the engine seed alone governs sampling.
+        self._per_request_seeds = not on_cpu
         path = resolve_model(model)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.name = name or path.name
@@ -103,7 +106,8 @@ class VLLMPolicy(BatchedPolicy):
         prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _ in batch]
         params = [
             VLLMSamplingParams(
-                n=1, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens, seed=p.seed,
+                n=1, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens,
+                seed=p.seed if self._per_request_seeds else None,
                 logprobs=0, stop_token_ids=self.stop_token_ids, skip_special_tokens=True,
             )
             for _, p in batch
