@@ -3,7 +3,9 @@
 One easy tier of one environment (default: TextCraft depth-1 goals), a real server, the default
 model on CPU: `gymwire.trainer.Trainer` runs base evaluation -> behaviour cloning on expert episodes
 of the training split -> GRPO steps with an evaluation every few steps, all on held-out test tasks.
-Prints a table with 95% intervals (tasks as the independent unit) and writes the curve as JSON and PNG.
+Prints a table with 95% intervals (tasks as the independent unit) and, for every evaluation after the
+warm start, the paired difference to the warm start on the same tasks (its interval is much tighter
+than the difference of two unpaired intervals). Writes the curve as JSON and PNG.
 
     python -m bench.learning                       # the recorded run (tens of minutes on 2 cores)
     python -m bench.learning --steps 2 --eval-tasks 4 --quick-demos 8   # smoke run
@@ -27,7 +29,7 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
         "run_dir": str(args.run_dir),
         "envs": {"textcraft": address},
         "seed": args.seed,
-        "model": {"name": "smollm2", "threads": args.threads},
+        "model": {"name": "smollm2", "backend": args.backend, "threads": args.threads},
         "rollout": {"group_size": args.group_size, "batch_tasks": args.batch_tasks, "max_new_tokens": 40,
                     "temperature": args.temperature, "max_total_tokens": 1536},
         "grpo": {"learning_rate": args.lr, "beta": 0.0, "token_budget": 4096},
@@ -37,6 +39,26 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
                  "every_steps": args.eval_every, "max_new_tokens": 40, "temperature": args.temperature},
         "checkpoint_every": 1,
     }
+
+
+def task_success(eval_dir: Path) -> dict[str, float]:
+    """Mean success of each task's scored samples in one evaluation."""
+    samples: dict[str, list[float]] = {}
+    for line in filter(str.strip, (eval_dir / "trajectories.jsonl").read_text().splitlines()):
+        t = json.loads(line)["trajectory"]
+        if not t["aborted"]:
+            samples.setdefault(f"{t['env']}/{t['task_id']}", []).append(float(t["success"]))
+    return {task: sum(v) / len(v) for task, v in samples.items()}
+
+
+def paired_gain(run_dir: Path, before: str, after: str) -> tuple[float, float, int]:
+    """Mean per-task change in success from `before` to `after` and its 95% half-width (paired by task)."""
+    from gymwire.trainer.metrics import mean_ci
+
+    a, b = task_success(run_dir / "eval" / before), task_success(run_dir / "eval" / after)
+    common = sorted(a.keys() & b.keys())
+    gain, ci = mean_ci([b[t] - a[t] for t in common])
+    return gain, ci, len(common)
 
 
 def curve(run_dir: Path, steps: int) -> list[dict]:
@@ -52,8 +74,13 @@ def curve(run_dir: Path, steps: int) -> list[dict]:
         step = {"base": None, "warm_start": 0}.get(label, steps)
         if "-step-" in label:
             step = int(label.rsplit("-", 1)[1])
-        points.append({"label": label, "grpo_step": step, "avg_at_k": avg, "ci95": ci, "episodes": episodes,
-                       "tasks": sum(r["tasks"] for r in rows), "mean_turns": rows[0]["mean_turns"] if rows else 0})
+        point = {"label": label, "grpo_step": step, "avg_at_k": avg, "ci95": ci, "episodes": episodes,
+                 "tasks": sum(r["tasks"] for r in rows), "mean_turns": rows[0]["mean_turns"] if rows else 0,
+                 "invalid_rate": rows[0]["invalid_rate"] if rows else 0}
+        if step and (run_dir / "eval" / "warm_start").exists():
+            gain, gain_ci, paired = paired_gain(run_dir, "warm_start", label)
+            point.update(gain_vs_warm_start=gain, gain_ci95=gain_ci, paired_tasks=paired)
+        points.append(point)
     return points
 
 
@@ -80,15 +107,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", type=Path, default=Path("runs/bench-learning"))
     parser.add_argument("--category", default="depth-1")
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--eval-every", type=int, default=4)
+    parser.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="what samples rollouts")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--eval-tasks", type=int, default=40)
-    parser.add_argument("-k", type=int, default=4)
+    parser.add_argument("-k", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--batch-tasks", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--batch-tasks", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--quick-demos", type=int, default=48, help="expert episodes for the warm start")
+    parser.add_argument("--quick-demos", type=int, default=24, help="expert episodes for the warm start")
     parser.add_argument("--sft-epochs", type=int, default=2)
     parser.add_argument("--sft-lr", type=float, default=1e-4)
     parser.add_argument("--max-turns", type=int, default=5)
@@ -108,10 +136,13 @@ def main() -> None:
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "points": points,
                                     "minutes": (time.time() - started) / 60}, indent=2))
     print(f"\nlearning on textcraft {args.category}: held-out avg@{args.k}, 95% interval over tasks")
-    print(f"{'evaluation':28s} {'GRPO step':>9s} {'avg@k':>7s} {'± ci95':>7s} {'episodes':>8s}")
+    print(f"{'evaluation':28s} {'GRPO step':>9s} {'avg@k':>7s} {'± ci95':>7s} {'episodes':>8s} {'invalid':>7s} "
+          f"{'vs warm start (paired)':>22s}")
     for p in points:
         step = "-" if p["grpo_step"] is None else str(p["grpo_step"])
-        print(f"{p['label']:28s} {step:>9s} {100 * p['avg_at_k']:6.1f}% {100 * p['ci95']:6.1f}  {p['episodes']:8d}")
+        gain = f"{100 * p['gain_vs_warm_start']:+6.1f} ± {100 * p['gain_ci95']:.1f}" if "gain_ci95" in p else ""
+        print(f"{p['label']:28s} {step:>9s} {100 * p['avg_at_k']:6.1f}% {100 * p['ci95']:6.1f}  {p['episodes']:8d} "
+              f"{100 * p['invalid_rate']:6.1f}% {gain:>22s}")
     print(f"wrote {args.out} and {png} ({(time.time() - started) / 60:.1f} min)")
 
 

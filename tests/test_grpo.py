@@ -20,7 +20,7 @@ from gymwire.trainer.grpo import (
     pack_microbatches,
     token_logprobs,
 )
-from gymwire.trainer.types import Trajectory
+from gymwire.trainer.types import Trajectory, TurnSample
 
 torch.set_num_threads(1)  # the test machine is shared: more threads only wait on each other
 
@@ -237,6 +237,29 @@ def test_loss_reads_only_mask1_tokens(lora_updater, group) -> None:
     first = group[0].loss_mask.index(1)
     shifted = [replace(group[0], logprobs=group[0].logprobs[:first] + [-30.0] + group[0].logprobs[first + 1 :])]
     assert lora_updater.objective(shifted + group[1:])["loss"] != before["loss"]
+
+
+def split_last_turn(t: Trajectory) -> Trajectory:
+    """The same episode with its second turn carried as a windowed turn whose context is the full prefix."""
+    start = next(i for i in range(len(t.loss_mask) - 1, 0, -1) if t.loss_mask[i] and not t.loss_mask[i - 1])
+    turn = TurnSample(token_ids=list(t.token_ids), loss_mask=[0] * start + t.loss_mask[start:],
+                      logprobs=[0.0] * start + t.logprobs[start:], prompt_length=start)
+    return replace(t, loss_mask=t.loss_mask[:start] + [0] * (len(t.loss_mask) - start),
+                   logprobs=t.logprobs[:start] + [0.0] * (len(t.logprobs) - start), windowed_turns=[turn])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("normalization", ["tokens", "sequences"])
+def test_windowed_turns_are_trained_with_their_episodes_advantage(model_dir, group, normalization) -> None:
+    """A turn carried as a windowed sequence weighs exactly as it would inside its episode."""
+    updater = GRPOUpdater(model_dir, GRPOConfig(loss_normalization=normalization))
+    whole = updater.objective(group)
+    split = [split_last_turn(t) for t in group]
+    assert all(t.windowed_turns and sum(t.loss_mask) < sum(o.loss_mask) for t, o in zip(split, group, strict=True))
+    assert updater.objective(split) == pytest.approx(whole, rel=1e-4, abs=1e-6)
+    # Dropping the windowed turns loses their tokens: the objective is not the same any more.
+    dropped = [replace(t, windowed_turns=[]) for t in split]
+    assert updater.objective(dropped)["tokens"] < whole["tokens"]
 
 
 @pytest.fixture(scope="module")

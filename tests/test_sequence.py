@@ -214,6 +214,8 @@ def test_history_window_contexts_and_masks(tok):
     assert trained == [t for g in gens[: k + 1] for t in g.token_ids]
     assert sum(1 for m in b.loss_mask if m) == sum(len(g.token_ids) for g in gens)
     assert traj.info["history_turns"] == k
+    # The turns the full sequence masks out travel as their own exact sequences, for GRPO and SFT.
+    assert traj.windowed_turns == samples[k + 1:]
 
 
 REWRITING_TEMPLATE = (

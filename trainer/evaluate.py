@@ -101,7 +101,7 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
             if sink is not None:
                 record = asdict(trajectory)
                 if not store_tokens:
-                    record.update(token_ids=[], loss_mask=[], logprobs=[])
+                    record.update(token_ids=[], loss_mask=[], logprobs=[], windowed_turns=[])
                 sink.write(json.dumps({"sample": sample, "trajectory": record}) + "\n")
                 sink.flush()
             bar.update(1)

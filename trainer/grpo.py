@@ -230,16 +230,32 @@ class _MicroBatch:
 
 def validate_trajectory(traj: Trajectory) -> None:
     """Clear errors for records the loss cannot use, instead of silent misalignment."""
-    n = len(traj.token_ids)
-    if len(traj.loss_mask) != n:
-        raise ValueError(
-            f"trajectory {traj.task_id!r}/{traj.group_id!r}: loss_mask has {len(traj.loss_mask)} entries for {n} tokens"
-        )
-    if traj.logprobs and len(traj.logprobs) != n:
-        raise ValueError(
-            f"trajectory {traj.task_id!r}/{traj.group_id!r}: logprobs has {len(traj.logprobs)} entries "
-            f"for {n} tokens (expected one per token, 0.0 where loss_mask is 0, or none at all)"
-        )
+    for part, seq in (("", traj), *((f" windowed turn {i}", s) for i, s in enumerate(traj.windowed_turns))):
+        n, name = len(seq.token_ids), f"trajectory {traj.task_id!r}/{traj.group_id!r}{part}"
+        if len(seq.loss_mask) != n:
+            raise ValueError(f"{name}: loss_mask has {len(seq.loss_mask)} entries for {n} tokens")
+        if seq.logprobs and len(seq.logprobs) != n:
+            raise ValueError(
+                f"{name}: logprobs has {len(seq.logprobs)} entries "
+                f"for {n} tokens (expected one per token, 0.0 where loss_mask is 0, or none at all)"
+            )
+
+
+@dataclass
+class _Row:
+    """One trained sequence: an episode's full sequence or one of its windowed turns."""
+
+    token_ids: list[int]
+    loss_mask: list[int]
+    logprobs: list[float]
+    advantage: float
+    episode: int  # index of its episode in the step (for per-episode loss normalisation)
+
+
+def _rows(adv: Advantages) -> list[_Row]:
+    return [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e)
+            for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True))
+            for seq in (traj, *traj.windowed_turns)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,6 +355,7 @@ class GRPOUpdater:
             "skipped_groups": float(adv.skipped_groups),
             "aborted": float(adv.aborted),
             "sequences": float(len(adv.trajectories)),
+            "windowed_turns": float(sum(len(t.windowed_turns) for t in adv.trajectories)),
             "reward_mean": (sum(t.reward for t in scored) / len(scored)) if scored else 0.0,
             "advantage_mean": (sum(adv.advantages) / len(adv.advantages)) if adv.advantages else 0.0,
             "advantage_abs_mean": (
@@ -467,15 +484,19 @@ class GRPOUpdater:
 
     def _microbatches(self, adv: Advantages) -> list[_MicroBatch]:
         """Pad, mask and weight the trained episodes; weights make micro-batch losses sum to the step's."""
-        trajs = adv.trajectories
-        if not trajs:
+        seqs = _rows(adv)
+        if not seqs:
             return []
-        total_tokens = sum(sum(1 for m in t.loss_mask[1:] if m) for t in trajs)
-        n_seqs = len(trajs)
+        scored = [sum(1 for m in r.loss_mask[1:] if m) for r in seqs]
+        total_tokens = sum(scored)
+        episode_tokens: dict[int, int] = defaultdict(int)
+        for r, n in zip(seqs, scored, strict=True):
+            episode_tokens[r.episode] += n
+        n_episodes = len(adv.trajectories)
         batches = []
-        # Tokens after an episode's last sampled token cannot change the loss (causal attention), so
-        # each episode is cut there before packing: trailing environment text costs nothing.
-        lengths = [_last_one(t.loss_mask) + 1 for t in trajs]
+        # Tokens after a sequence's last sampled token cannot change the loss (causal attention), so
+        # each is cut there before packing: trailing environment text costs nothing.
+        lengths = [_last_one(r.loss_mask) + 1 for r in seqs]
         for indices in pack_microbatches(lengths, self.config.microbatch_tokens):
             rows = len(indices)
             length = max(lengths[i] for i in indices)
@@ -484,12 +505,12 @@ class GRPOUpdater:
             mask = torch.zeros((rows, length), dtype=torch.float32)
             old = torch.full((rows, length), float("nan"), dtype=torch.float32)
             for row, i in enumerate(indices):
-                traj, n = trajs[i], lengths[i]
-                ids[row, :n] = torch.tensor(traj.token_ids[:n], dtype=torch.long)
+                seq, n = seqs[i], lengths[i]
+                ids[row, :n] = torch.tensor(seq.token_ids[:n], dtype=torch.long)
                 attn[row, :n] = 1
-                mask[row, :n] = torch.tensor(traj.loss_mask[:n], dtype=torch.float32)
-                if traj.logprobs:
-                    old[row, :n] = torch.tensor(traj.logprobs[:n], dtype=torch.float32)
+                mask[row, :n] = torch.tensor(seq.loss_mask[:n], dtype=torch.float32)
+                if seq.logprobs:
+                    old[row, :n] = torch.tensor(seq.logprobs[:n], dtype=torch.float32)
             mask[:, 0] = 0.0  # position 0 has no context and cannot be scored
             positions = torch.nonzero(mask.sum(dim=0) > 0).flatten()
             if positions.numel() == 0:
@@ -497,8 +518,10 @@ class GRPOUpdater:
             mask = mask[:, positions]
             if self.config.loss_normalization == "tokens":
                 weights = mask / max(total_tokens, 1)
-            else:
-                weights = mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0) / n_seqs
+            else:  # each episode's tokens (its windowed turns included) average to one episode's share
+                per_episode = torch.tensor([[max(episode_tokens[seqs[i].episode], 1)] for i in indices],
+                                           dtype=torch.float32)
+                weights = mask / per_episode / n_episodes
             batches.append(
                 _MicroBatch(
                     input_ids=ids.to(self.device),
@@ -506,7 +529,7 @@ class GRPOUpdater:
                     positions=positions.to(self.device),
                     mask=mask.to(self.device),
                     old_logps=old[:, positions].to(self.device),
-                    advantages=torch.tensor([adv.advantages[i] for i in indices], dtype=torch.float32).to(self.device),
+                    advantages=torch.tensor([seqs[i].advantage for i in indices], dtype=torch.float32).to(self.device),
                     weights=weights.to(self.device),
                 )
             )

@@ -31,8 +31,9 @@ the full stored conversation once more than K exchanges exist. What is trained o
   whose context *was* the stored prefix (the first K+1 turns). Training on the full sequence is
   therefore exact but ignores the later turns.
 * `turn_samples()` gives one sequence per turn: the exact context the sampler saw plus the sampled
-  tokens (mask 1). A trainer that uses a window should train on these, each with the episode's
-  advantage; without a window they are redundant with the full sequence.
+  tokens (mask 1). The later turns (those the full sequence masks out) go into the trajectory's
+  `windowed_turns`, which GRPO trains with the episode's advantage; so every sampled token is
+  trained exactly once, in the context it was sampled in.
 
 `max_total_tokens` bounds every sequence the model sees: without a window the whole conversation,
 with a window each turn's context plus its completion.
@@ -44,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import Generation, Trajectory
+from .types import Generation, Trajectory, TurnSample
 
 Message = dict[str, str]
 
@@ -134,16 +135,6 @@ def _text_end(rendered: str, text: str, start: int) -> int | None:
         if at >= 0:
             return at + len(candidate)
     return None
-
-
-@dataclass
-class TurnSample:
-    """One generation as the sampler saw it: its context (mask 0) then its sampled tokens (mask 1)."""
-
-    token_ids: list[int]
-    loss_mask: list[int]
-    logprobs: list[float]
-    prompt_length: int
 
 
 @dataclass
@@ -400,4 +391,6 @@ class ConversationBuilder:
             trajectory.info.setdefault("truncation_reason", self.truncation_reason)
         if self.history_turns is not None:
             trajectory.info.setdefault("history_turns", self.history_turns)
+            windowed = [turn.context_start is not None for turn in self._turns]
+            trajectory.windowed_turns = [s for s, w in zip(self.turn_samples(), windowed, strict=True) if w]
         return trajectory

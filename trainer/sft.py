@@ -30,17 +30,21 @@ log = logging.getLogger(__name__)
 
 
 def sft_records(trajectories: Sequence[Trajectory]) -> list[dict[str, list[int]]]:
-    """Rows for TRL: token ids and the loss mask as `assistant_masks`; aborted or empty ones left out."""
+    """Rows for TRL: token ids and the loss mask as `assistant_masks`; aborted or empty ones left out.
+
+    With a history window an episode gives one row for its full sequence and one per windowed turn."""
     rows = []
     for traj in trajectories:
-        if traj.aborted or not any(traj.loss_mask):
+        if traj.aborted:
             continue
-        if len(traj.loss_mask) != len(traj.token_ids):
-            raise ValueError(
-                f"trajectory {traj.task_id!r}: loss_mask has {len(traj.loss_mask)} entries "
-                f"for {len(traj.token_ids)} tokens"
-            )
-        rows.append({"input_ids": list(traj.token_ids), "assistant_masks": [int(m) for m in traj.loss_mask]})
+        for seq in (traj, *traj.windowed_turns):
+            if len(seq.loss_mask) != len(seq.token_ids):
+                raise ValueError(
+                    f"trajectory {traj.task_id!r}: loss_mask has {len(seq.loss_mask)} entries "
+                    f"for {len(seq.token_ids)} tokens"
+                )
+            if any(seq.loss_mask):
+                rows.append({"input_ids": list(seq.token_ids), "assistant_masks": [int(m) for m in seq.loss_mask]})
     if not rows:
         raise ValueError("no trajectory to clone: all were aborted or had no agent tokens")
     return rows

@@ -30,6 +30,16 @@ class Generation:
 
 
 @dataclass
+class TurnSample:
+    """One generation as the sampler saw it: its context (mask 0) then its sampled tokens (mask 1)."""
+
+    token_ids: list[int]
+    loss_mask: list[int]
+    logprobs: list[float]
+    prompt_length: int
+
+
+@dataclass
 class Trajectory:
     """One episode of one task, ready for training and analysis."""
 
@@ -51,3 +61,9 @@ class Trajectory:
     aborted: bool = False  # infrastructure failure: never scored, never trained on
     abort_reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    # With a history window: the turns generated from a windowed context (not a prefix of token_ids,
+    # so masked out there), each as its own exact sequence; GRPO trains them with the episode's advantage.
+    windowed_turns: list[TurnSample] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.windowed_turns = [s if isinstance(s, TurnSample) else TurnSample(**s) for s in self.windowed_turns]
