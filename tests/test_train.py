@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -91,3 +92,18 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
             assert r["tasks"] == asyncio.run(expected(r["step"]))
     assert (run_dir / "final_model" / "config.json").exists()
     assert (run_dir / "report" / "report.md").exists()
+
+    # Every step's episodes were kept token-exact; `gymwire masks` marks exactly what the model said.
+    rollouts = sorted(p.name for p in (run_dir / "rollouts").iterdir())
+    assert rollouts == [f"stage-0-step-{i}.jsonl" for i in range(3)]
+    episode = json.loads((run_dir / "rollouts" / "stage-0-step-2.jsonl").read_text().splitlines()[0])["trajectory"]
+    assert sum(episode["loss_mask"]) == episode["generated_tokens"] > 0
+    shown = subprocess.run([sys.executable, "-m", "gymwire.cli.main", "masks", "--plain",
+                            str(run_dir / "rollouts" / "stage-0-step-2.jsonl")], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    header, sequence = shown.stdout.split("\n\n", 1)
+    n = episode["generated_tokens"]
+    assert f"sampled by the model {n}, trained {n} " in header
+    marked = re.findall(r"⟦(.*?)⟧", sequence, flags=re.S)
+    said = [m["content"] for m in episode["messages"] if m["role"] == "assistant"]
+    assert len(marked) == len(said) and all(text.strip() in span for text, span in zip(said, marked, strict=True))

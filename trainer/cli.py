@@ -1,4 +1,4 @@
-"""Trainer subcommands of `gymwire`: train, eval, report, demo. Heavy imports happen inside each command."""
+"""Trainer subcommands of `gymwire`: train, eval, report, masks, demo. Heavy imports happen inside each command."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="results folder (an interrupted eval resumes from it)")
+    p.add_argument("--keep-tokens", action="store_true",
+                   help="store token ids, loss masks and logprobs in trajectories.jsonl (see `gymwire masks`)")
     p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
     p.add_argument("--token", default=os.environ.get("GYMWIRE_TOKEN"), help="bearer token (or $GYMWIRE_TOKEN)")
     p.set_defaults(run=evaluate)
@@ -40,6 +42,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(run=report)
+
+    p = sub.add_parser("masks", help="show an episode's tokens with the ones the model sampled (loss mask 1) marked")
+    p.add_argument("trajectories", type=Path,
+                   help="a JSONL of trajectories: a run's rollouts/stage-S-step-N.jsonl, or an eval's "
+                        "trajectories.jsonl written with --keep-tokens")
+    p.add_argument("--episode", type=int, default=0, help="line of the file (0-based)")
+    p.add_argument("--model", default="smollm2", help="whose tokenizer decodes the ids")
+    p.add_argument("--plain", action="store_true", help="bracket the sampled tokens instead of colouring them")
+    p.set_defaults(run=masks)
 
     p = sub.add_parser("demo", help="the main job: local BabyAI + TextCraft servers, evaluate, warm start, "
                                     "GRPO, evaluate again, report (CPU, default model)")
@@ -102,7 +113,7 @@ def evaluate(args: argparse.Namespace) -> int:
                 pool, policy, RolloutConfig(SamplingParams(args.max_new_tokens, args.temperature)), settings)
             try:
                 result = await run_eval(pool, agent, spec, out_dir=args.out, env_settings=settings,
-                                        desc=f"eval {args.policy}")
+                                        desc=f"eval {args.policy}", store_tokens=args.keep_tokens)
             finally:
                 if policy is not None:
                     policy.close()
@@ -118,6 +129,24 @@ def report(args: argparse.Namespace) -> int:
     from gymwire.trainer.report import write_report
 
     print(write_report(args.run_dir))
+    return 0
+
+
+def masks(args: argparse.Namespace) -> int:
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from gymwire.trainer.masks import describe
+    from gymwire.trainer.model import resolve_model
+    from gymwire.trainer.records import read_trajectories
+
+    episodes = [t for _, t in read_trajectories(args.trajectories)]
+    if not 0 <= args.episode < len(episodes):
+        raise SystemExit(f"{args.trajectories} holds {len(episodes)} episodes; --episode {args.episode} is not one")
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)))
+    color = not args.plain and sys.stdout.isatty()
+    print(describe(episodes[args.episode], tokenizer, color=color))
     return 0
 
 

@@ -108,6 +108,7 @@ class RunConfig:
     warm_start: WarmStart | None = None
     eval: EvalSection = field(default_factory=EvalSection)
     checkpoint_every: int = 1  # steps between checkpoints (resume point)
+    save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl
     token: str | None = None  # bearer token for servers started with --auth-token (default: $GYMWIRE_TOKEN)
     seed: int = 0
 

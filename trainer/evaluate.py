@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import play_reference
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
+from gymwire.trainer.records import read_trajectories, write_trajectory
 from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
 
@@ -61,14 +62,7 @@ async def select_tasks(pool: EnvPool, spec: EvalSpec) -> list[TaskRef]:
 
 
 def _read_done(path: Path) -> dict[tuple[str, str, int], Trajectory]:
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                t = Trajectory(**record["trajectory"])
-                done[(t.env, t.task_id, record["sample"])] = t
-    return done
+    return {(t.env, t.task_id, sample): t for sample, t in read_trajectories(path)} if path.exists() else {}
 
 
 async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *, out_dir: Path | None = None,
@@ -99,10 +93,7 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
             trajectory = await play_reference(pool, ref, agent, settings.get(ref.env, EnvSettings()), seed, group)
         async with lock:
             if sink is not None:
-                record = asdict(trajectory)
-                if not store_tokens:
-                    record.update(token_ids=[], loss_mask=[], logprobs=[], windowed_turns=[])
-                sink.write(json.dumps({"sample": sample, "trajectory": record}) + "\n")
+                write_trajectory(sink, trajectory, sample=sample, tokens=store_tokens)
                 sink.flush()
             bar.update(1)
         return trajectory

@@ -14,18 +14,15 @@ from pathlib import Path
 
 from gymwire.trainer.failures import tag_counts
 from gymwire.trainer.metrics import EvalRow, markdown_table
+from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.types import Trajectory
 
 
 def _load_eval(folder: Path) -> tuple[list[EvalRow], list[Trajectory]]:
     data = json.loads((folder / "results.json").read_text())
     rows = [EvalRow(**r) for r in data["rows"]]
-    trajectories = []
     jsonl = folder / "trajectories.jsonl"
-    if jsonl.exists():
-        trajectories = [Trajectory(**json.loads(line)["trajectory"]) for line in jsonl.read_text().splitlines()
-                        if line.strip()]
-    return rows, trajectories
+    return rows, [t for _, t in read_trajectories(jsonl)] if jsonl.exists() else []
 
 
 def _eval_order(run_dir: Path) -> list[str]:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
 from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.records import write_trajectory
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import SamplingParams, Trajectory
 
@@ -243,6 +244,8 @@ class Trainer:
             groups = await engine.groups(refs, cfg.rollout.group_size, base_seed=cfg.seed * 7919 + step * 100_003)
             rollout_s = time.perf_counter() - started
             episodes = [t for g in groups for t in g]
+            if cfg.save_rollouts:
+                self._save_rollouts(groups, step)
             metrics = await asyncio.to_thread(updater.step, episodes)
             if cfg.model.backend == "vllm":
                 policy.update_weights(updater.export(_shm_dir(self.run_dir)))
@@ -261,6 +264,14 @@ class Trainer:
             if cfg.eval.every_steps and self.state.step % cfg.eval.every_steps == 0 and self.state.step < stage.steps:
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}-step-{self.state.step}")
         bar.close()
+
+    def _save_rollouts(self, groups: list[list[Trajectory]], step: int) -> None:
+        folder = self.run_dir / "rollouts"
+        folder.mkdir(exist_ok=True)
+        with (folder / f"stage-{self.state.stage}-step-{step}.jsonl").open("w") as sink:
+            for group in groups:
+                for sample, trajectory in enumerate(group):
+                    write_trajectory(sink, trajectory, sample=sample)
 
     def _log_step(self, stage: Stage, step: int, episodes: list[Trajectory], metrics: dict[str, float],
                   rollout_s: float, update_s: float, engine: RolloutEngine) -> None:
