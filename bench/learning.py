@@ -32,7 +32,8 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
         "model": {"name": "smollm2", "backend": args.backend, "threads": args.threads},
         "rollout": {"group_size": args.group_size, "batch_tasks": args.batch_tasks, "max_new_tokens": 40,
                     "temperature": args.temperature, "max_total_tokens": 1536},
-        "grpo": {"learning_rate": args.lr, "beta": 0.0, "token_budget": 4096},
+        "grpo": {"learning_rate": args.lr, "beta": 0.0, "token_budget": 4096,
+                 "loss_normalization": args.loss_normalization},
         "warm_start": {"episodes": args.quick_demos, "epochs": args.sft_epochs, "learning_rate": args.sft_lr},
         "stages": [{"name": "grpo", "steps": args.steps, "mix": [tier]}],
         "eval": {"split": "test", "category": args.category, "tasks_per_env": args.eval_tasks, "k": args.k,
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--batch-tasks", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--loss-normalization", choices=("tokens", "sequences"), default="sequences")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--quick-demos", type=int, default=24, help="expert episodes for the warm start")
     parser.add_argument("--sft-epochs", type=int, default=2)

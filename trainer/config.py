@@ -70,6 +70,10 @@ class GRPOSection:
     scale_rewards: bool = True
     max_grad_norm: float = 1.0
     token_budget: int = 4096  # tokens per micro-batch
+    # "tokens": every trained token weighs the same; "sequences": every episode weighs the same. In
+    # multi-turn play failures tend to run longer, so with "tokens" the tokens that successes and
+    # failures share (the action format) get a net push down; "sequences" cancels it.
+    loss_normalization: str = "tokens"
 
 
 @dataclass
@@ -211,6 +215,8 @@ def _check(config: RunConfig) -> None:
     for i, env in enumerate(config.eval.envs):
         if env not in config.envs:
             raise ConfigError(f"eval.envs[{i}]: {env!r} is not one of envs ({', '.join(config.envs)})")
+    if config.grpo.loss_normalization not in ("tokens", "sequences"):
+        raise ConfigError(f"grpo.loss_normalization: {config.grpo.loss_normalization!r} is not tokens or sequences")
     if config.model.backend not in ("hf", "vllm"):
         raise ConfigError(f"model.backend: {config.model.backend!r} is not hf or vllm")
     if config.rollout.group_size < 2:

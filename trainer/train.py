@@ -180,6 +180,7 @@ class Trainer:
             g = cfg.grpo
             grpo_config = GRPOConfig(learning_rate=g.learning_rate, beta=g.beta, epsilon=g.epsilon,
                                      scale_rewards=g.scale_rewards, max_grad_norm=g.max_grad_norm,
+                                     loss_normalization=g.loss_normalization,
                                      temperature=cfg.rollout.temperature, microbatch_tokens=g.token_budget,
                                      lora_r=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha)
             updater = GRPOUpdater(self.state.rl_init_model, grpo_config)
