@@ -42,6 +42,7 @@ def test_curriculum_sequential_and_mixture_are_one_format(tmp_path):
     ({"rollout": {"group_size": 1}}, "rollout.group_size"),
     ({"grpo": {"learning_rate": "fast"}}, "grpo.learning_rate"),
     ({"model": {"backend": "tpu"}}, "model.backend"),
+    ({"grpo": {"loss_normalization": "episodes"}}, "grpo.loss_normalization"),
     ({"stages": []}, "stages"),
     ({"stages": [{"steps": 1, "mix": [{"env": "webshop"}]}]}, "stages[0].name"),
     ({"evaluation": {}}, "evaluation: unknown key"),
