@@ -70,10 +70,7 @@ class GRPOSection:
     scale_rewards: bool = True
     max_grad_norm: float = 1.0
     token_budget: int = 4096  # tokens per micro-batch
-    # "tokens": every trained token weighs the same; "sequences": every episode weighs the same. In
-    # multi-turn play failures tend to run longer, so with "tokens" the tokens that successes and
-    # failures share (the action format) get a net push down; "sequences" cancels it.
-    loss_normalization: str = "tokens"
+    loss_normalization: str = "sequences"  # or "tokens" (verl's token-mean); why: GRPOConfig
 
 
 @dataclass

@@ -55,9 +55,11 @@ class GRPOConfig:
     epsilon_high: float | None = None  # DAPO "clip higher"; None -> epsilon
     scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
     advantage_eps: float = 1e-4  # added to the group std
-    # "tokens": every trained token of the step weighs the same (sum / all masked tokens) - long
-    # multi-turn episodes are not down-weighted per token. "sequences": per-episode mean, then mean.
-    loss_normalization: Literal["tokens", "sequences"] = "tokens"
+    # "sequences": per-episode mean, then mean over episodes; every episode weighs the same.
+    # "tokens" (verl's token-mean): every trained token weighs the same. In multi-turn play failures
+    # run to the turn limit and successes end early, so under "tokens" the tokens both share (the
+    # action format) get a net push down; bench/learning.py measured it (see bench/results).
+    loss_normalization: Literal["tokens", "sequences"] = "sequences"
     temperature: float = 1.0  # must equal the sampling temperature: sampler logprobs are of p^(1/T)
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
