@@ -7,7 +7,8 @@ Prints a table with 95% intervals (tasks as the independent unit) and, for every
 warm start, the paired difference to the warm start on the same tasks (its interval is much tighter
 than the difference of two unpaired intervals). Writes the curve as JSON and PNG.
 
-    python -m bench.learning                       # the recorded run (35 min on 2 cores, vLLM rollouts)
+    python -m bench.learning --seed 1              # results/learning.json (37 min on 2 cores, vLLM rollouts)
+    python -m bench.learning --loss-normalization tokens   # results/learning-seed0-tokens.json
     python -m bench.learning --steps 2 --eval-tasks 4 --quick-demos 8   # smoke run
 """
 
