@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from pathlib import Path
 
+from bench import write_rows
 from gymwire.client import AsyncEnvClient
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.registry import load_environment
@@ -112,8 +112,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['env']:10s} {r['in_process_steps_s']:19.0f} {r['server_steps_s']:16.0f} {r['rss_mb']:14.0f} "
               f"{r['rss_per_1000_sessions_mb']:22.1f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))
+    write_rows(args, rows)
 
 
 if __name__ == "__main__":

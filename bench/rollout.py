@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from pathlib import Path
 
+from bench import write_rows
 from gymwire.client import EnvPool
 from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
@@ -71,8 +71,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['backend']:8s} {r['episodes']:8d} {r['turns']:6d} {r['generated_tokens']:7d} {r['wall_s']:7.1f} "
               f"{r['generation_s']:7.1f} {100 * r['outside_share']:18.1f}%")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))
+    write_rows(args, rows)
 
 
 if __name__ == "__main__":

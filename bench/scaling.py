@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
 
+from bench import write_rows
 from gymwire.client import AsyncEnvClient
 from gymwire.env_servers.local import LocalServer
 
@@ -71,8 +71,7 @@ def main() -> None:
     for r in rows:
         r["speedup"] = r["steps_per_s"] / base
         print(f"{r['layout']:24s} {r['steps_per_s']:9.0f} {r['speedup']:12.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=2))
+    write_rows(args, rows)
 
 
 if __name__ == "__main__":
