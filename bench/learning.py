@@ -39,7 +39,7 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
         "stages": [{"name": "grpo", "steps": args.steps, "mix": [tier]}],
         "eval": {"split": "test", "category": args.category, "tasks_per_env": args.eval_tasks, "k": args.k,
                  "every_steps": args.eval_every, "max_new_tokens": 40, "temperature": args.temperature},
-        "checkpoint_every": 1,
+        "checkpoint": {"every": 1},
     }
 
 

@@ -15,6 +15,7 @@ import torch
 from gymwire.trainer.grpo import (
     GRPOConfig,
     GRPOUpdater,
+    LoRASettings,
     clipped_policy_loss,
     group_advantages,
     pack_microbatches,
@@ -214,7 +215,7 @@ def test_sampler_logprobs_align_with_training_logprobs(base_model, group) -> Non
 @pytest.fixture(scope="module")
 def lora_updater(model_dir):
     torch.manual_seed(0)
-    return GRPOUpdater(model_dir, GRPOConfig(lora_r=4, learning_rate=1e-4))
+    return GRPOUpdater(model_dir, GRPOConfig(lora=LoRASettings(rank=4), learning_rate=1e-4))
 
 
 @pytest.mark.slow
@@ -265,7 +266,7 @@ def test_windowed_turns_are_trained_with_their_episodes_advantage(model_dir, gro
 @pytest.fixture(scope="module")
 def stepped_full(model_dir, base_model, group):
     """A full fine-tuning updater after one step on `group` (reward 1 for episode 0 only)."""
-    updater = GRPOUpdater(model_dir, GRPOConfig(learning_rate=1e-5, microbatch_tokens=2 * len(group[0].token_ids)))
+    updater = GRPOUpdater(model_dir, GRPOConfig(learning_rate=1e-5, token_budget=2 * len(group[0].token_ids)))
     metrics = updater.step(group)
     return updater, metrics
 
@@ -286,8 +287,11 @@ def test_step_moves_logprobs_with_the_advantage(stepped_full, base_model, group)
     assert per_token_change[0] > 0  # the positive-advantage episode became more likely
     assert per_token_change[0] > max(per_token_change[1:])  # ... more than any negative one
 
+    # The ratio is taken against the trainer's own log-probs (1 by construction here); how far the
+    # updated weights now are from the sampler's numbers shows as the mismatch instead.
     again = updater.objective(group)
-    assert again["kl"] > 0 and again["ratio_mean"] != pytest.approx(1.0, abs=1e-6)
+    assert again["kl"] > 0 and again["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert again["mismatch_abs_mean"] > metrics["mismatch_abs_mean"]
 
 
 @pytest.mark.slow
@@ -326,7 +330,7 @@ def test_full_checkpoint_resumes_same_step_and_weights(stepped_full, model_dir, 
 @pytest.mark.slow
 def test_lora_checkpoint_resumes_identically_and_exports_merged(model_dir, base_model, tokenizer, tmp_path) -> None:
     trained = sample_group(base_model, tokenizer, "g1", [0.0, 1.0, 0.5], seed=3)
-    config = GRPOConfig(lora_r=4, learning_rate=1e-4, beta=0.0)
+    config = GRPOConfig(lora=LoRASettings(rank=4), learning_rate=1e-4, beta=0.0)
     torch.manual_seed(1)
     first = GRPOUpdater(model_dir, config)
     first.step(trained)

@@ -74,7 +74,9 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
         assert second.returncode == 0, second.stderr[-2000:]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["phase"] == "done" and state["stage"] == 1
-    trainer_state = json.loads((run_dir / "checkpoint" / "trainer_state.json").read_text())
+    assert state["checkpoint"] == "checkpoints/step-3"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-3"]  # keep_last: 1
+    trainer_state = json.loads((run_dir / state["checkpoint"] / "trainer_state.json").read_text())
     records = _steps(run_dir)
     resumed = [r for r in records if r["step"] >= killed_at]
     # The restart continued at the killed step (no step repeated from scratch, none skipped) ...

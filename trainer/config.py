@@ -13,9 +13,11 @@ import types
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+from gymwire.trainer.settings import CheckpointSettings, GRPOConfig, LoRASettings, VLLMSettings
 
 
 class ConfigError(ValueError):
@@ -44,9 +46,9 @@ class Stage:
 @dataclass
 class ModelConfig:
     name: str = "smollm2"  # "smollm2" (the embedded default), an HF folder, or a hub id in the local cache
-    backend: str = "hf"  # hf | vllm: what generates rollouts
-    lora_rank: int = 0  # 0: full fine-tuning
-    lora_alpha: int = 32
+    # What generates rollouts: hf (transformers, the live training model), vllm (an engine in this
+    # process) or openai (a vLLM server at vllm.server_url, e.g. on other GPUs).
+    backend: Literal["hf", "vllm", "openai"] = "hf"
     threads: int = 0  # torch threads (0: leave torch's default)
 
 
@@ -60,17 +62,6 @@ class RolloutSection:
     max_total_tokens: int = 4096
     abort_retries: int = 2
     system_prompt: str | None = None
-
-
-@dataclass
-class GRPOSection:
-    learning_rate: float = 1e-6
-    beta: float = 0.001  # KL to the reference model
-    epsilon: float = 0.2
-    scale_rewards: bool = True
-    max_grad_norm: float = 1.0
-    token_budget: int = 4096  # tokens per micro-batch
-    loss_normalization: str = "sequences"  # or "tokens" (verl's token-mean); why: GRPOConfig
 
 
 @dataclass
@@ -105,10 +96,11 @@ class RunConfig:
     run_dir: str = "runs/run"
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutSection = field(default_factory=RolloutSection)
-    grpo: GRPOSection = field(default_factory=GRPOSection)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the updater's own config (trainer/settings.py)
+    vllm: VLLMSettings = field(default_factory=VLLMSettings)  # the engine's own settings
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     warm_start: WarmStart | None = None
     eval: EvalSection = field(default_factory=EvalSection)
-    checkpoint_every: int = 1  # steps between checkpoints (resume point)
     save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl
     token: str | None = None  # bearer token for servers started with --auth-token (default: $GYMWIRE_TOKEN)
     seed: int = 0
@@ -118,31 +110,30 @@ class RunConfig:
 
 
 def _build(tp: Any, value: Any, path: str) -> Any:
+    """`value` (parsed YAML) as an instance of type `tp`, or a ConfigError naming `path`."""
     origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             if len(options) < len(typing.get_args(tp)):
                 return None
             raise ConfigError(f"{path}: must not be empty")
-        return _build(options[0], value, path)
+        errors = []
+        for option in options:
+            try:
+                return _build(option, value, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0] if len(errors) == 1 else ConfigError(f"{path}: expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(value).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(tp)}
-        hints = typing.get_type_hints(tp)
-        unknown = sorted(set(value) - set(fields))
-        if unknown:
-            where = f"{path}." if path else ""
-            raise ConfigError(f"{where}{unknown[0]}: unknown key; expected one of {', '.join(fields)}")
-        kwargs = {}
-        for name, f in fields.items():
-            sub = f"{path}.{name}" if path else name
-            if name in value:
-                kwargs[name] = _build(hints[name], value[name], sub)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{sub}: required key is missing")
-        return tp(**kwargs)
+        return _build_dataclass(tp, value, path)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
@@ -159,7 +150,38 @@ def _build(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp in (str, bool) and isinstance(value, tp):
         return value
-    raise ConfigError(f"{path}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+    raise ConfigError(f"{path}: expected {_describe(tp)}, got {value!r}")
+
+
+def _build_dataclass(tp: Any, value: Any, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {type(value).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    hints = typing.get_type_hints(tp)
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"{where}{unknown[0]}: unknown key; expected one of {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in value:
+            kwargs[name] = _build(hints[name], value[name], sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{sub}: required key is missing")
+    try:
+        return tp(**kwargs)
+    except ValueError as exc:  # an engine's own rule (its __post_init__), e.g. "keep_last must be >= 1"
+        message = str(exc)
+        key = message.split()[0] if message else ""
+        where = f"{path}.{key}" if key in fields else (path or "config")
+        raise ConfigError(f"{where}: {message}") from None
+
+
+def _describe(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
 
 
 def _normalise_envs(raw: Any) -> Any:
@@ -175,7 +197,11 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     data = dict(data)
     if "envs" in data:
         data["envs"] = _normalise_envs(data["envs"])
+    if isinstance(data.get("grpo"), dict) and "temperature" in data["grpo"]:
+        raise ConfigError("grpo.temperature: set rollout.temperature; the update always uses the sampling one")
     config: RunConfig = _build(RunConfig, data, "")
+    # The loss's log-probs must be of the distribution the sampler drew from.
+    config.grpo.temperature = config.rollout.temperature
     _check(config)
     return config
 
@@ -212,10 +238,11 @@ def _check(config: RunConfig) -> None:
     for i, env in enumerate(config.eval.envs):
         if env not in config.envs:
             raise ConfigError(f"eval.envs[{i}]: {env!r} is not one of envs ({', '.join(config.envs)})")
-    if config.grpo.loss_normalization not in ("tokens", "sequences"):
-        raise ConfigError(f"grpo.loss_normalization: {config.grpo.loss_normalization!r} is not tokens or sequences")
-    if config.model.backend not in ("hf", "vllm"):
-        raise ConfigError(f"model.backend: {config.model.backend!r} is not hf or vllm")
+    if config.model.backend == "openai" and not config.vllm.server_url:
+        raise ConfigError("vllm.server_url: model.backend openai needs the server's URL")
+    if config.vllm.max_model_len < config.rollout.max_total_tokens and config.model.backend != "hf":
+        raise ConfigError(f"vllm.max_model_len: {config.vllm.max_model_len} is below rollout.max_total_tokens "
+                          f"({config.rollout.max_total_tokens}); episodes would be cut by the engine")
     if config.rollout.group_size < 2:
         raise ConfigError("rollout.group_size: GRPO needs at least 2 samples per task")
 
@@ -234,7 +261,9 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
     cpu = copy.deepcopy(config)
     cpu.model = ModelConfig(name=model, backend="hf", threads=config.model.threads)
     cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=12, max_total_tokens=2048)
-    cpu.grpo = replace(config.grpo, token_budget=4096)
+    # The default model trains in fp32 on a CPU; engine and sharding settings stay as configured.
+    cpu.grpo = replace(config.grpo, token_budget=4096, precision="fp32", gradient_checkpointing=False,
+                       lora=LoRASettings(), cpu_offload=False)
     cpu.warm_start = None
     for stage in cpu.stages:
         stage.steps = min(stage.steps, steps)

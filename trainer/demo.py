@@ -33,7 +33,7 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int) -> dict:
         # A 135M model samples noise at temperature 1; evaluation samples a little cooler.
         "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 4, "k": 2, "max_new_tokens": 48,
                  "temperature": 0.7},
-        "checkpoint_every": 1,
+        "checkpoint": {"every": 1},
     }
 
 

@@ -28,60 +28,28 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
+import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from gymwire.trainer.settings import GRPOConfig, LoRASettings
 from gymwire.trainer.types import Trajectory
+
+__all__ = ["GRPOConfig", "GRPOUpdater", "LoRASettings", "clipped_policy_loss", "group_advantages", "token_logprobs"]
+
+log = logging.getLogger("gymwire.trainer")
 
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
-
-
-@dataclass
-class GRPOConfig:
-    """Knobs of the update. Defaults follow the paper's settings (AgentGym-RL: lr 1e-6, KL 0.001)."""
-
-    learning_rate: float = 1e-6
-    beta: float = 0.001  # KL(policy || reference) coefficient, k3 estimator; 0 -> no reference model at all
-    epsilon: float = 0.2  # PPO clip range below 1 (and above 1 unless epsilon_high is set)
-    epsilon_high: float | None = None  # DAPO "clip higher"; None -> epsilon
-    scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
-    advantage_eps: float = 1e-4  # added to the group std
-    # "sequences": per-episode mean, then mean over episodes; every episode weighs the same.
-    # "tokens" (verl's token-mean): every trained token weighs the same. In multi-turn play failures
-    # run to the turn limit and successes end early, so under "tokens" the tokens both share (the
-    # action format) get a net push down; bench/learning.py measured it (see bench/results).
-    loss_normalization: Literal["tokens", "sequences"] = "sequences"
-    temperature: float = 1.0  # must equal the sampling temperature: sampler logprobs are of p^(1/T)
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 0  # linear warm-up of the learning rate, then constant
-    microbatch_tokens: int = 4096  # padded tokens (sequences x longest) per forward/backward
-    lora_r: int = 0  # 0 -> full fine-tuning
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: str | list[str] = "all-linear"
-    gradient_checkpointing: bool = False
-    device: str | None = None  # None -> cuda when available, else cpu
-    mixed_precision: bool | None = None  # bf16 autocast with fp32 master weights; None -> on CUDA only
-
-    def __post_init__(self) -> None:
-        if self.loss_normalization not in ("tokens", "sequences"):
-            raise ValueError(f"loss_normalization must be 'tokens' or 'sequences', got {self.loss_normalization!r}")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        if self.microbatch_tokens < 1:
-            raise ValueError("microbatch_tokens must be >= 1")
-        self.adam_betas = tuple(self.adam_betas)  # JSON round-trips give a list
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,6 +66,7 @@ class Advantages:
     groups: int = 0  # groups with at least one non-aborted episode
     skipped_groups: int = 0  # all rewards equal (incl. a lone episode): zero advantage, nothing to learn
     aborted: int = 0  # infrastructure failures, excluded before grouping
+    nonfinite_groups: int = 0  # a reward was NaN or infinite: the group is left out, never trained on
 
 
 def group_advantages(
@@ -119,6 +88,9 @@ def group_advantages(
     for members in by_group.values():
         result.groups += 1
         rewards = torch.tensor([float(t.reward) for t in members], dtype=torch.float64)
+        if not bool(torch.isfinite(rewards).all()):
+            result.nonfinite_groups += 1  # one NaN would make the whole group's advantages NaN
+            continue
         if len(members) < 2 or bool(torch.allclose(rewards, rewards[0].expand_as(rewards))):
             result.skipped_groups += 1
             continue
@@ -143,15 +115,22 @@ def clipped_policy_loss(
     *,
     epsilon_low: float = 0.2,
     epsilon_high: float = 0.2,
+    dual_clip: float | None = None,
+    is_weights: torch.Tensor | None = None,
     ref_logps: torch.Tensor | None = None,
     beta: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token PPO-clip loss plus beta * k3 KL, zero wherever mask == 0.
 
-    Shapes: (B, T) for log-probs and mask, (B,) or (B, 1) for advantages. Returns
+    Shapes: (B, T) for log-probs, mask and `is_weights`, (B,) or (B, 1) for advantages. Returns
     (per_token_loss, per_token_kl, ratio, clipped), all (B, T). Mask-0 positions are selected away
     (`where`, not multiplied: inf * 0 is NaN) before exp, so whatever sits there (the 0.0
     placeholders of Trajectory.logprobs, garbage) can neither overflow nor leak a gradient.
+
+    `dual_clip` (c > 1) bounds the loss of a negative-advantage token at -c * A however large its
+    ratio (verl's clip_ratio_c): a token the policy has moved far up cannot dominate the step.
+    `is_weights` (detached) scale the policy-gradient term per token: the truncated importance
+    weight that corrects for the sampler's own probabilities differing from the trainer's.
     """
     on = mask > 0
     if advantages.dim() == 1:
@@ -164,6 +143,13 @@ def clipped_policy_loss(
     clipped_obj = clipped_ratio * advantages
     per_token = -torch.min(unclipped_obj, clipped_obj)
     clipped = (clipped_obj < unclipped_obj) & on
+    if dual_clip is not None:
+        bound = -dual_clip * advantages.expand_as(per_token)
+        negative = advantages.expand_as(per_token) < 0
+        clipped = clipped | (negative & (per_token > bound) & on)
+        per_token = torch.where(negative, torch.minimum(per_token, bound), per_token)
+    if is_weights is not None:
+        per_token = per_token * is_weights.detach()
     if ref_logps is not None and beta != 0.0:
         delta = torch.where(on, ref_logps - logps, zero).clamp(-20.0, 20.0)
         kl = torch.exp(delta) - delta - 1.0
@@ -171,6 +157,25 @@ def clipped_policy_loss(
     else:
         kl = zero
     return torch.where(on, per_token, zero), torch.where(on, kl, zero), ratio, clipped
+
+
+def importance_weights(
+    trainer_logps: torch.Tensor, sampler_logps: torch.Tensor, mask: torch.Tensor, *, cap: float, mode: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token p_trainer / p_sampler with its cap; (weights, capped) both (B, T), weight 1 off-mask.
+
+    `token_truncate` clips the weight at `cap` (TRL's and verl's truncated IS); `token_mask` drops
+    tokens above it (weight 0). Tokens without a sampler log-prob (NaN) keep weight 1.
+    """
+    known = (mask > 0) & ~torch.isnan(sampler_logps)
+    log_w = torch.where(known, trainer_logps - torch.nan_to_num(sampler_logps), torch.zeros_like(trainer_logps))
+    weights = torch.exp(log_w.clamp(max=20.0))
+    capped = known & (weights > cap)
+    if mode == "token_mask":
+        weights = torch.where(capped, torch.zeros_like(weights), weights)
+    else:
+        weights = weights.clamp(max=cap)
+    return weights, capped
 
 
 def token_logprobs(
@@ -225,9 +230,10 @@ class _MicroBatch:
     attention_mask: torch.Tensor
     positions: torch.Tensor  # (P,) scored positions: where any row of the micro-batch has mask 1
     mask: torch.Tensor  # (B, P) float
-    old_logps: torch.Tensor  # (B, P); NaN where the sampler gave none
+    sampler_logps: torch.Tensor  # (B, P); NaN where the sampler gave none
     advantages: torch.Tensor  # (B,)
-    weights: torch.Tensor  # (B, P): per-token share of the step's normalised loss
+    weights: torch.Tensor  # (B, P): per-token share of its mini-batch's normalised loss
+    trainer_old: torch.Tensor | None = None  # (B, P) trainer log-probs before the step's first update
 
 
 def validate_trajectory(traj: Trajectory) -> None:
@@ -287,7 +293,11 @@ class GRPOUpdater:
         self.config = config or GRPOConfig()
         cfg = self.config
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.mixed_precision = cfg.mixed_precision if cfg.mixed_precision is not None else self.device.type == "cuda"
+        self.precision = cfg.resolved_precision(self.device.type)
+        self.mixed_precision = self.precision == "bf16-mixed"
+        # bf16-mixed keeps fp32 master weights (and AdamW state) and computes in bf16 under autocast;
+        # bf16 stores the weights themselves in bf16, AdamW's state follows them.
+        weights_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.global_step = 0
 
         if isinstance(model_dir_or_model, torch.nn.Module):
@@ -295,7 +305,7 @@ class GRPOUpdater:
             self.model_dir: Path | None = None
         else:
             self.model_dir = Path(model_dir_or_model)
-            base = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
+            base = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=weights_dtype)
             if tokenizer is None:
                 tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         self.tokenizer = tokenizer
@@ -305,25 +315,27 @@ class GRPOUpdater:
         # Reference policy: with LoRA the base weights are the reference (adapters disabled), so no
         # copy is needed; with full fine-tuning a frozen copy is kept, only when beta != 0.
         self.ref_model: torch.nn.Module | None = None
-        if cfg.lora_r > 0:
+        if cfg.lora.rank > 0:
             from peft import LoraConfig, get_peft_model
 
             lora = LoraConfig(
-                r=cfg.lora_r,
-                lora_alpha=cfg.lora_alpha,
-                lora_dropout=cfg.lora_dropout,
-                target_modules=cfg.lora_target_modules,
+                r=cfg.lora.rank,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules=cfg.lora.target_modules,
                 task_type="CAUSAL_LM",
             )
             self.model = get_peft_model(base, lora)
         else:
             self.model = base
             if cfg.beta != 0.0:
-                self.ref_model = copy.deepcopy(base).eval().requires_grad_(False).to(self.device)
+                # Only ever evaluated without gradients: under bf16 maths its fp32 copy would be waste.
+                ref_dtype = torch.float32 if self.precision == "fp32" else torch.bfloat16
+                self.ref_model = copy.deepcopy(base).to(ref_dtype).eval().requires_grad_(False).to(self.device)
         self.model.to(self.device)
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            if cfg.lora_r > 0:
+            if cfg.lora.rank > 0:
                 self.model.enable_input_require_grads()
         self.model.eval()
 
@@ -340,56 +352,71 @@ class GRPOUpdater:
 
     @property
     def is_lora(self) -> bool:
-        return self.config.lora_r > 0
+        return self.config.lora.rank > 0
 
     def step(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
-        """One optimizer step on these episodes; returns metrics. Advances `global_step` even when
-        every group was skipped (the schedule's step count and the optimizer's may then differ by
-        the skipped steps: `updated` says which)."""
+        """`updates_per_step` optimizer steps on these episodes; returns metrics. Advances `global_step`
+        even when every group was skipped (the schedule's step count and the optimizer's may then
+        differ by the skipped steps: `updated` says which). A non-finite gradient is never applied:
+        that mini-batch is skipped and counted (`nonfinite_skipped`)."""
         started = time.perf_counter()
-        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
-        for traj in adv.trajectories:
-            validate_trajectory(traj)
+        adv = self._advantages(trajectories)
         scored = [t for t in trajectories if not t.aborted]
         metrics: dict[str, float] = {
             "step": float(self.global_step + 1),
             "groups": float(adv.groups),
             "skipped_groups": float(adv.skipped_groups),
+            "nonfinite_groups": float(adv.nonfinite_groups),
             "aborted": float(adv.aborted),
             "sequences": float(len(adv.trajectories)),
             "windowed_turns": float(sum(len(t.windowed_turns) for t in adv.trajectories)),
-            "reward_mean": (sum(t.reward for t in scored) / len(scored)) if scored else 0.0,
-            "advantage_mean": (sum(adv.advantages) / len(adv.advantages)) if adv.advantages else 0.0,
-            "advantage_abs_mean": (
-                sum(abs(a) for a in adv.advantages) / len(adv.advantages) if adv.advantages else 0.0
-            ),
+            "reward_mean": _mean([t.reward for t in scored if math.isfinite(t.reward)]),
+            "advantage_mean": _mean(adv.advantages),
+            "advantage_abs_mean": _mean([abs(a) for a in adv.advantages]),
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
-        batches = self._microbatches(adv)
-        tokens = sum(float(b.mask.sum()) for b in batches)
+        plans = [p for p in (self._microbatches(chunk) for chunk in _split(adv, self.config.updates_per_step)) if p]
+        tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         metrics["tokens"] = tokens
-        metrics["microbatches"] = float(len(batches))
+        metrics["microbatches"] = float(sum(len(plan) for plan in plans))
         if tokens == 0:
-            metrics.update(loss=0.0, pg_loss=0.0, kl=0.0, clip_fraction=0.0, ratio_mean=1.0, grad_norm=0.0)
-            metrics["updated"] = 0.0
+            metrics.update(loss=0.0, pg_loss=0.0, kl=0.0, clip_fraction=0.0, ratio_mean=1.0, grad_norm=0.0,
+                           optimizer_steps=0.0, nonfinite_skipped=0.0, updated=0.0)
+            metrics.update(_mismatch_metrics([]))
         else:
+            if len(plans) > 1:
+                # Later mini-batches see weights the earlier ones moved: their "old" policy is the one
+                # that sampled, so its log-probs are taken now, before any update.
+                for plan in plans:
+                    for batch in plan:
+                        batch.trainer_old = self._logprobs(self.model, batch)
+            sums: dict[str, float] = defaultdict(float)
+            gaps: list[torch.Tensor] = []
+            norms, skipped = [], 0
             self.model.train()
             try:
-                self.optimizer.zero_grad(set_to_none=True)
-                sums = defaultdict(float)
-                for batch in batches:
-                    for key, value in self._accumulate(batch, backward=True).items():
-                        sums[key] += value
-                params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-                self.optimizer.step()
+                for plan in plans:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    for batch in plan:
+                        for key, value in self._accumulate(batch, backward=True, gaps=gaps).items():
+                            sums[key] += value
+                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
+                    if math.isfinite(grad_norm):
+                        self.optimizer.step()
+                        norms.append(grad_norm)
+                    else:
+                        skipped += 1
+                    self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
             finally:
                 self.model.eval()
-            metrics.update(self._summarise(sums, tokens))
-            metrics["grad_norm"] = float(grad_norm)
-            metrics["updated"] = 1.0
+            metrics.update(self._summarise(sums, tokens, len(plans)))
+            metrics.update(_mismatch_metrics(gaps))
+            metrics["grad_norm"] = _mean(norms) if norms else float("nan")
+            metrics["optimizer_steps"] = float(len(norms))
+            metrics["nonfinite_skipped"] = float(skipped)
+            metrics["updated"] = 1.0 if norms else 0.0
         self.global_step += 1
         metrics["seconds"] = time.perf_counter() - started
         return metrics
@@ -397,32 +424,61 @@ class GRPOUpdater:
     @torch.no_grad()
     def objective(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """The step's loss and statistics at the current weights, without changing anything."""
-        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
-        for traj in adv.trajectories:
-            validate_trajectory(traj)
-        batches = self._microbatches(adv)
-        tokens = sum(float(b.mask.sum()) for b in batches)
-        sums = defaultdict(float)
-        for batch in batches:
-            for key, value in self._accumulate(batch, backward=False).items():
-                sums[key] += value
-        return {**self._summarise(sums, tokens), "tokens": tokens}
+        plans = [p for p in (self._microbatches(c) for c in _split(self._advantages(trajectories),
+                                                                     self.config.updates_per_step)) if p]
+        tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
+        sums: dict[str, float] = defaultdict(float)
+        gaps: list[torch.Tensor] = []
+        for plan in plans:
+            for batch in plan:
+                for key, value in self._accumulate(batch, backward=False, gaps=gaps).items():
+                    sums[key] += value
+        return {**self._summarise(sums, tokens, max(len(plans), 1)), **_mismatch_metrics(gaps), "tokens": tokens}
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
+    @torch.no_grad()
+    def sequence_logprobs(self, token_ids: Sequence[int]) -> list[float]:
+        """The trainer's log p(token_t | tokens_<t) of one sequence (position 0: 0.0), at the sampling
+        temperature: what an inference engine holding the same weights should report."""
+        ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.device)
+        with self._autocast():
+            logps = token_logprobs(self.model, ids, torch.ones_like(ids), 1, self.config.temperature)
+        return [0.0, *logps[0].float().tolist()]
+
+    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """The current policy's tensors in Hugging Face naming, LoRA merged, one at a time: what an
+        inference engine loads in memory (`Policy.update_weights`). The tensors are the live ones
+        (no copies); consume the iterator to the end before the next step."""
+        if not self.is_lora:
+            for name, tensor in self.model.state_dict().items():
+                yield name, tensor.detach()
+            return
+        base = self.model.get_base_model()
+        self.model.merge_adapter()
+        try:
+            for name, tensor in base.state_dict().items():
+                if "lora_" not in name:
+                    yield _strip_lora_name(name), tensor.detach()
+        finally:
+            self.model.unmerge_adapter()
+
+    def save(self, directory: str | os.PathLike[str], *, weights_only: bool = False) -> Path:
         """Checkpoint: weights (full model, or the LoRA adapter), tokenizer, optimizer, scheduler, step.
 
         A full-model checkpoint is itself an HF folder any backend can load; a LoRA checkpoint is a
-        PEFT adapter folder (use `export` for a merged HF folder).
+        PEFT adapter folder (use `export` for a merged HF folder). `weights_only` leaves out the
+        optimizer state (twice the model's size in fp32): a resume from it restarts AdamW's moments.
         """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(out), safe_serialization=True)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(out))
-        torch.save(self.optimizer.state_dict(), out / OPTIMIZER_FILE)
+        if not weights_only:
+            torch.save(self.optimizer.state_dict(), out / OPTIMIZER_FILE)
         torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
         state = {
             "global_step": self.global_step,
+            "weights_only": weights_only,
             "lora": self.is_lora,
             "reference_model": str(self.model_dir) if self.model_dir else None,
             "config": dataclasses.asdict(self.config),
@@ -438,7 +494,7 @@ class GRPOUpdater:
         state = json.loads((src / STATE_FILE).read_text())
         if bool(state["lora"]) != self.is_lora:
             kind = "a LoRA adapter" if state["lora"] else "a full model"
-            raise ValueError(f"{src} holds {kind}; this updater has lora_r={self.config.lora_r}")
+            raise ValueError(f"{src} holds {kind}; this updater has lora.rank={self.config.lora.rank}")
         if self.is_lora:
             from peft import set_peft_model_state_dict
 
@@ -456,7 +512,10 @@ class GRPOUpdater:
                 raise ValueError(
                     f"{src}: weights do not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})"
                 )
-        self.optimizer.load_state_dict(torch.load(src / OPTIMIZER_FILE, map_location=self.device))
+        if (src / OPTIMIZER_FILE).exists():
+            self.optimizer.load_state_dict(torch.load(src / OPTIMIZER_FILE, map_location=self.device))
+        else:
+            log.warning("%s holds weights only: AdamW starts with fresh moments", src)
         self.scheduler.load_state_dict(torch.load(src / SCHEDULER_FILE, map_location=self.device))
         self.global_step = int(state["global_step"])
 
@@ -499,7 +558,7 @@ class GRPOUpdater:
         # Tokens after a sequence's last sampled token cannot change the loss (causal attention), so
         # each is cut there before packing: trailing environment text costs nothing.
         lengths = [_last_one(r.loss_mask) + 1 for r in seqs]
-        for indices in pack_microbatches(lengths, self.config.microbatch_tokens):
+        for indices in pack_microbatches(lengths, self.config.token_budget):
             rows = len(indices)
             length = max(lengths[i] for i in indices)
             ids = torch.full((rows, length), self.pad_token_id, dtype=torch.long)
@@ -530,7 +589,7 @@ class GRPOUpdater:
                     attention_mask=attn.to(self.device),
                     positions=positions.to(self.device),
                     mask=mask.to(self.device),
-                    old_logps=old[:, positions].to(self.device),
+                    sampler_logps=old[:, positions].to(self.device),
                     advantages=torch.tensor([seqs[i].advantage for i in indices], dtype=torch.float32).to(self.device),
                     weights=weights.to(self.device),
                 )
@@ -542,38 +601,52 @@ class GRPOUpdater:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return torch.autocast(device_type=self.device.type, enabled=False)
 
+    def _advantages(self, trajectories: Sequence[Trajectory]) -> Advantages:
+        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
+        for traj in adv.trajectories:
+            validate_trajectory(traj)
+        return adv
+
+    def _logprobs(self, model: torch.nn.Module, batch: _MicroBatch) -> torch.Tensor:
+        with torch.no_grad(), self._autocast():
+            return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.positions,
+                                  self.config.temperature).float()
+
     def _reference_logps(self, batch: _MicroBatch) -> torch.Tensor | None:
         if self.config.beta == 0.0:
             return None
-        with torch.no_grad(), self._autocast():
-            if self.is_lora:
-                with self.model.disable_adapter():
-                    return token_logprobs(
-                        self.model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
-                    )
-            assert self.ref_model is not None
-            return token_logprobs(
-                self.ref_model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
-            )
+        if self.is_lora:
+            with self.model.disable_adapter():
+                return self._logprobs(self.model, batch)
+        assert self.ref_model is not None
+        return self._logprobs(self.ref_model, batch)
 
-    def _accumulate(self, batch: _MicroBatch, *, backward: bool) -> dict[str, float]:
-        """Forward (and backward) one micro-batch; returns its weighted sums for the step metrics."""
+    def _accumulate(self, batch: _MicroBatch, *, backward: bool, gaps: list[torch.Tensor]) -> dict[str, float]:
+        """Forward (and backward) one micro-batch; returns its weighted sums for the step metrics and
+        appends |trainer - sampler| log-prob gaps of its tokens to `gaps`."""
         cfg = self.config
         ref = self._reference_logps(batch)
         with self._autocast():
-            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.positions, cfg.temperature)
-        # Missing sampler logprobs (a backend that gives none) fall back to on-policy: ratio 1.
-        old = torch.where(torch.isnan(batch.old_logps), logps.detach(), batch.old_logps)
+            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.positions,
+                                   cfg.temperature).float()
+        # The trainer's log-probs under the weights that sampled: computed before the first update, or
+        # these very ones when this is the step's first (or only) mini-batch.
+        trainer_old = batch.trainer_old if batch.trainer_old is not None else logps.detach()
+        sampler = batch.sampler_logps
+        known = (batch.mask > 0) & ~torch.isnan(sampler)
+        gaps.append((trainer_old - sampler)[known].abs().cpu())
+        is_weights, capped = None, torch.zeros_like(known)
+        if cfg.old_logprobs == "trainer":
+            old = trainer_old
+            if cfg.importance_sampling != "none":
+                is_weights, capped = importance_weights(trainer_old, sampler, batch.mask, cap=cfg.importance_cap,
+                                                        mode=cfg.importance_sampling)
+        else:  # the sampler's own log-probs; a backend that gives none falls back to on-policy (ratio 1)
+            old = torch.where(torch.isnan(sampler), trainer_old, sampler)
         eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
         per_token, kl, ratio, clipped = clipped_policy_loss(
-            logps,
-            old,
-            batch.advantages,
-            batch.mask,
-            epsilon_low=cfg.epsilon,
-            epsilon_high=eps_high,
-            ref_logps=ref,
-            beta=cfg.beta,
+            logps, old, batch.advantages, batch.mask, epsilon_low=cfg.epsilon, epsilon_high=eps_high,
+            dual_clip=cfg.dual_clip, is_weights=is_weights, ref_logps=ref, beta=cfg.beta,
         )
         loss = (per_token * batch.weights).sum()
         if backward:
@@ -585,18 +658,51 @@ class GRPOUpdater:
             "kl_weighted": float((kl.detach() * batch.weights).sum()),
             "clipped": float(clipped.sum()),
             "ratio_sum": float((ratio.detach() * m).sum()),
+            "is_weight_sum": float((is_weights * m).sum()) if is_weights is not None else float(m.sum()),
+            "is_capped": float(capped.sum()),
         }
 
-    def _summarise(self, sums: dict[str, float], tokens: float) -> dict[str, float]:
+    def _summarise(self, sums: dict[str, float], tokens: float, minibatches: int) -> dict[str, float]:
         denom = max(tokens, 1.0)
-        kl_term = self.config.beta * sums["kl_weighted"]
+        loss = sums["loss"] / minibatches  # each mini-batch's loss is normalised on its own
+        kl_term = self.config.beta * sums["kl_weighted"] / minibatches
         return {
-            "loss": sums["loss"],
-            "pg_loss": sums["loss"] - kl_term,
+            "loss": loss,
+            "pg_loss": loss - kl_term,
             "kl": sums["kl_sum"] / denom,
             "clip_fraction": sums["clipped"] / denom,
             "ratio_mean": sums["ratio_sum"] / denom if tokens else 1.0,
+            "is_weight_mean": sums["is_weight_sum"] / denom if tokens else 1.0,
+            "is_capped_fraction": sums["is_capped"] / denom,
         }
+
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _split(adv: Advantages, parts: int) -> list[Advantages]:
+    """The step's episodes in `parts` mini-batches of whole episodes, in order (the last may be smaller)."""
+    n = len(adv.trajectories)
+    size = max(1, math.ceil(n / parts))
+    return [Advantages(adv.trajectories[i:i + size], adv.advantages[i:i + size]) for i in range(0, n, size)] or [adv]
+
+
+def _mismatch_metrics(gaps: list[torch.Tensor]) -> dict[str, float]:
+    """|trainer - sampler| log-prob over the trained tokens: how far the sampler's numbers are from the
+    trainer's for the same weights (kernels, precision, a lagging server). Large values mean the
+    importance weights, not the advantages, steer the update."""
+    values = torch.cat(gaps) if gaps else torch.zeros(0)
+    if values.numel() == 0:
+        return {"mismatch_abs_mean": 0.0, "mismatch_abs_p99": 0.0, "mismatch_abs_max": 0.0, "mismatch_tokens": 0.0}
+    values = values.double()
+    return {
+        "mismatch_abs_mean": float(values.mean()),
+        "mismatch_abs_p99": float(torch.quantile(values, 0.99)) if values.numel() > 1 else float(values[0]),
+        "mismatch_abs_max": float(values.max()),
+        "mismatch_tokens": float(values.numel()),
+    }
 
 
 def _last_one(values: Sequence[int]) -> int:

@@ -1,8 +1,9 @@
 """The training run: base evaluation, optional warm start, GRPO stages, evaluation after every stage.
 
-Resumable: the run folder holds `state.json` (phase, stage, step) and `checkpoint/` (weights,
-optimizer, step). The task stream of step s of a stage is drawn from a seed made of (run seed,
-stage, s), so a killed and restarted run continues at the same step with the same tasks.
+Resumable: the run folder holds `state.json` (phase, stage, step, newest checkpoint) and
+`checkpoints/step-N/` (weights, optimizer unless weights_only, step; the newest `keep_last`). The
+task stream of step s of a stage is drawn from a seed made of (run seed, stage, s), so a killed
+and restarted run continues at the same step with the same tasks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RunState:
     stage: int = 0
     step: int = 0
     rl_init_model: str = ""  # the model GRPO started from (also the KL reference)
+    checkpoint: str = ""  # the newest complete checkpoint, relative to the run folder ("" = none yet)
     evaluations: list[str] = field(default_factory=list)  # labels of finished evaluations
 
     @classmethod
@@ -155,7 +157,7 @@ class Trainer:
         return Path(behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate))
 
     async def run(self) -> RunState:
-        from gymwire.trainer.grpo import GRPOConfig, GRPOUpdater
+        from gymwire.trainer.grpo import GRPOUpdater
         from gymwire.trainer.model import resolve_model, set_threads
 
         cfg = self.config
@@ -177,16 +179,9 @@ class Trainer:
                 self.state.rl_init_model = str(init)
                 self.state.phase = "warm_started"
                 self.state.save(self.run_dir)
-            g = cfg.grpo
-            grpo_config = GRPOConfig(learning_rate=g.learning_rate, beta=g.beta, epsilon=g.epsilon,
-                                     scale_rewards=g.scale_rewards, max_grad_norm=g.max_grad_norm,
-                                     loss_normalization=g.loss_normalization,
-                                     temperature=cfg.rollout.temperature, microbatch_tokens=g.token_budget,
-                                     lora_r=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha)
-            updater = GRPOUpdater(self.state.rl_init_model, grpo_config)
-            checkpoint = self.run_dir / "checkpoint"
-            if (checkpoint / "trainer_state.json").exists():
-                updater.load(checkpoint)
+            updater = GRPOUpdater(self.state.rl_init_model, cfg.grpo)
+            if self.state.checkpoint:
+                updater.load(self.run_dir / self.state.checkpoint)
             policy = self._training_policy(updater, policy)
             if cfg.warm_start is not None:
                 await self._evaluate(pool, policy, "warm_start")
@@ -194,7 +189,7 @@ class Trainer:
             stream = TaskStream(pool, cfg.seed)
             while self.state.stage < len(cfg.stages):
                 stage = cfg.stages[self.state.stage]
-                await self._train_stage(pool, stage, stream, updater, policy, checkpoint)
+                await self._train_stage(pool, stage, stream, updater, policy)
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}")
                 self.state.stage += 1
                 self.state.step = 0
@@ -212,10 +207,15 @@ class Trainer:
         return self.state
 
     def _open_policy(self, model_dir: Path) -> Any:
-        """The configured backend over a model folder."""
+        """The configured backend over a model folder (for openai: the tokenizer's folder)."""
         from gymwire.trainer.policy import make_policy
 
-        return make_policy(self.config.model.backend, model_dir)
+        cfg = self.config
+        if cfg.model.backend == "openai":
+            return make_policy("openai", cfg.vllm.server_url, tokenizer=str(model_dir), settings=cfg.vllm)
+        if cfg.model.backend == "vllm":
+            return make_policy("vllm", model_dir, settings=cfg.vllm, seed=cfg.seed)
+        return make_policy(cfg.model.backend, model_dir)
 
     def _training_policy(self, updater: Any, current: Any) -> Any:
         """The policy that samples rollouts with the weights being trained.
@@ -230,11 +230,22 @@ class Trainer:
 
             return HFPolicy(updater.model, updater.tokenizer)
         policy = current or self._open_policy(Path(self.state.rl_init_model))
-        policy.update_weights(updater.export(_shm_dir(self.run_dir)))
+        policy.update_weights(updater.named_weights())
         return policy
 
-    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any,
-                           checkpoint: Path) -> None:
+    def _sync_weights(self, policy: Any, updater: Any, episodes: list[Trajectory]) -> dict[str, float]:
+        """Stream the updated weights into the inference engine, then check that they arrived: the
+        engine's log-probs of one of this step's episodes must match the trainer's."""
+        from gymwire.trainer.weight_sync import check_sync
+
+        started = time.perf_counter()
+        policy.update_weights(updater.named_weights())
+        synced = time.perf_counter() - started
+        metrics = check_sync(policy, updater, episodes, tolerance=self.config.vllm.sync_check_tolerance)
+        return {"sync_s": synced, **metrics}
+
+    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any,
+                           policy: Any) -> None:
         cfg = self.config
         engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
         bar = tqdm(total=stage.steps, initial=self.state.step, desc=f"stage {stage.name}", disable=not self.progress)
@@ -247,24 +258,40 @@ class Trainer:
             episodes = [t for g in groups for t in g]
             if cfg.save_rollouts:
                 self._save_rollouts(groups, step)
-            metrics = await asyncio.to_thread(updater.step, episodes)
-            if cfg.model.backend == "vllm":
-                policy.update_weights(updater.export(_shm_dir(self.run_dir)))
+            policy.sleep()  # with vLLM's sleep mode the engine frees the GPU for the update
+            metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
+            if cfg.model.backend != "hf":
+                metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
             self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s,
                            engine)
             self.state.step = step + 1
-            if cfg.checkpoint_every and (self.state.step % cfg.checkpoint_every == 0 or
-                                         self.state.step == stage.steps):
-                tmp = checkpoint.with_name("checkpoint.tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                updater.save(tmp)
-                shutil.rmtree(checkpoint, ignore_errors=True)
-                os.replace(tmp, checkpoint)
-                self.state.save(self.run_dir)
+            every = cfg.checkpoint.every
+            if (every and self.state.step % every == 0) or self.state.step == stage.steps:
+                self._checkpoint(updater)
             bar.update(1)
             if cfg.eval.every_steps and self.state.step % cfg.eval.every_steps == 0 and self.state.step < stage.steps:
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}-step-{self.state.step}")
         bar.close()
+
+    def _checkpoint(self, updater: Any) -> None:
+        """A new resume point: written aside, renamed into place, recorded in state.json, and only
+        then are checkpoints beyond the newest `keep_last` deleted, so a crash at any moment leaves
+        state.json naming a complete checkpoint."""
+        settings = self.config.checkpoint
+        folder = self.run_dir / "checkpoints"
+        name = f"step-{updater.global_step}"
+        tmp = folder / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        updater.save(tmp, weights_only=settings.weights_only)
+        shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a crash before state.json moved
+        os.replace(tmp, folder / name)
+        self.state.checkpoint = f"checkpoints/{name}"
+        self.state.save(self.run_dir)
+        done = sorted((p for p in folder.glob("step-*") if p.name.split("-")[1].isdigit()),
+                      key=lambda p: int(p.name.split("-")[1]))
+        for old in done[:-settings.keep_last]:
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
 
     def _save_rollouts(self, groups: list[list[Trajectory]], step: int) -> None:
         folder = self.run_dir / "rollouts"
@@ -287,7 +314,7 @@ class Trainer:
             "tokens": sum(t.generated_tokens for t in scored) / max(len(scored), 1),
             "rollout_s": rollout_s, "update_s": update_s,
             "aborted_retried": engine.stats.aborted_retried, "aborted_dropped": engine.stats.aborted_dropped,
-            **{f"grpo/{k}": v for k, v in metrics.items()},
+            **metrics,
         }
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -301,12 +328,6 @@ def base_policy_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_dir))
-
-
-def _shm_dir(run_dir: Path) -> Path:
-    from gymwire.trainer.policy.base import shm_dir
-
-    return shm_dir() / f"gymwire-weights-{abs(hash(str(run_dir.resolve())))}"
 
 
 def train(config: RunConfig, progress: bool = True) -> RunState:

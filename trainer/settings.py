@@ -1,0 +1,186 @@
+"""The engines' settings, one dataclass each, read straight from a run config's sections.
+
+Each class is the object its engine takes (`GRPOUpdater(model, GRPOConfig)`, `VLLMPolicy(model,
+settings=VLLMSettings)`, the trainer's checkpointing), so a run config's `grpo:`, `vllm:` and
+`checkpoint:` sections are parsed into them once and nothing copies fields from one to another.
+This module imports no torch: a config is validated without loading any engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
+
+
+@dataclass
+class LoRASettings:
+    """LoRA adapters instead of full fine-tuning when rank > 0 (peft)."""
+
+    rank: int = 0  # 0: full fine-tuning
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"  # peft's names, e.g. [q_proj, v_proj], or "all-linear"
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            raise ValueError("rank must be >= 0")
+        if not self.target_modules:
+            raise ValueError("target_modules must name at least one module (or be 'all-linear')")
+
+
+@dataclass
+class GRPOConfig:
+    """The policy update. Defaults follow the paper (AgentGym-RL: lr 1e-6, KL 0.001).
+
+    Off-policy correction: the sampler (vLLM) and the trainer compute slightly different
+    probabilities for the same weights, and a server-mode sampler may lag a step. With
+    `old_logprobs: trainer` the PPO ratio is taken against the trainer's own log-probs recomputed
+    before the update, so the clip measures only how far the update moved the policy; the
+    sampler/trainer gap is corrected separately by a truncated importance weight
+    min(p_trainer / p_sampler, importance_cap) per token (TRL's and verl's TIS), or tokens above
+    the cap are masked out (`importance_sampling: token_mask`). `dual_clip` bounds the loss of
+    negative-advantage tokens whose ratio is large (verl's clip_ratio_c).
+    """
+
+    learning_rate: float = 1e-6
+    beta: float = 0.001  # KL(policy || reference) coefficient, k3 estimator; 0 -> no reference model at all
+    epsilon: float = 0.2  # PPO clip range below 1 (and above 1 unless epsilon_high is set)
+    epsilon_high: float | None = None  # DAPO "clip higher"; None -> epsilon
+    dual_clip: float | None = 3.0  # bound on -ratio*A for A < 0 (> 1); None: no dual clip
+    old_logprobs: Literal["trainer", "sampler"] = "trainer"
+    importance_sampling: Literal["token_truncate", "token_mask", "none"] = "token_truncate"
+    importance_cap: float = 2.0  # upper bound of the per-token sampler->trainer weight
+    scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
+    advantage_eps: float = 1e-4  # added to the group std
+    # "sequences": per-episode mean, then mean over episodes; every episode weighs the same.
+    # "tokens" (verl's token-mean): every trained token weighs the same. In multi-turn play failures
+    # run to the turn limit and successes end early, so under "tokens" the tokens both share (the
+    # action format) get a net push down; bench/learning.py measured it (see bench/results).
+    loss_normalization: Literal["tokens", "sequences"] = "sequences"
+    temperature: float = 1.0  # the sampling temperature (set from rollout.temperature by a run config)
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 0  # linear warm-up of the learning rate, then constant
+    # Optimizer steps per rollout batch: the episodes are split into this many mini-batches (verl's
+    # ppo_mini_batch_size). With 1 the update is on-policy and the ratio is exactly 1 on the trainer;
+    # above 1 later mini-batches are off-policy, and the clip and old_logprobs: trainer do their work.
+    updates_per_step: int = 1
+    token_budget: int = 4096  # padded tokens (sequences x longest) per forward/backward
+    # fp32: fp32 weights and maths. bf16-mixed: fp32 master weights and AdamW, bf16 autocast.
+    # bf16: bf16 weights and AdamW states (half the memory, coarser updates). auto: bf16-mixed on
+    # CUDA, fp32 elsewhere.
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = "auto"
+    gradient_checkpointing: bool = False
+    lora: LoRASettings = field(default_factory=LoRASettings)
+    cpu_offload: bool = False  # under FSDP: parameters, gradients and optimizer state live in CPU RAM
+    device: str | None = None  # None -> cuda when available, else cpu
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoRASettings(**self.lora)
+        if self.loss_normalization not in ("tokens", "sequences"):
+            raise ValueError(f"loss_normalization must be 'tokens' or 'sequences', got {self.loss_normalization!r}")
+        if self.old_logprobs not in ("trainer", "sampler"):
+            raise ValueError(f"old_logprobs must be 'trainer' or 'sampler', got {self.old_logprobs!r}")
+        if self.importance_sampling not in ("token_truncate", "token_mask", "none"):
+            raise ValueError("importance_sampling must be token_truncate, token_mask or none, "
+                             f"got {self.importance_sampling!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if self.token_budget < 1:
+            raise ValueError("token_budget must be >= 1")
+        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
+            raise ValueError("epsilon and epsilon_high must be > 0")
+        if self.dual_clip is not None and self.dual_clip <= 1.0:
+            raise ValueError("dual_clip must be > 1 (verl uses 3), or null to turn it off")
+        if self.importance_cap < 1.0:
+            raise ValueError("importance_cap must be >= 1")
+        if self.updates_per_step < 1:
+            raise ValueError("updates_per_step must be >= 1")
+        if self.warmup_steps < 0:
+            raise ValueError("warmup_steps must be >= 0")
+        if len(self.adam_betas) != 2:
+            raise ValueError("adam_betas must be two numbers")
+
+    def resolved_precision(self, device_type: str) -> str:
+        if self.precision != "auto":
+            return self.precision
+        return "bf16-mixed" if device_type == "cuda" else "fp32"
+
+
+@dataclass
+class VLLMSettings:
+    """The vLLM engine of `model.backend: vllm` (in this process) or `openai` (a server).
+
+    On one GPU shared with the update, keep `gpu_memory_utilization` low enough for the update or
+    turn on `enable_sleep_mode` (the engine frees its weights and KV cache while the update runs).
+    """
+
+    max_model_len: int = 4096
+    gpu_memory_utilization: float = 0.5  # share of the GPU vLLM may claim (weights + KV cache)
+    tensor_parallel_size: int = 1
+    enable_sleep_mode: bool = False  # CUDA only
+    dtype: str = "auto"  # auto: float32 on CPU (3-4x faster there than bf16), the model's own dtype on GPU
+    enforce_eager: bool | None = None  # None: eager on CPU (compiling costs minutes), graphs on GPU
+    kv_cache_gib: int = 1  # CPU only: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    max_num_seqs: int | None = None  # None: vLLM's default
+    enable_prefix_caching: bool | None = None  # None: vLLM's default
+    # backend openai: the server's URL, and how new weights reach it. nccl: over a NCCL group
+    # (a server on other GPUs); disk: a folder both can read (a server on the same machine, CPU).
+    server_url: str = ""
+    weight_sync: Literal["auto", "memory", "nccl", "disk"] = "auto"
+    # After each sync, the sampler's and the trainer's log-probs of one episode are compared; a
+    # larger mean gap than this fails the run (the weights did not arrive).
+    sync_check_tolerance: float = 0.05
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)  # anything else vLLM's LLM() takes
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError("gpu_memory_utilization must be in (0, 1]")
+        if self.tensor_parallel_size < 1:
+            raise ValueError("tensor_parallel_size must be >= 1")
+        if self.max_model_len < 16:
+            raise ValueError("max_model_len must be >= 16")
+        if self.weight_sync not in ("auto", "memory", "nccl", "disk"):
+            raise ValueError(f"weight_sync must be auto, memory, nccl or disk, got {self.weight_sync!r}")
+
+    def engine_args(self, *, on_cpu: bool) -> dict[str, Any]:
+        """Keyword arguments for vLLM's `LLM(...)` (everything but the model and the seed)."""
+        args: dict[str, Any] = {
+            "dtype": ("float32" if on_cpu else "auto") if self.dtype == "auto" else self.dtype,
+            "enforce_eager": on_cpu if self.enforce_eager is None else self.enforce_eager,
+            "max_model_len": self.max_model_len,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            # The logprob of each sampled token from the distribution it was drawn from (temperature,
+            # top-p), the same definition as the transformers backend and the trainer.
+            "logprobs_mode": "processed_logprobs",
+        }
+        if not on_cpu:
+            args["gpu_memory_utilization"] = self.gpu_memory_utilization
+            args["enable_sleep_mode"] = self.enable_sleep_mode
+        if self.max_num_seqs is not None:
+            args["max_num_seqs"] = self.max_num_seqs
+        if self.enable_prefix_caching is not None:
+            args["enable_prefix_caching"] = self.enable_prefix_caching
+        args.update(self.engine_kwargs)
+        return args
+
+
+@dataclass
+class CheckpointSettings:
+    """Resume points in `checkpoints/step-N/`; `state.json` names the newest complete one."""
+
+    every: int = 1  # steps between checkpoints (0: only at the end of each stage)
+    keep_last: int = 1  # older checkpoints are deleted once a newer one is complete
+    weights_only: bool = False  # no optimizer state (a 7B AdamW state is ~60 GB): resuming restarts AdamW
+
+    def __post_init__(self) -> None:
+        if self.every < 0:
+            raise ValueError("every must be >= 0")
+        if self.keep_last < 1:
+            raise ValueError("keep_last must be >= 1")
