@@ -11,7 +11,8 @@
 # schemas vendored in the package: works offline), each when the tool is installed.
 #
 # Not replayed: the base image, the non-root user, file ownership, EXPOSE and the image layers
-# themselves (docker/build-podman.sh builds and runs a real image with podman), and the trainer image.
+# themselves (docker/build-podman.sh builds and runs a real image with podman), and the trainer images
+# (their run configs docker/train*.yaml are parsed; scripts/gpu-smoke.sh checks the GPU stack itself).
 #
 #   docker/replay-recipe.sh [ENV ...]      default: guess babyai textcraft webshop searchqa alfworld
 #
@@ -165,13 +166,14 @@ if [[ ${REPLAY_TOOLS:-0} == 1 ]] && { ! command -v hadolint >/dev/null || ! comm
 fi
 tool() { if command -v "$1" >/dev/null; then command -v "$1"; elif [[ -n $tools_bin && -x $tools_bin/$1 ]]; then echo "$tools_bin/$1"; fi; }
 
+profiles="--profile train --profile train-cpu"  # the GPU and the CPU trainer services
 if [[ -n $(tool docker-compose) ]]; then
     note "docker-compose config (docker/compose.yaml, every profile)"
-    if (cd "$repo" && "$(tool docker-compose)" -f docker/compose.yaml --profile train config -q); then
+    if (cd "$repo" && "$(tool docker-compose)" -f docker/compose.yaml $profiles config -q); then
         result[compose]="ok (docker-compose config)"
     else result[compose]="FAIL: docker-compose config"; fi
 elif docker compose version >/dev/null 2>&1; then
-    if (cd "$repo" && docker compose -f docker/compose.yaml --profile train config -q); then
+    if (cd "$repo" && docker compose -f docker/compose.yaml $profiles config -q); then
         result[compose]="ok (docker compose config)"
     else result[compose]="FAIL: docker compose config"; fi
 else
@@ -200,6 +202,21 @@ fi
 if [[ -n $(tool kubectl) ]]; then
     kubectl kustomize "$repo/deploy/k8s" > /dev/null && result[kustomize]="ok (kubectl kustomize)" \
         || result[kustomize]="FAIL: kubectl kustomize"
+fi
+
+# --- the trainer services' run configs parse (gymwire's own validation; it imports no torch)
+py=${check_py:-$python}
+if "$py" -c 'import gymwire.trainer.config' 2>/dev/null; then
+    if "$py" - "$repo" <<'PY'
+import pathlib, sys, yaml
+from gymwire.trainer.config import parse_config
+for path in sorted(pathlib.Path(sys.argv[1], "docker").glob("train*.yaml")):
+    config = parse_config(yaml.safe_load(path.read_text()))
+    print(f"{path.name}: backend {config.model.backend}, {len(config.stages)} stages")
+PY
+    then result[configs]="ok (docker/train*.yaml)"; else result[configs]="FAIL: a docker/train*.yaml does not parse"; fi
+else
+    result[configs]="skipped (no gymwire in $py)"
 fi
 
 # --- the ports agree: compose (build arg, published port), the k8s manifests, the fixed table
@@ -234,7 +251,7 @@ fi
 
 # --- summary
 printf '\n%-10s %s\n' "check" "result"
-for key in "${envs[@]}" compose hadolint k8s kustomize ports; do
+for key in "${envs[@]}" compose configs hadolint k8s kustomize ports; do
     [[ -n ${result[$key]:-} ]] || continue
     printf '%-10s %s\n' "$key" "${result[$key]}"
     [[ ${result[$key]} != FAIL* ]] || failed=1
