@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from gymwire.client import EnvPool, EpisodeAborted
-from gymwire.trainer.policy.base import Policy
+from gymwire.trainer.policy.base import ContextFull, Policy
 from gymwire.trainer.sequence import ConversationBuilder
 from gymwire.trainer.types import SamplingParams, Trajectory
 from gymwire.v1 import environment_pb2 as pb
@@ -117,8 +118,17 @@ class RolloutEngine:
                 if budget <= 0:
                     builder.finish(truncated=True, reason="no room left under max_total_tokens")
                     break
-                generation = await self.policy.generate(builder.prompt_ids,
-                                                        replace(sampling, max_new_tokens=budget))
+                prompt = builder.prompt_ids
+                room = self._context_room(prompt)
+                if room <= 0:
+                    builder.finish(truncated=True, reason=f"prompt of {len(prompt)} tokens fills the policy's "
+                                                          f"context of {self.policy.max_model_len}")
+                    break
+                try:
+                    generation = await self.policy.generate(prompt, replace(sampling, max_new_tokens=min(budget, room)))
+                except ContextFull as exc:  # the engine's own limit, when it knows better than max_model_len
+                    builder.finish(truncated=True, reason=str(exc))
+                    break
                 builder.add_generation(generation)
                 obs = await episode.step(generation.text)
                 trajectory.reward += obs.reward
@@ -138,6 +148,11 @@ class RolloutEngine:
             if episode is not None:
                 await episode.close()  # never raises; on a stream it also ends the stream
         return trajectory
+
+    def _context_room(self, prompt: list[int]) -> int:
+        """Tokens the policy's context leaves for a completion of `prompt` (no limit: maxsize)."""
+        limit = self.policy.max_model_len
+        return sys.maxsize if limit is None else limit - len(prompt)
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:
         """G episodes of one task (a GRPO group), all at once."""

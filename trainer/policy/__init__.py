@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import MicroBatcher, Policy
+from .base import ContextFull, MicroBatcher, Policy
 
 BACKENDS = ("hf", "vllm", "openai")
 
-__all__ = ["BACKENDS", "MicroBatcher", "Policy", "make_policy"]
+__all__ = ["BACKENDS", "ContextFull", "MicroBatcher", "Policy", "make_policy"]
 
 
 def make_policy(backend: str, model: Any = "smollm2", **kwargs: Any) -> Policy:
-    """Build a policy by backend name; `model` is a name/folder (or a base URL for "openai")."""
+    """Build a policy by backend name; `model` is a name/folder (or a base URL for "openai").
+
+    `settings=` (a VLLMSettings) is passed to the vllm and openai backends. For "openai", a
+    `model` that is not a URL is the local model folder (for the tokenizer) and the server is
+    `settings.server_url`.
+    """
     if backend == "hf":
         from .hf import HFPolicy
 
@@ -29,5 +34,11 @@ def make_policy(backend: str, model: Any = "smollm2", **kwargs: Any) -> Policy:
     if backend == "openai":
         from .openai import OpenAIPolicy
 
-        return OpenAIPolicy(model, **kwargs)
+        if isinstance(model, str) and model.startswith(("http://", "https://")):
+            return OpenAIPolicy(model, **kwargs)
+        settings = kwargs.get("settings")
+        if settings is None or not settings.server_url:
+            raise ValueError("backend openai needs the server's URL: a model that is a URL, or settings.server_url")
+        kwargs.setdefault("tokenizer", model)
+        return OpenAIPolicy(settings.server_url, **kwargs)
     raise ValueError(f"unknown policy backend {backend!r}; choose one of {', '.join(BACKENDS)}")

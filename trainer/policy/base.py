@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -22,9 +22,16 @@ from ..types import Generation, SamplingParams
 Request = TypeVar("Request")
 Result = TypeVar("Result")
 
-# What `update_weights` accepts: a model object (e.g. the live training model), a state dict,
-# or a folder saved with save_pretrained.
+# What `update_weights` accepts: a model object (e.g. the live training model), a state dict, an
+# iterable of (name, tensor) pairs in Hugging Face naming (full tensors, LoRA merged: what the
+# trainer streams), or a folder saved with save_pretrained.
 WeightsSource = Any
+
+BUCKET_BYTES = 1 << 30  # tensors handed to an engine per call when weights are streamed
+
+
+class ContextFull(ValueError):
+    """The prompt does not fit the policy's context (max_model_len): the episode cannot go on."""
 
 
 class Policy(ABC):
@@ -38,14 +45,30 @@ class Policy(ABC):
     name: str
     tokenizer: Any
     stop_token_ids: list[int]
+    max_model_len: int | None = None  # prompt + completion tokens the engine holds; None: no limit
 
     @abstractmethod
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
-        """Sample one completion of `prompt_ids`."""
+        """Sample one completion of `prompt_ids`. Raises ContextFull when the prompt cannot fit."""
 
     @abstractmethod
     def update_weights(self, source: WeightsSource) -> None:
-        """Make later generations use new weights (after an optimizer step)."""
+        """Make later generations use new weights (after an optimizer step).
+
+        `source`: a model object, a state dict, an iterable of (name, tensor) pairs in Hugging
+        Face naming (consumed once), or a folder holding safetensors.
+        """
+
+    def score(self, token_ids: list[int], temperature: float = 1.0) -> list[float]:
+        """log p(token_t | tokens_<t) at `temperature` for every position (position 0: 0.0), as
+        the engine computes it: compared with the trainer's own log-probs after a weight sync."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score sequences")
+
+    def sleep(self) -> None:  # noqa: B027 - optional hook; only engines that share a GPU free memory
+        """Free accelerator memory (weights, KV cache) while the trainer updates; no-op by default."""
+
+    def wake_up(self) -> None:  # noqa: B027 - optional hook, see sleep
+        """Undo `sleep` (update_weights and generate also wake the engine); no-op by default."""
 
     def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to free
         """Free the backend's resources."""
@@ -200,25 +223,63 @@ def shm_dir() -> Path:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(os.environ.get("TMPDIR", "/tmp"))
 
 
-def save_weights(source: Any, folder: Path) -> None:
-    """Write a model's or a state dict's weights as safetensors into `folder`.
+def is_folder(source: WeightsSource) -> bool:
+    return isinstance(source, str | os.PathLike)
 
-    Tied tensors (lm_head sharing the embedding) are written once: safetensors refuses shared
-    storage, and vLLM re-ties them on load.
+
+def named_tensors(source: WeightsSource) -> Iterator[tuple[str, Any]]:
+    """(name, tensor) pairs of a model object, a state dict or an iterable of pairs.
+
+    Tied tensors of a model or state dict (lm_head sharing the embedding's storage) are yielded
+    once: engines re-tie them, and safetensors refuses shared storage. A stream is passed through
+    as it is (its producer may reuse one buffer, so storage says nothing there).
     """
-    if hasattr(source, "save_pretrained"):
-        source.save_pretrained(str(folder), safe_serialization=True)
+    if is_folder(source):
+        raise TypeError("a folder is not a stream of tensors")
+    if hasattr(source, "state_dict") and callable(source.state_dict):
+        source = source.state_dict()
+    if isinstance(source, Mapping):
+        yield from _untied(source.items())
         return
-    if not isinstance(source, Mapping):
+    if not isinstance(source, Iterable):
         raise TypeError(f"cannot take weights from {type(source).__name__}")
-    from safetensors.torch import save_file  # imported here: base must not need torch
+    for item in source:
+        if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError(f"expected (name, tensor) pairs, got {type(item).__name__}")
+        yield item[0], item[1].detach()
 
-    seen: set[tuple[int, int]] = set()
-    tensors = {}
-    for key, value in source.items():
-        ident = (value.untyped_storage().data_ptr(), value.storage_offset())
-        if ident in seen:
+
+def _untied(pairs: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    seen: set[tuple[str, int, int]] = set()
+    for name, tensor in pairs:
+        ident = (str(tensor.device), tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+        if tensor.numel() and ident in seen:
             continue
         seen.add(ident)
-        tensors[key] = value.detach().contiguous().cpu()
-    save_file(tensors, str(folder / "model.safetensors"))
+        yield name, tensor.detach()
+
+
+def buckets(pairs: Iterable[tuple[str, Any]], max_bytes: int = BUCKET_BYTES) -> Iterator[list[tuple[str, Any]]]:
+    """Consecutive groups of pairs of at most `max_bytes` each (a larger tensor goes alone), so
+    that a stream of a 7B model is handed over a bounded amount at a time."""
+    bucket: list[tuple[str, Any]] = []
+    size = 0
+    for name, tensor in pairs:
+        nbytes = tensor.numel() * tensor.element_size()
+        if bucket and size + nbytes > max_bytes:
+            yield bucket
+            bucket, size = [], 0
+        bucket.append((name, tensor))
+        size += nbytes
+    if bucket:
+        yield bucket
+
+
+def save_weights(source: WeightsSource, folder: Path, shard_bytes: int = BUCKET_BYTES) -> None:
+    """Write weights as safetensors shards of bounded size into `folder` (a model object, a state
+    dict, or a stream of (name, tensor) pairs); an engine's loader reads every shard."""
+    from safetensors.torch import save_file  # imported here: base must not need torch
+
+    for i, bucket in enumerate(buckets(named_tensors(source), shard_bytes)):
+        tensors = {name: tensor.contiguous().cpu() for name, tensor in bucket}
+        save_file(tensors, str(folder / f"model-{i + 1:05d}.safetensors"))

@@ -14,10 +14,17 @@ Logprobs: start vLLM with `--logprobs-mode processed_logprobs` so that they come
 distribution sampled from (temperature, top-p), like the other backends; by default vLLM reports
 the raw model distribution.
 
-Weights: `update_weights` uses vLLM's development endpoints (server started with
-`VLLM_SERVER_DEV_MODE=1`): `POST /collective_rpc` with `reload_weights` from a folder the server
-can read, then `POST /reset_prefix_cache`. Weights given as a model or state dict are written to
-`weights_dir` (default /dev/shm, i.e. a server on the same machine).
+Weights (`settings.weight_sync`), both through vLLM's development endpoints (server started with
+`VLLM_SERVER_DEV_MODE=1`), with generation paused meanwhile (`/pause?mode=wait` ... `/resume`) and
+the prefix cache reset afterwards:
+
+* disk (auto for a server on this machine): `POST /collective_rpc` with `reload_weights` from a
+  folder the server can read. Weights given as tensors are written to a temporary folder in
+  `weights_dir` (default /dev/shm), removed afterwards, also on error.
+* nccl (auto for a server elsewhere): vLLM's own NCCL weight transfer to the server's GPUs, see
+  nccl_sync.py.
+
+`score` uses vLLM's `prompt_logprobs` extension of the completions API.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import json
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -35,10 +43,16 @@ import aiohttp
 
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
+from ..settings import VLLMSettings
 from ..types import Generation, SamplingParams
-from .base import Policy, WeightsSource, save_weights, shm_dir
+from .base import ContextFull, Policy, WeightsSource, is_folder, save_weights, shm_dir
+from .vllm import prompt_scores, require_temperature_one
 
 _RETRY_STATUSES = {429, 502, 503, 504}
+
+
+def _token_key(key: str) -> int:
+    return int(key.split(":", 1)[1]) if key.startswith("token_id:") else int(key)
 
 
 class ServerError(RuntimeError):
@@ -50,13 +64,21 @@ class OpenAIPolicy(Policy):
 
     `model` is the served model name (default: the first one the server lists). `tokenizer` is a
     tokenizer object or a local model folder/name; by default the served model name is resolved
-    locally (vLLM serves a model under its path, so this usually just works).
+    locally (vLLM serves a model under its path, so this usually just works). `settings` says how
+    weights reach the server (`weight_sync`); `nccl_address`/`nccl_port` are where the server's
+    workers reach this process for weight_sync: nccl (default: this machine's address on the route
+    to the server, a free port).
     """
 
-    def __init__(self, base_url: str, *, model: str | None = None, tokenizer: Any = None,
-                 api_key: str | None = None, max_concurrency: int = 64, timeout_s: float = 600.0,
-                 retries: int = 3, stop_token_ids: list[int] | None = None, name: str | None = None,
-                 weights_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, base_url: str, settings: VLLMSettings | None = None, *, model: str | None = None,
+                 tokenizer: Any = None, api_key: str | None = None, max_concurrency: int = 64,
+                 timeout_s: float = 600.0, retries: int = 3, stop_token_ids: list[int] | None = None,
+                 name: str | None = None, weights_dir: str | os.PathLike[str] | None = None,
+                 nccl_address: str | None = None, nccl_port: int = 0) -> None:
+        self.settings = settings or VLLMSettings()
+        if self.settings.weight_sync == "memory":
+            raise ValueError("weight_sync: memory needs the engine in this process (backend vllm); "
+                             "a server takes weights over nccl or from disk")
         root = base_url.rstrip("/")
         self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -72,6 +94,8 @@ class OpenAIPolicy(Policy):
         self.timeout_s = timeout_s
         self.retries = retries
         self.weights_dir = Path(weights_dir) if weights_dir else None
+        self._nccl_endpoint = (nccl_address, nccl_port)
+        self._nccl: Any = None  # NCCLWeightSender, built at the first nccl sync
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     # ---- HTTP --------------------------------------------------------------------------------
@@ -141,7 +165,7 @@ class OpenAIPolicy(Policy):
         max_tokens = params.max_new_tokens
         if self.max_model_len is not None:
             if len(prompt_ids) >= self.max_model_len:
-                raise ValueError(f"prompt of {len(prompt_ids)} tokens does not fit the server's {self.max_model_len}")
+                raise ContextFull(f"prompt of {len(prompt_ids)} tokens does not fit the server's {self.max_model_len}")
             max_tokens = min(max_tokens, self.max_model_len - len(prompt_ids))
         if max_tokens < 1:
             return Generation(token_ids=[], logprobs=[], text="", finish_reason="length")
@@ -181,11 +205,65 @@ class OpenAIPolicy(Policy):
             )
         return list(ids)
 
+    def score(self, token_ids: list[int], temperature: float = 1.0) -> list[float]:
+        """The server's log p(token_t | tokens_<t) (position 0: 0.0) through vLLM's
+        `prompt_logprobs`; like the in-process engine, at temperature 1 only (see VLLMPolicy.score)."""
+        require_temperature_one(temperature)
+        if not token_ids:
+            return []
+        if self.max_model_len is not None and len(token_ids) >= self.max_model_len:
+            raise ContextFull(f"{len(token_ids)} tokens do not fit the server's {self.max_model_len}")
+        reply = self._sync_request("POST", "/v1/completions", {
+            "model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+            "prompt_logprobs": 0, "return_tokens_as_token_ids": True}, timeout=self.timeout_s)
+        try:
+            rows = reply["choices"][0]["prompt_logprobs"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise NotImplementedError(f"{self.base_url} does not return prompt_logprobs (vLLM's extension of "
+                                      "the completions API), so sequences cannot be scored") from exc
+        if rows is None:
+            raise NotImplementedError(f"{self.base_url} ignored prompt_logprobs; scoring needs a vLLM server")
+        # JSON keys are strings: the token id, or "token_id:<id>" with return_tokens_as_token_ids.
+        by_id = [None if row is None else {_token_key(k): v for k, v in row.items()} for row in rows]
+        return prompt_scores(list(token_ids), [None if row is None else {k: v["logprob"] for k, v in row.items()}
+                                               for row in by_id])
+
+    @property
+    def weight_sync(self) -> str:
+        """disk or nccl; auto: disk for a server on this machine, nccl for one elsewhere."""
+        if self.settings.weight_sync != "auto":
+            return self.settings.weight_sync
+        host = urllib.parse.urlparse(self.base_url).hostname or ""
+        return "disk" if host in ("localhost", "127.0.0.1", "::1") else "nccl"
+
     def update_weights(self, source: WeightsSource) -> None:
-        """Reload weights on a vLLM server in dev mode (VLLM_SERVER_DEV_MODE=1)."""
+        """New weights on the server: over NCCL (tensors) or from a folder it can read."""
+        self._sync_request("POST", "/pause?mode=wait")
+        try:
+            if self.weight_sync == "nccl" and not is_folder(source):
+                self._send_nccl(source)
+            else:
+                self._reload_from_disk(source)
+        finally:
+            self._sync_request("POST", "/resume")
+        self._sync_request("POST", "/reset_prefix_cache")
+
+    def _send_nccl(self, source: WeightsSource) -> None:
+        if self._nccl is None:
+            from .nccl_sync import NCCLWeightSender
+
+            address, port = self._nccl_endpoint
+            self._nccl = NCCLWeightSender(self._control_request, self.base_url, master_address=address,
+                                          master_port=port)
+        self._nccl.send(source)
+
+    def _control_request(self, method: str, path: str, body: Any = None) -> Any:
+        return self._sync_request(method, path, body, timeout=self.timeout_s)
+
+    def _reload_from_disk(self, source: WeightsSource) -> None:
         tmp: Path | None = None
         try:
-            if isinstance(source, str | os.PathLike):
+            if is_folder(source):
                 folder = Path(source)
             else:
                 tmp = Path(tempfile.mkdtemp(prefix="gymwire-weights-", dir=self.weights_dir or shm_dir()))
@@ -193,7 +271,6 @@ class OpenAIPolicy(Policy):
                 folder = tmp
             self._sync_request("POST", "/collective_rpc", {
                 "method": "reload_weights", "kwargs": {"weights_path": str(folder)}}, timeout=self.timeout_s)
-            self._sync_request("POST", "/reset_prefix_cache")
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -206,7 +283,11 @@ class OpenAIPolicy(Policy):
             await session.close()
 
     def close(self) -> None:
-        """Close the HTTP sessions (from inside a running loop prefer `await aclose()`)."""
+        """Close the HTTP sessions (from inside a running loop prefer `await aclose()`) and the
+        NCCL group, if one was opened."""
+        if self._nccl is not None:
+            self._nccl.close()
+            self._nccl = None
         for loop, session in list(self._sessions.items()):
             self._sessions.pop(loop, None)
             if loop.is_closed():

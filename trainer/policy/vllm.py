@@ -4,19 +4,37 @@ Requests from many rollout coroutines are gathered by the micro-batcher and hand
 `LLM.generate` as one list (vLLM schedules them with continuous batching inside), in a worker
 thread so the event loop keeps serving environment RPCs.
 
+The engine is built from one `VLLMSettings` (a run config's `vllm:` section): `LLM(**settings.
+engine_args(on_cpu=...), model=..., seed=...)`.
+
 Log-probabilities: the engine is started with `logprobs_mode="processed_logprobs"`, so the
 logprob of each sampled token comes from the distribution it was drawn from (temperature and
 top-p applied), the same definition as the transformers backend; vLLM's default would report the
 raw model distribution instead.
 
-Weights after an optimizer step: written as safetensors to RAM-backed /dev/shm, loaded by every
-worker with `collective_rpc("reload_weights")`, then the prefix cache is reset (else prompts
-would reuse KV blocks computed with the old weights).
+Weights after an optimizer step (`weight_sync`):
+
+* memory (auto): the tensors are handed to every worker with `collective_rpc`, in buckets of
+  bounded size, and loaded by the model's own `load_weights` inside vLLM's layerwise reload
+  (`initialize_layerwise_reload` ... `finalize_layerwise_reload`, what vLLM's `reload_weights`
+  and its NCCL weight transfer do), so weights that vLLM post-processes after loading
+  (quantisation, fused layouts) come out as a fresh load would make them. In this process the
+  tensors are passed by reference, no copy. Every tensor of a layer must be given (a layer given
+  in part is rebuilt from that part alone); layers not given at all keep their weights.
+* disk: safetensors shards in a temporary folder in RAM-backed /dev/shm, loaded with
+  `collective_rpc("reload_weights")`; the folder is removed afterwards, also on error.
+
+Either way the prefix cache is reset afterwards (else prompts would reuse KV blocks computed with
+the old weights). A folder is always loaded with `reload_weights` from that folder.
+
+Sleep mode (CUDA only, `enable_sleep_mode`): `sleep()` offloads the weights and drops the KV
+cache (level 1) while the trainer updates; `update_weights` then wakes the weights, loads the new
+ones, and wakes the KV cache (vLLM resumes scheduling once everything is resident).
 
 CPU settings (measured, see DESIGN): float32 (bf16 is 3-4x slower there), eager mode (compiling
-costs minutes per start), an explicit KV cache size (vLLM's CPU default claims most of the RAM),
-and the engine in this process (V1 multiprocessing off: 8-11 s to start instead of 34-50 s).
-Environment variables are only set when the user has not set them.
+costs minutes per start), the KV cache size from `kv_cache_gib` (VLLM_CPU_KVCACHE_SPACE; vLLM's
+CPU default claims most of the RAM), and the engine in this process (V1 multiprocessing off: 8-11 s
+to start instead of 34-50 s, unless the user set VLLM_ENABLE_V1_MULTIPROCESSING).
 """
 
 from __future__ import annotations
@@ -27,6 +45,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -34,29 +53,44 @@ from typing import Any
 
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
+from ..settings import VLLMSettings
 from ..types import Generation, SamplingParams
-from .base import BatchedPolicy, WeightsSource, save_weights, shm_dir
+from .base import (
+    BUCKET_BYTES,
+    BatchedPolicy,
+    ContextFull,
+    WeightsSource,
+    buckets,
+    is_folder,
+    named_tensors,
+    save_weights,
+    shm_dir,
+)
 
 
 class VLLMPolicy(BatchedPolicy):
-    """vLLM's `LLM` engine in this process.
+    """vLLM's `LLM` engine in this process, configured by `settings` (defaults: VLLMSettings())."""
 
-    `kv_cache_gib` sizes the KV cache on CPU (VLLM_CPU_KVCACHE_SPACE); on a GPU use
-    `gpu_memory_utilization` through `engine_kwargs`.
-    """
+    sync_bucket_bytes = BUCKET_BYTES  # tensors handed to the workers per collective_rpc call
 
-    def __init__(self, model: str | os.PathLike[str] = "smollm2", *, max_model_len: int = 4096,
-                 kv_cache_gib: int = 1, dtype: str | None = None, enforce_eager: bool | None = None,
+    def __init__(self, model: str | os.PathLike[str] = "smollm2", settings: VLLMSettings | None = None, *,
                  seed: int = 0, max_batch: int = 64, batch_window_s: float = 0.005,
-                 stop_token_ids: list[int] | None = None, name: str | None = None,
-                 engine_kwargs: dict[str, Any] | None = None) -> None:
+                 stop_token_ids: list[int] | None = None, name: str | None = None) -> None:
+        self.settings = settings = settings or VLLMSettings()
+        if settings.weight_sync == "nccl":
+            raise ValueError("weight_sync: nccl is for a vLLM server on other GPUs (backend openai); "
+                             "an engine in this process syncs in memory (auto/memory) or from disk")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(kv_cache_gib))))
         from transformers import AutoTokenizer
         from vllm import LLM
         from vllm.platforms import current_platform
 
         on_cpu = current_platform.is_cpu()
+        if on_cpu and settings.enable_sleep_mode:
+            raise ValueError("enable_sleep_mode needs CUDA: vLLM's CPU backend has no sleep mode; "
+                             "set it to false on this machine")
+        if on_cpu:  # vLLM reads it when the engine is built; it overrides any engine argument
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(settings.kv_cache_gib)))
         # vLLM 0.32's CPU runner crashes on per-request seeds once a prefill is split into chunks
         # ("CPU Generator does not use offset"); there the engine seed alone governs sampling.
         self._per_request_seeds = not on_cpu
@@ -64,30 +98,31 @@ class VLLMPolicy(BatchedPolicy):
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.name = name or path.name
         self.stop_token_ids = list(stop_token_ids) if stop_token_ids else end_of_turn_ids(self.tokenizer)
-        kwargs: dict[str, Any] = {
-            "model": str(path),
-            "dtype": dtype or ("float32" if on_cpu else "auto"),
-            "enforce_eager": on_cpu if enforce_eager is None else enforce_eager,
-            "max_model_len": max_model_len,
-            "seed": seed,
-            "logprobs_mode": "processed_logprobs",
-        }
-        kwargs.update(engine_kwargs or {})
-        self.max_model_len = int(kwargs["max_model_len"])
+        args = {**settings.engine_args(on_cpu=on_cpu), "model": str(path), "seed": seed}
+        self.max_model_len = int(args["max_model_len"])
+        self._sleep_mode = bool(args.get("enable_sleep_mode"))
+        self._asleep = False
         # The engine is built and always driven from one dedicated thread: vLLM's CPU backend
         # binds OpenMP threads for the thread that starts it, and its attention kernels check
         # that the calling thread still has that thread count.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-engine")
-        self._lock = threading.Lock()  # generate and reload take turns
-        self.llm = self._executor.submit(LLM, **kwargs).result()
+        self._lock = threading.Lock()  # generate, score and weight loads take turns
+        self.llm = self._executor.submit(LLM, **args).result()
         self._start_batching(max_batch, batch_window_s)
+
+    # ---- generation --------------------------------------------------------------------------
+
+    def _room(self, prompt_ids: list[int]) -> int:
+        """Tokens left for a completion; ContextFull when the prompt alone fills the context."""
+        room = self.max_model_len - len(prompt_ids)
+        if room < 1:
+            raise ContextFull(f"prompt of {len(prompt_ids)} tokens does not fit max_model_len={self.max_model_len}")
+        return room
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)
         # One over-long request would fail the whole batch inside vLLM: refuse it here, alone.
-        if len(prompt_ids) >= self.max_model_len:
-            raise ValueError(f"prompt of {len(prompt_ids)} tokens does not fit max_model_len={self.max_model_len}")
-        room = self.max_model_len - len(prompt_ids)
+        room = self._room(prompt_ids)
         if params.max_new_tokens > room:
             params = replace(params, max_new_tokens=room)
         if params.max_new_tokens < 1:
@@ -113,6 +148,7 @@ class VLLMPolicy(BatchedPolicy):
             for _, p in batch
         ]
         with self._lock:
+            self._wake_fully()
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results = []
         for out, (_, p) in zip(outputs, batch, strict=True):
@@ -124,25 +160,115 @@ class VLLMPolicy(BatchedPolicy):
             results.append(self.make_generation(ids, logprobs, p.max_new_tokens))
         return results
 
-    def update_weights(self, source: WeightsSource) -> None:
-        """Push new weights into the engine: a model object, a state dict, or a saved folder."""
-        tmp: Path | None = None
-        try:
-            if isinstance(source, str | os.PathLike):
-                folder = Path(source)
-            else:
-                tmp = Path(tempfile.mkdtemp(prefix="gymwire-weights-", dir=shm_dir()))
-                save_weights(source, tmp)
-                folder = tmp
-            self._executor.submit(self._reload, folder).result()
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+    def score(self, token_ids: list[int], temperature: float = 1.0) -> list[float]:
+        """The engine's log p(token_t | tokens_<t) (position 0: 0.0), from vLLM's prompt logprobs.
 
-    def _reload(self, folder: Path) -> None:
+        vLLM computes prompt logprobs from the raw logits: the sampling processors (temperature,
+        top-p) are not applied to prompt tokens, whatever `logprobs_mode` says (processed_* and
+        raw_* give the same prompt scores). So the scores are the temperature-1 log-softmax, and
+        only temperature 1.0 is accepted: compare them with log_softmax(logits) of the trainer.
+        """
+        require_temperature_one(temperature)
+        if not token_ids:
+            return []
+        self._room(list(token_ids))  # one token is generated after the sequence
+        return self._executor.submit(self._score, list(token_ids)).result()
+
+    def _score(self, token_ids: list[int]) -> list[float]:
+        from vllm import SamplingParams as VLLMSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = VLLMSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
         with self._lock:
+            self._wake_fully()
+            out = self.llm.generate([TokensPrompt(prompt_token_ids=token_ids)], params, use_tqdm=False)[0]
+        return prompt_scores(token_ids, out.prompt_logprobs)
+
+    # ---- weights -----------------------------------------------------------------------------
+
+    @property
+    def weight_sync(self) -> str:
+        """How update_weights moves tensors: memory (auto) or disk."""
+        return "disk" if self.settings.weight_sync == "disk" else "memory"
+
+    def update_weights(self, source: WeightsSource) -> None:
+        """Push new weights into the engine: a model object, a state dict, an iterable of
+        (name, tensor) pairs in Hugging Face naming (consumed once, on the engine's thread), or a
+        folder. Blocks generation until the engine holds the new weights."""
+        if is_folder(source):
+            self._executor.submit(self._locked_load, self._reload_folder, Path(source)).result()
+        elif self.weight_sync == "disk":
+            self._sync_through_disk(source)
+        else:
+            self._executor.submit(self._locked_load, self._load_in_memory, source).result()
+
+    def _sync_through_disk(self, source: WeightsSource) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix="gymwire-weights-", dir=shm_dir()))
+        try:
+            save_weights(source, tmp, self.sync_bucket_bytes)
+            self._executor.submit(self._locked_load, self._reload_folder, tmp).result()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _locked_load(self, load: Any, source: Any) -> None:
+        """Runs on the engine thread: wake the weights if asleep, load, then the KV cache."""
+        with self._lock:
+            if self._asleep:
+                self.llm.wake_up(tags=["weights"])
+            try:
+                load(source)
+            finally:
+                self._wake_fully()
+                self.llm.reset_prefix_cache()
+
+    def _reload_folder(self, folder: Path) -> None:
+        try:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(folder)})
-            self.llm.reset_prefix_cache()
+        except Exception:
+            # reload_weights leaves a failed load half done: put back what did not arrive.
+            self.llm.collective_rpc(finish_weight_load)
+            raise
+
+    def _load_in_memory(self, source: WeightsSource) -> None:
+        # Tensors cross a process boundary only with several workers (tensor parallel): ship CPU
+        # copies there, which every worker moves to its own device.
+        to_cpu = self.llm.llm_engine.vllm_config.parallel_config.world_size > 1
+        self.llm.collective_rpc(begin_weight_load)
+        try:
+            for bucket in buckets(named_tensors(source), self.sync_bucket_bytes):
+                if to_cpu:
+                    bucket = [(name, tensor.cpu()) for name, tensor in bucket]
+                self.llm.collective_rpc(load_weight_bucket, args=(bucket,))
+        finally:
+            self.llm.collective_rpc(finish_weight_load)
+
+    # ---- sleep mode --------------------------------------------------------------------------
+
+    def sleep(self) -> None:
+        """Offload the weights and drop the KV cache (sleep level 1) while the trainer updates;
+        a no-op unless the engine was built with enable_sleep_mode (CUDA only)."""
+        if self._sleep_mode:
+            self._executor.submit(self._sleep).result()
+
+    def _sleep(self) -> None:
+        with self._lock:
+            if not self._asleep:
+                self.llm.sleep(level=1)
+                self._asleep = True
+
+    def wake_up(self) -> None:
+        if self._sleep_mode:
+            self._executor.submit(self._locked_wake).result()
+
+    def _locked_wake(self) -> None:
+        with self._lock:
+            self._wake_fully()
+
+    def _wake_fully(self) -> None:
+        """Caller holds the lock. After a partial wake (weights only) the rest comes back."""
+        if self._asleep:
+            self.llm.wake_up()
+            self._asleep = False
 
     def close(self) -> None:
         self._batcher.close()
@@ -154,3 +280,55 @@ class VLLMPolicy(BatchedPolicy):
             del llm, core
             gc.collect()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+# ---- run on every vLLM worker through collective_rpc (`worker` is vLLM's Worker) -----------------
+
+
+def begin_weight_load(worker: Any) -> None:
+    """Start a layerwise reload: each layer is rebuilt and post-processed once all its tensors
+    have arrived, then copied into the storage the engine already uses."""
+    from vllm.config import set_current_vllm_config
+    from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
+
+    with set_current_vllm_config(worker.vllm_config):
+        initialize_layerwise_reload(worker.get_model())
+
+
+def load_weight_bucket(worker: Any, weights: Iterable[tuple[str, Any]]) -> None:
+    """Load checkpoint-named tensors with the model's own loader (it fuses q/k/v, shards for
+    tensor parallelism, casts to the engine's dtype)."""
+    from vllm.config import set_current_vllm_config
+
+    with set_current_vllm_config(worker.vllm_config):
+        worker.get_model().load_weights(weights=weights)
+
+
+def finish_weight_load(worker: Any) -> None:
+    """Finish the layerwise reload: layers that received nothing keep their old weights."""
+    from vllm.config import set_current_vllm_config
+    from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
+
+    with set_current_vllm_config(worker.vllm_config):
+        finalize_layerwise_reload(worker.get_model(), worker.vllm_config.model_config)
+
+
+# ---- shared with the server backend ---------------------------------------------------------------
+
+
+def require_temperature_one(temperature: float) -> None:
+    if temperature != 1.0:
+        raise ValueError(
+            f"vLLM scores prompt tokens with the raw logits (temperature 1), not at temperature {temperature}: "
+            "call score(token_ids, 1.0) and compare with the trainer's log_softmax(logits) at temperature 1")
+
+
+def prompt_scores(token_ids: list[int], prompt_logprobs: Any) -> list[float]:
+    """Position 0 -> 0.0; position t -> the logprob vLLM gives token_t (its key in the t-th dict)."""
+    if prompt_logprobs is None or len(prompt_logprobs) != len(token_ids):
+        raise RuntimeError("vLLM returned no prompt logprobs for the sequence")
+    scores = [0.0]
+    for t in range(1, len(token_ids)):
+        entry = prompt_logprobs[t][token_ids[t]]
+        scores.append(float(getattr(entry, "logprob", entry)))
+    return scores
