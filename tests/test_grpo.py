@@ -18,6 +18,7 @@ from gymwire.trainer.grpo import (
     LoRASettings,
     clipped_policy_loss,
     group_advantages,
+    importance_weights,
     pack_microbatches,
     token_logprobs,
 )
@@ -91,6 +92,39 @@ def test_microbatches_respect_the_token_budget() -> None:
     for batch in batches:
         assert len(batch) * max(lengths[i] for i in batch) <= 600 or len(batch) == 1
     assert [5] in batches  # too long for the budget: alone
+
+
+def test_dual_clip_bounds_negative_advantage_tokens_with_large_ratios() -> None:
+    logps = torch.tensor([[0.0, 0.0, 0.0]], requires_grad=True)
+    old = torch.tensor([[-3.0, -0.05, -3.0]])  # ratios e^3 (far up), ~1.05, e^3
+    mask = torch.ones(1, 3)
+    advantages = torch.tensor([-1.0])
+    plain, _, _, _ = clipped_policy_loss(logps, old, advantages, mask)
+    bounded, _, _, clipped = clipped_policy_loss(logps, old, advantages, mask, dual_clip=3.0)
+    assert plain[0, 0].item() == pytest.approx(torch.exp(torch.tensor(3.0)).item())  # unbounded without it
+    assert bounded[0, 0].item() == pytest.approx(3.0) and bounded[0, 1].item() == pytest.approx(plain[0, 1].item())
+    assert clipped.tolist() == [[True, False, True]]
+    bounded.sum().backward()
+    assert logps.grad[0, 0].item() == 0.0 and logps.grad[0, 1].item() != 0.0  # a bounded token pushes nothing
+    positive, _, _, _ = clipped_policy_loss(logps.detach(), old, torch.tensor([1.0]), mask, dual_clip=3.0)
+    assert positive[0, 0].item() == pytest.approx(-1.2)  # positive advantages: the usual clip only
+
+
+def test_importance_weights_truncate_or_mask_above_the_cap() -> None:
+    trainer = torch.tensor([[-1.0, -1.0, -1.0, -1.0]])
+    sampler = torch.tensor([[-1.0, -3.0, float("nan"), -1.5]])  # equal, sampler far lower, unknown, a bit lower
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    weights, capped = importance_weights(trainer, sampler, mask, cap=2.0, mode="token_truncate")
+    assert weights.tolist()[0][:3] == pytest.approx([1.0, 2.0, 1.0]) and weights[0, 3].item() == 1.0  # off-mask: 1
+    assert capped.tolist() == [[False, True, False, False]]
+    masked, _ = importance_weights(trainer, sampler, mask, cap=2.0, mode="token_mask")
+    assert masked.tolist()[0][:3] == pytest.approx([1.0, 0.0, 1.0])
+
+
+def test_a_nonfinite_reward_leaves_its_group_out() -> None:
+    adv = group_advantages([traj("a", float("nan")), traj("a", 1.0), traj("b", 1.0), traj("b", 0.0)], eps=0.0)
+    assert adv.nonfinite_groups == 1 and [t.group_id for t in adv.trajectories] == ["b", "b"]
+    assert all(torch.isfinite(torch.tensor(adv.advantages)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,6 +390,86 @@ def test_lora_checkpoint_resumes_identically_and_exports_merged(model_dir, base_
     assert masked_logprob_sums(merged, trained) == pytest.approx(masked_logprob_sums(first.model, trained), abs=1e-3)
     with pytest.raises(ValueError, match="LoRA"):
         GRPOUpdater(merged, GRPOConfig(beta=0.0)).load(ckpt)
+
+
+@pytest.mark.slow
+def test_mismatch_metrics_measure_the_sampler_trainer_gap(lora_updater, group) -> None:
+    matched = lora_updater.objective(group)
+    assert 0 < matched["mismatch_abs_mean"] < 2e-3 and matched["mismatch_tokens"] == matched["tokens"]
+    first = group[0].loss_mask.index(1)
+    off = [replace(group[0], logprobs=group[0].logprobs[:first] + [group[0].logprobs[first] - 1.5]
+                   + group[0].logprobs[first + 1:])] + group[1:]
+    shifted = lora_updater.objective(off)
+    assert shifted["mismatch_abs_max"] == pytest.approx(1.5, abs=2e-3)
+    assert shifted["is_capped_fraction"] == pytest.approx(1 / shifted["tokens"])  # e^1.5 > cap 2
+
+
+@pytest.mark.slow
+def test_a_nonfinite_gradient_is_never_applied(model_dir, group) -> None:
+    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=1e-4))
+    with torch.no_grad():
+        updater.model.model.norm.weight[0] = float("nan")  # what a poisoned forward looks like
+    before = {n: p.detach().clone() for n, p in updater.model.named_parameters()}
+    metrics = updater.step(group)
+    assert metrics["nonfinite_skipped"] == 1.0 and metrics["updated"] == 0.0 and metrics["optimizer_steps"] == 0.0
+    for name, param in updater.model.named_parameters():
+        assert torch.equal(param, before[name]) or name == "model.norm.weight", name
+    assert not updater.optimizer.state  # AdamW never saw the NaN gradient
+
+
+@pytest.mark.slow
+def test_updates_per_step_splits_the_batch_into_off_policy_minibatches(model_dir, base_model, tokenizer) -> None:
+    episodes = sample_group(base_model, tokenizer, "u0", [1.0, 0.0], seed=4)
+    episodes += sample_group(base_model, tokenizer, "u1", [0.0, 1.0], seed=5)
+    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=3e-4, updates_per_step=2,
+                                                lora=LoRASettings(rank=4)))
+    metrics = updater.step(episodes)
+    assert metrics["optimizer_steps"] == 2.0 and metrics["microbatches"] >= 2
+    # The second mini-batch ran on weights the first one moved: its ratio is no longer 1.
+    assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_engine_settings_from_a_config_are_in_the_built_updater(model_dir) -> None:
+    from gymwire.trainer.config import parse_config
+
+    base = {"envs": {"textcraft": "127.0.0.1:1"}, "stages": [{"name": "s", "steps": 1, "mix": [{"env": "textcraft"}]}]}
+    run = parse_config({
+        **base,
+        "grpo": {"precision": "bf16", "gradient_checkpointing": True, "warmup_steps": 4, "learning_rate": 1e-5,
+                 "epsilon_high": 0.28, "lora": {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}},
+    })
+    updater = GRPOUpdater(model_dir, run.grpo)
+    assert updater.precision == "bf16" and not updater.mixed_precision
+    assert {p.dtype for p in updater.model.parameters()} == {torch.bfloat16}
+    assert updater.model.is_gradient_checkpointing
+    lora = updater.model.peft_config["default"]
+    assert set(lora.target_modules) == {"q_proj", "v_proj"} and (lora.r, lora.lora_alpha) == (4, 8)
+    trained = {n.split(".")[-4] for n, p in updater.model.named_parameters() if p.requires_grad}
+    assert trained == {"q_proj", "v_proj"}
+    assert updater.scheduler.get_last_lr()[0] == pytest.approx(1e-5 / 4)  # warm-up from lr / warmup_steps
+    mixed = GRPOUpdater(model_dir, parse_config({**base, "grpo": {"precision": "bf16-mixed", "beta": 0.1}}).grpo)
+    assert {p.dtype for p in mixed.model.parameters()} == {torch.float32} and mixed.mixed_precision
+    assert {p.dtype for p in mixed.ref_model.parameters()} == {torch.bfloat16}  # no-grad copy: bf16 is enough
+
+
+@pytest.mark.slow
+def test_named_weights_stream_the_merged_policy_in_hf_names(model_dir, base_model, group) -> None:
+    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=1e-3, lora=LoRASettings(rank=4)))
+    updater.step(group)
+    streamed = dict(updater.named_weights())
+    assert set(streamed) == set(base_model.state_dict())
+    changed = [n for n, t in streamed.items() if not torch.equal(t, base_model.state_dict()[n])]
+    assert changed and all(n.endswith("proj.weight") for n in changed)  # LoRA merged into the targets
+    assert all("lora_" not in n for n, _ in updater.named_weights())
+    # After streaming, the adapters are unmerged again: the live model is what it was.
+    before = masked_logprob_sums(updater.model, group)
+    list(updater.named_weights())
+    assert masked_logprob_sums(updater.model, group) == pytest.approx(before, abs=1e-6)
+    ids = group[0].token_ids
+    assert updater.sequence_logprobs(ids)[1:] == pytest.approx(
+        token_logprobs(updater.model, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), 1)[0].tolist(),
+        abs=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------

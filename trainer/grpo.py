@@ -325,7 +325,8 @@ class GRPOUpdater:
                 target_modules=cfg.lora.target_modules,
                 task_type="CAUSAL_LM",
             )
-            self.model = get_peft_model(base, lora)
+            # peft keeps adapters in fp32 by default; pure bf16 means every trained tensor in bf16.
+            self.model = get_peft_model(base, lora, autocast_adapter_dtype=self.precision != "bf16")
         else:
             self.model = base
             if cfg.beta != 0.0:
@@ -408,7 +409,8 @@ class GRPOUpdater:
                     else:
                         skipped += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
+                if norms:  # the warm-up counts applied steps
+                    self.scheduler.step()
             finally:
                 self.model.eval()
             metrics.update(self._summarise(sums, tokens, len(plans)))
