@@ -189,5 +189,6 @@ def test_a_full_context_ends_the_episode_as_truncated(engine, guess_server):
         assert not episode.aborted and episode.truncated and not episode.terminated, label
         assert "context" in episode.info["truncation_reason"], label
         assert episode.turns == (1 if label == "fits one short turn" else 0), label
-        assert episode.generated_tokens <= 3, label  # the budget was capped by the context left
+        # the budget (8) was capped by the context left
+        assert episode.generated_tokens <= max(0, MAX_MODEL_LEN - episode.prompt_length) < 8, label
     assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"

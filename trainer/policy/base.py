@@ -230,9 +230,9 @@ def is_folder(source: WeightsSource) -> bool:
 def named_tensors(source: WeightsSource) -> Iterator[tuple[str, Any]]:
     """(name, tensor) pairs of a model object, a state dict or an iterable of pairs.
 
-    Tied tensors of a model or state dict (lm_head sharing the embedding's storage) are yielded
-    once: engines re-tie them, and safetensors refuses shared storage. A stream is passed through
-    as it is (its producer may reuse one buffer, so storage says nothing there).
+    Tied tensors of a model or state dict (lm_head sharing the embedding's storage) come under
+    each name, the later ones as copies. A stream is passed through as it is (its producer may
+    reuse one buffer, so storage says nothing there).
     """
     if is_folder(source):
         raise TypeError("a folder is not a stream of tensors")
@@ -250,13 +250,15 @@ def named_tensors(source: WeightsSource) -> Iterator[tuple[str, Any]]:
 
 
 def _untied(pairs: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """Every name once; a tensor sharing storage with an earlier one (a tied lm_head) is copied:
+    engines must receive it under its own name (vLLM's reload unties them), and safetensors
+    refuses shared storage."""
     seen: set[tuple[str, int, int]] = set()
     for name, tensor in pairs:
         ident = (str(tensor.device), tensor.untyped_storage().data_ptr(), tensor.storage_offset())
-        if tensor.numel() and ident in seen:
-            continue
+        shared = tensor.numel() > 0 and ident in seen
         seen.add(ident)
-        yield name, tensor.detach()
+        yield name, tensor.detach().clone() if shared else tensor.detach()
 
 
 def buckets(pairs: Iterable[tuple[str, Any]], max_bytes: int = BUCKET_BYTES) -> Iterator[list[tuple[str, Any]]]:
@@ -281,5 +283,6 @@ def save_weights(source: WeightsSource, folder: Path, shard_bytes: int = BUCKET_
     from safetensors.torch import save_file  # imported here: base must not need torch
 
     for i, bucket in enumerate(buckets(named_tensors(source), shard_bytes)):
-        tensors = {name: tensor.contiguous().cpu() for name, tensor in bucket}
+        # Tensors of one shard are all alive at once: shared storage there means truly tied.
+        tensors = {name: tensor.contiguous().cpu() for name, tensor in _untied(bucket)}
         save_file(tensors, str(folder / f"model-{i + 1:05d}.safetensors"))

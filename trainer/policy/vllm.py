@@ -45,7 +45,6 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -196,7 +195,11 @@ class VLLMPolicy(BatchedPolicy):
         (name, tensor) pairs in Hugging Face naming (consumed once, on the engine's thread), or a
         folder. Blocks generation until the engine holds the new weights."""
         if is_folder(source):
-            self._executor.submit(self._locked_load, self._reload_folder, Path(source)).result()
+            folder = Path(source)
+            if self.weight_sync == "memory" and sorted(folder.glob("*.safetensors")):
+                self._executor.submit(self._locked_load, self._load_in_memory, folder_tensors(folder)).result()
+            else:
+                self._executor.submit(self._locked_load, self._reload_folder, folder).result()
         elif self.weight_sync == "disk":
             self._sync_through_disk(source)
         else:
@@ -286,31 +289,62 @@ class VLLMPolicy(BatchedPolicy):
 
 
 def begin_weight_load(worker: Any) -> None:
-    """Start a layerwise reload: each layer is rebuilt and post-processed once all its tensors
-    have arrived, then copied into the storage the engine already uses."""
+    """Start a layerwise reload: each layer is rebuilt and post-processed (e.g. the CPU backend's
+    prepacked GEMM weights) once all its tensors have arrived, then copied into the storage the
+    engine already uses. Tied parameters (lm_head = embeddings) are noted first: the reload
+    unties them, so a tensor given under one name is loaded under the others too."""
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
 
+    model = worker.get_model()
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    worker.gymwire_tied = [group for group in names.values() if len(group) > 1]
+    worker.gymwire_loaded, worker.gymwire_kept = set(), {}
     with set_current_vllm_config(worker.vllm_config):
-        initialize_layerwise_reload(worker.get_model())
+        initialize_layerwise_reload(model)
 
 
-def load_weight_bucket(worker: Any, weights: Iterable[tuple[str, Any]]) -> None:
+def load_weight_bucket(worker: Any, weights: list[tuple[str, Any]]) -> None:
     """Load checkpoint-named tensors with the model's own loader (it fuses q/k/v, shards for
     tensor parallelism, casts to the engine's dtype)."""
     from vllm.config import set_current_vllm_config
 
+    tied = {name for group in worker.gymwire_tied for name in group}
+    worker.gymwire_kept.update((name, tensor) for name, tensor in weights if name in tied)
     with set_current_vllm_config(worker.vllm_config):
-        worker.get_model().load_weights(weights=weights)
+        loaded = worker.get_model().load_weights(weights=weights)
+    worker.gymwire_loaded.update(loaded or (name for name, _ in weights))
 
 
 def finish_weight_load(worker: Any) -> None:
-    """Finish the layerwise reload: layers that received nothing keep their old weights."""
+    """Give tied parameters the tensor given for any of them, then finish the layerwise reload:
+    layers that received nothing keep their old weights."""
     from vllm.config import set_current_vllm_config
     from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
 
+    model = worker.get_model()
+    kept, loaded = getattr(worker, "gymwire_kept", {}), getattr(worker, "gymwire_loaded", set())
+    missing = [(other, kept[name]) for group in getattr(worker, "gymwire_tied", [])
+               for name in group if name in kept for other in group if other not in loaded]
+    worker.gymwire_tied, worker.gymwire_loaded, worker.gymwire_kept = [], set(), {}
     with set_current_vllm_config(worker.vllm_config):
-        finalize_layerwise_reload(worker.get_model(), worker.vllm_config.model_config)
+        try:
+            if missing:
+                model.load_weights(weights=missing)
+        finally:
+            finalize_layerwise_reload(model, worker.vllm_config.model_config)
+
+
+def folder_tensors(folder: Path) -> Any:
+    """The (name, tensor) pairs of a folder's safetensors files, read one tensor at a time."""
+    from safetensors import safe_open
+
+    for shard in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(shard), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                yield name, f.get_tensor(name)
 
 
 # ---- shared with the server backend ---------------------------------------------------------------
