@@ -385,7 +385,23 @@ class TestOpenAIServer:
                 await policy.aclose()
 
         original = run(greedy_ids())
+        assert policy.weight_sync == "disk"  # auto, for a server on this machine
+        before = set(Path("/dev/shm").glob("gymwire-weights-*"))
         policy.update_weights(negated_norm_state(hf.model))
         assert run(greedy_ids()) != original
+        assert set(Path("/dev/shm").glob("gymwire-weights-*")) == before
         policy.update_weights(default_model_dir())
         assert run(greedy_ids()) == original
+
+    def test_score_over_http(self, server, hf, prompts):
+        policy = make_policy("openai", server, tokenizer=hf.tokenizer)
+        ids = prompts[1] + hf.tokenizer("Blue.<|im_end|>")["input_ids"]
+        scores = policy.score(ids)
+        with torch.no_grad():
+            logp = torch.log_softmax(hf.model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        expected = [0.0] + [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
+        assert scores == pytest.approx(expected, abs=1e-3)
+        with pytest.raises(ValueError, match="temperature 1"):
+            policy.score(ids, 0.5)
+        with pytest.raises(ValueError, match="memory"):
+            make_policy("openai", server, settings=VLLMSettings(weight_sync="memory"))
