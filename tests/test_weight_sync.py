@@ -192,3 +192,14 @@ def test_a_full_context_ends_the_episode_as_truncated(engine, guess_server):
         # the budget (8) was capped by the context left
         assert episode.generated_tokens <= max(0, MAX_MODEL_LEN - episode.prompt_length) < 8, label
     assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the failure without CUDA")
+def test_nccl_sync_fails_clearly_without_cuda():
+    from gymwire.trainer.policy.nccl_sync import NCCLWeightSender
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("no request may be sent before the CUDA check")
+
+    with pytest.raises(RuntimeError, match="CUDA"):
+        NCCLWeightSender(unreachable, "http://10.0.0.1:8000")

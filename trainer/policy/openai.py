@@ -224,9 +224,8 @@ class OpenAIPolicy(Policy):
         if rows is None:
             raise NotImplementedError(f"{self.base_url} ignored prompt_logprobs; scoring needs a vLLM server")
         # JSON keys are strings: the token id, or "token_id:<id>" with return_tokens_as_token_ids.
-        by_id = [None if row is None else {_token_key(k): v for k, v in row.items()} for row in rows]
-        return prompt_scores(list(token_ids), [None if row is None else {k: v["logprob"] for k, v in row.items()}
-                                               for row in by_id])
+        by_id = [None if row is None else {_token_key(k): v["logprob"] for k, v in row.items()} for row in rows]
+        return prompt_scores(list(token_ids), by_id)
 
     @property
     def weight_sync(self) -> str:
