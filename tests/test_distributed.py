@@ -143,3 +143,29 @@ def test_two_ranks_match_one_process(two_ranks, mode) -> None:
     assert r["checkpoint_optimizer_keys"]["fsdp"] == r["checkpoint_optimizer_keys"]["reference"]
     assert r["checkpoint_max_abs_diff"] <= 1e-7 and r["optimizer_moments_max_rel_diff"] <= 1e-5
     assert r["reload_weight_max_abs_diff"] == 0.0 and r["reload_optimizer_max_abs_diff"] == 0.0
+
+
+@pytest.mark.slow
+def test_sharded_updater_driven_by_rank0_takes_the_one_process_step(tmp_path) -> None:
+    """The real updater through the driver/follower path of `gymwire train` under torchrun: same
+    loss, same mismatch metrics, same updated weights as one process."""
+    script = Path(__file__).with_name("sharded_updater.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent.parent)}
+    single = subprocess.run([sys.executable, str(script), "single", str(tmp_path / "single")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--master_port", str(free_port()), str(script), "sharded", str(tmp_path / "sharded")],
+                             env=env, capture_output=True, text=True, timeout=400)
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "sharded" / "metrics.json").read_text())
+    for key in ("loss", "kl", "grad_norm", "tokens", "mismatch_abs_mean", "mismatch_abs_max", "is_weight_mean"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
+    assert two["sequence_logprobs"] == pytest.approx(one["sequence_logprobs"], abs=1e-4)
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "sharded" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5

@@ -40,6 +40,15 @@ from typing import Any
 
 import torch
 
+from gymwire.trainer.distributed import (
+    Distributed,
+    accumulate,
+    clip_grad_norm_,
+    full_checkpoint_state,
+    full_state_items,
+    load_full_checkpoint_state,
+    shard_model,
+)
 from gymwire.trainer.settings import GRPOConfig, LoRASettings
 from gymwire.trainer.types import Trajectory
 
@@ -287,12 +296,17 @@ class GRPOUpdater:
         config: GRPOConfig | None = None,
         *,
         tokenizer: Any | None = None,
+        dist: Distributed | None = None,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.config = config or GRPOConfig()
         cfg = self.config
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # Under torchrun every rank holds an FSDP2 shard of the policy (and of the reference).
+        self.dist = dist if dist is not None else Distributed(device=self.device)
+        if self.dist.enabled:
+            self.device = self.dist.device
         self.precision = cfg.resolved_precision(self.device.type)
         self.mixed_precision = self.precision == "bf16-mixed"
         # bf16-mixed keeps fp32 master weights (and AdamW state) and computes in bf16 under autocast;
@@ -332,12 +346,16 @@ class GRPOUpdater:
             if cfg.beta != 0.0:
                 # Only ever evaluated without gradients: under bf16 maths its fp32 copy would be waste.
                 ref_dtype = torch.float32 if self.precision == "fp32" else torch.bfloat16
-                self.ref_model = copy.deepcopy(base).to(ref_dtype).eval().requires_grad_(False).to(self.device)
-        self.model.to(self.device)
+                self.ref_model = copy.deepcopy(base).to(ref_dtype).eval().requires_grad_(False)
+                self.ref_model = shard_model(self.ref_model, self.dist,
+                                             precision="fp32" if self.precision == "fp32" else "bf16")
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.lora.rank > 0:
                 self.model.enable_input_require_grads()
+        # One process: moved to its device. Under torchrun: sharded; the optimizer below then holds
+        # only this rank's shard of the weights and of AdamW's state.
+        self.model = shard_model(self.model, self.dist, precision=self.precision, cpu_offload=cfg.cpu_offload)
         self.model.eval()
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -392,17 +410,18 @@ class GRPOUpdater:
                     for batch in plan:
                         batch.trainer_old = self._logprobs(self.model, batch)
             sums: dict[str, float] = defaultdict(float)
-            gaps: list[torch.Tensor] = []
+            gaps: dict[int, torch.Tensor] = {}
             norms, skipped = [], 0
             self.model.train()
             try:
                 for plan in plans:
                     self.optimizer.zero_grad(set_to_none=True)
-                    for batch in plan:
-                        for key, value in self._accumulate(batch, backward=True, gaps=gaps).items():
-                            sums[key] += value
+                    # Under torchrun each rank runs its share of the micro-batches; the sums come back
+                    # over all ranks, and FSDP sums the gradients.
+                    for key, value in accumulate(plan, lambda b: self._loss(b, gaps), self.dist).items():
+                        sums[key] += value
                     params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
+                    grad_norm = clip_grad_norm_(params, self.config.max_grad_norm)
                     if math.isfinite(grad_norm):
                         self.optimizer.step()
                         norms.append(grad_norm)
@@ -414,7 +433,7 @@ class GRPOUpdater:
             finally:
                 self.model.eval()
             metrics.update(self._summarise(sums, tokens, len(plans)))
-            metrics.update(_mismatch_metrics(gaps))
+            metrics.update(_mismatch_metrics(self._gathered(gaps)))
             metrics["grad_norm"] = _mean(norms) if norms else float("nan")
             metrics["optimizer_steps"] = float(len(norms))
             metrics["nonfinite_skipped"] = float(skipped)
@@ -430,26 +449,35 @@ class GRPOUpdater:
                                                                      self.config.updates_per_step)) if p]
         tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         sums: dict[str, float] = defaultdict(float)
-        gaps: list[torch.Tensor] = []
+        gaps: dict[int, torch.Tensor] = {}
         for plan in plans:
-            for batch in plan:
-                for key, value in self._accumulate(batch, backward=False, gaps=gaps).items():
-                    sums[key] += value
-        return {**self._summarise(sums, tokens, max(len(plans), 1)), **_mismatch_metrics(gaps), "tokens": tokens}
+            for key, value in accumulate(plan, lambda b: self._loss(b, gaps), self.dist, backward=False).items():
+                sums[key] += value
+        return {**self._summarise(sums, tokens, max(len(plans), 1)), **_mismatch_metrics(self._gathered(gaps)),
+                "tokens": tokens}
 
     @torch.no_grad()
-    def sequence_logprobs(self, token_ids: Sequence[int]) -> list[float]:
-        """The trainer's log p(token_t | tokens_<t) of one sequence (position 0: 0.0), at the sampling
-        temperature: what an inference engine holding the same weights should report."""
+    def sequence_logprobs(self, token_ids: Sequence[int], temperature: float = 1.0) -> list[float]:
+        """The trainer's log p(token_t | tokens_<t) of one sequence (position 0: 0.0): what an inference
+        engine holding the same weights reports when it scores the sequence."""
         ids = torch.tensor([list(token_ids)], dtype=torch.long, device=self.device)
         with self._autocast():
-            logps = token_logprobs(self.model, ids, torch.ones_like(ids), 1, self.config.temperature)
+            logps = token_logprobs(self.model, ids, torch.ones_like(ids), 1, temperature)
         return [0.0, *logps[0].float().tolist()]
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """The current policy's tensors in Hugging Face naming, LoRA merged, one at a time: what an
         inference engine loads in memory (`Policy.update_weights`). The tensors are the live ones
-        (no copies); consume the iterator to the end before the next step."""
+        (no copies); consume the iterator to the end before the next step. Under torchrun every rank
+        must consume it (each tensor is gathered from the shards); rank 0 uses the tensors."""
+        if self.dist.enabled:
+            tied = _tied_keys(self._hf_model())
+            for name, tensor in full_state_items(self.model, self.dist):
+                yield name, tensor
+                if name == "model.embed_tokens.weight":  # gathered once; the engine wants every name
+                    for key in sorted(tied):
+                        yield key, tensor
+            return
         if not self.is_lora:
             for name, tensor in self.model.state_dict().items():
                 yield name, tensor.detach()
@@ -471,6 +499,8 @@ class GRPOUpdater:
         optimizer state (twice the model's size in fp32): a resume from it restarts AdamW's moments.
         """
         out = Path(directory)
+        if self.dist.enabled:
+            return self._save_sharded(out, weights_only)
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(out), safe_serialization=True)
         if self.tokenizer is not None:
@@ -494,6 +524,9 @@ class GRPOUpdater:
 
         src = Path(directory)
         state = json.loads((src / STATE_FILE).read_text())
+        if self.dist.enabled:
+            self._load_sharded(src, state)
+            return
         if bool(state["lora"]) != self.is_lora:
             kind = "a LoRA adapter" if state["lora"] else "a full model"
             raise ValueError(f"{src} holds {kind}; this updater has lora.rank={self.config.lora.rank}")
@@ -524,6 +557,11 @@ class GRPOUpdater:
     def export(self, directory: str | os.PathLike[str]) -> Path:
         """An ordinary HF folder of the current policy (LoRA merged) for vLLM / evaluation / SFT output."""
         out = Path(directory)
+        if self.dist.enabled:
+            weights = {name: tensor.cpu() for name, tensor in self.named_weights()}
+            if self.dist.is_main:
+                self._write_hf_folder(out, weights)
+            return out
         out.mkdir(parents=True, exist_ok=True)
         if self.is_lora:
             base = self.model.get_base_model()
@@ -544,6 +582,60 @@ class GRPOUpdater:
         return out
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _hf_model(self) -> torch.nn.Module:
+        return self.model.get_base_model() if self.is_lora else self.model
+
+    def _write_hf_folder(self, out: Path, weights: dict[str, torch.Tensor]) -> None:
+        """An ordinary HF folder from full tensors (rank 0 of a sharded run)."""
+        from safetensors.torch import save_file
+
+        out.mkdir(parents=True, exist_ok=True)
+        tied = _tied_keys(self._hf_model())
+        save_file({k: v.contiguous() for k, v in weights.items() if k not in tied}, str(out / "model.safetensors"),
+                  metadata={"format": "pt"})
+        self._hf_model().config.save_pretrained(str(out))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(out))
+
+    def _save_sharded(self, out: Path, weights_only: bool) -> Path:
+        """Checkpoint of a sharded run: full model (HF names, LoRA merged) and, unless weights_only,
+        the full optimizer state keyed by parameter name, written by rank 0 (every rank must call)."""
+        if self.is_lora:
+            raise NotImplementedError("checkpoints of LoRA training under torchrun are not supported yet; "
+                                      "train LoRA in one process (it fits one GPU) or use full fine-tuning")
+        model_state, optimizer_state = full_checkpoint_state(self.model, self.optimizer)
+        if self.dist.is_main:
+            self._write_hf_folder(out, model_state)
+            if not weights_only:
+                torch.save(optimizer_state, out / OPTIMIZER_FILE)
+            torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
+            state = {"global_step": self.global_step, "weights_only": weights_only, "lora": False, "sharded": True,
+                     "reference_model": str(self.model_dir) if self.model_dir else None,
+                     "config": dataclasses.asdict(self.config)}
+            (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+        self.dist.barrier()
+        return out
+
+    def _load_sharded(self, src: Path, state: dict[str, Any]) -> None:
+        from safetensors.torch import load_file
+
+        if self.is_lora or state["lora"]:
+            raise NotImplementedError("resuming LoRA training under torchrun is not supported yet")
+        main = self.dist.is_main
+        weights = _load_sharded(src, load_file, "cpu") if main else {}
+        if main:
+            for key in _tied_keys(self._hf_model()):
+                weights.setdefault(key, weights["model.embed_tokens.weight"])
+        optim_file = src / OPTIMIZER_FILE
+        has_optimizer = optim_file.exists()
+        optimizer_state = torch.load(optim_file, map_location="cpu") if main and has_optimizer else {}
+        load_full_checkpoint_state(self.model, self.optimizer if has_optimizer else None, weights,
+                                   optimizer_state if has_optimizer else None, self.dist)
+        if not has_optimizer:
+            log.warning("%s holds weights only: AdamW starts with fresh moments", src)
+        self.scheduler.load_state_dict(torch.load(src / SCHEDULER_FILE, map_location="cpu"))
+        self.global_step = int(state["global_step"])
 
     def _microbatches(self, adv: Advantages) -> list[_MicroBatch]:
         """Pad, mask and weight the trained episodes; weights make micro-batch losses sum to the step's."""
@@ -623,9 +715,9 @@ class GRPOUpdater:
         assert self.ref_model is not None
         return self._logprobs(self.ref_model, batch)
 
-    def _accumulate(self, batch: _MicroBatch, *, backward: bool, gaps: list[torch.Tensor]) -> dict[str, float]:
-        """Forward (and backward) one micro-batch; returns its weighted sums for the step metrics and
-        appends |trainer - sampler| log-prob gaps of its tokens to `gaps`."""
+    def _loss(self, batch: _MicroBatch, gaps: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """One micro-batch's weighted loss and its sums for the step metrics; records the
+        |trainer - sampler| log-prob gaps of its tokens in `gaps` (once per micro-batch)."""
         cfg = self.config
         ref = self._reference_logps(batch)
         with self._autocast():
@@ -636,7 +728,7 @@ class GRPOUpdater:
         trainer_old = batch.trainer_old if batch.trainer_old is not None else logps.detach()
         sampler = batch.sampler_logps
         known = (batch.mask > 0) & ~torch.isnan(sampler)
-        gaps.append((trainer_old - sampler)[known].abs().cpu())
+        gaps[id(batch)] = (trainer_old - sampler)[known].abs().cpu()
         is_weights, capped = None, torch.zeros_like(known)
         if cfg.old_logprobs == "trainer":
             old = trainer_old
@@ -651,11 +743,8 @@ class GRPOUpdater:
             dual_clip=cfg.dual_clip, is_weights=is_weights, ref_logps=ref, beta=cfg.beta,
         )
         loss = (per_token * batch.weights).sum()
-        if backward:
-            loss.backward()
         m = batch.mask
-        return {
-            "loss": float(loss.detach()),
+        return loss, {
             "kl_sum": float((kl.detach() * m).sum()),
             "kl_weighted": float((kl.detach() * batch.weights).sum()),
             "clipped": float(clipped.sum()),
@@ -663,6 +752,15 @@ class GRPOUpdater:
             "is_weight_sum": float((is_weights * m).sum()) if is_weights is not None else float(m.sum()),
             "is_capped": float(capped.sum()),
         }
+
+    def _gathered(self, gaps: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """Every rank's gaps (each rank scored its own micro-batches), for step-wide quantiles."""
+        mine = torch.cat(list(gaps.values())) if gaps else torch.zeros(0)
+        if not self.dist.enabled:
+            return [mine]
+        everyone: list[Any] = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(everyone, mine)
+        return everyone
 
     def _summarise(self, sums: dict[str, float], tokens: float, minibatches: int) -> dict[str, float]:
         denom = max(tokens, 1.0)

@@ -134,6 +134,8 @@ class VLLMSettings:
     # (a server on other GPUs); disk: a folder both can read (a server on the same machine, CPU).
     server_url: str = ""
     weight_sync: Literal["auto", "memory", "nccl", "disk"] = "auto"
+    nccl_address: str = ""  # nccl: this trainer's address as the server can reach it ("" = this host's name)
+    nccl_port: int = 0  # nccl: the rendezvous port (0 = a free one)
     # After each sync, the sampler's and the trainer's log-probs of one episode are compared; a
     # larger mean gap than this fails the run (the weights did not arrive).
     sync_check_tolerance: float = 0.05

@@ -85,11 +85,12 @@ class TaskStream:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True, dist: Any = None):
         self.config = config
         self.run_dir = Path(config.run_dir)
         self.progress = progress
         self.state = RunState.load(self.run_dir)
+        self.dist = dist  # under torchrun: this is rank 0, and the update is sharded over every rank
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -157,7 +158,6 @@ class Trainer:
         return Path(behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate))
 
     async def run(self) -> RunState:
-        from gymwire.trainer.grpo import GRPOUpdater
         from gymwire.trainer.model import resolve_model, set_threads
 
         cfg = self.config
@@ -179,7 +179,7 @@ class Trainer:
                 self.state.rl_init_model = str(init)
                 self.state.phase = "warm_started"
                 self.state.save(self.run_dir)
-            updater = GRPOUpdater(self.state.rl_init_model, cfg.grpo)
+            updater = self._updater()
             if self.state.checkpoint:
                 updater.load(self.run_dir / self.state.checkpoint)
             policy = self._training_policy(updater, policy)
@@ -206,13 +206,23 @@ class Trainer:
         write_report(self.run_dir)
         return self.state
 
+    def _updater(self) -> Any:
+        if self.dist is not None and self.dist.enabled:
+            from gymwire.trainer.update_group import ShardedUpdater
+
+            return ShardedUpdater(self.state.rl_init_model, self.config.grpo, self.dist)
+        from gymwire.trainer.grpo import GRPOUpdater
+
+        return GRPOUpdater(self.state.rl_init_model, self.config.grpo)
+
     def _open_policy(self, model_dir: Path) -> Any:
         """The configured backend over a model folder (for openai: the tokenizer's folder)."""
         from gymwire.trainer.policy import make_policy
 
         cfg = self.config
         if cfg.model.backend == "openai":
-            return make_policy("openai", cfg.vllm.server_url, tokenizer=str(model_dir), settings=cfg.vllm)
+            return make_policy("openai", cfg.vllm.server_url, tokenizer=str(model_dir), settings=cfg.vllm,
+                               nccl_address=cfg.vllm.nccl_address or None, nccl_port=cfg.vllm.nccl_port)
         if cfg.model.backend == "vllm":
             return make_policy("vllm", model_dir, settings=cfg.vllm, seed=cfg.seed)
         return make_policy(cfg.model.backend, model_dir)
@@ -331,4 +341,28 @@ def base_policy_tokenizer(model_dir: Path) -> Any:
 
 
 def train(config: RunConfig, progress: bool = True) -> RunState:
-    return Trainer(config, progress).run_sync()
+    """Run `config`. Under torchrun (WORLD_SIZE > 1) rank 0 runs it and the other ranks hold their
+    FSDP2 shards of the update (trainer/update_group.py)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Trainer(config, progress).run_sync()
+    from gymwire.trainer.config import ConfigError
+    from gymwire.trainer.distributed import init_from_env
+    from gymwire.trainer.update_group import follow, stop_followers
+
+    if config.model.backend == "hf":
+        raise ConfigError("model.backend: hf samples with the live training model, which torchrun shards; "
+                          "use vllm (on rank 0's GPU) or openai (a vLLM server) for a sharded update")
+    if config.warm_start is not None:
+        raise ConfigError("warm_start: run the warm start in one process first and point model.name at its "
+                          "output; under torchrun only the GRPO update is sharded")
+    dist = init_from_env()
+    try:
+        if not dist.is_main:
+            follow(dist)
+            return RunState.load(Path(config.run_dir))
+        try:
+            return Trainer(config, progress, dist=dist).run_sync()
+        finally:
+            stop_followers(dist)
+    finally:
+        dist.close()

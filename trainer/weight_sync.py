@@ -1,7 +1,7 @@
 """Proof that new weights reached the inference engine: its log-probs against the trainer's.
 
 After an update is streamed into vLLM (in this process or a server), one episode of the step is
-scored by both: the engine's log p(token | prefix) at the sampling temperature and the trainer's.
+scored by both: the engine's log p(token | prefix) and the trainer's, at temperature 1.
 Equal weights give gaps at the level of kernel and precision noise (~1e-3 in fp32, ~1e-2 in
 bf16); weights that did not arrive give the size of the update or more. The gap is measured on
 the tokens the model sampled (loss mask 1), the distribution the trainer corrects against.
@@ -38,8 +38,8 @@ def check_sync(policy: Any, updater: Any, episodes: Sequence[Trajectory], *, tol
     episode = probe_episode(episodes)
     if episode is None:
         return {"gap_mean": 0.0, "gap_max": 0.0, "gap_tokens": 0.0}
-    temperature = updater.config.temperature
-    gaps = logprob_gaps(policy.score(episode.token_ids, temperature), updater.sequence_logprobs(episode.token_ids),
+    # At temperature 1: vLLM scores a prompt from the raw logits whatever the sampling settings.
+    gaps = logprob_gaps(policy.score(episode.token_ids, 1.0), updater.sequence_logprobs(episode.token_ids, 1.0),
                         episode.loss_mask)
     mean = sum(gaps) / len(gaps)
     if mean > tolerance:
