@@ -11,6 +11,7 @@ reference.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -125,28 +126,44 @@ def trainable(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-def one_step(model: torch.nn.Module, batches: list[MicroBatch], dist: distributed.Distributed) -> dict[str, Any]:
+def one_step(model: torch.nn.Module, batches: list[MicroBatch], dist: distributed.Distributed,
+             on_grad: Any = None) -> dict[str, Any]:
+    """accumulate, then each full gradient handed to `on_grad(name, grad)` (gathered one at a time
+    and dropped: the machine is shared), clip, AdamW. Gradients are left in place."""
     optimizer = torch.optim.AdamW([p for _, p in trainable(model)], lr=LR, weight_decay=0.0)
     optimizer.zero_grad(set_to_none=True)
     started = time.perf_counter()
     sums = distributed.accumulate(batches, loss_fn(model), dist)
-    grads = {n: distributed.full_tensor(p.grad, dist) for n, p in trainable(model)}
+    seconds = time.perf_counter() - started
+    names = []
+    for name, param in trainable(model):
+        names.append(name)
+        grad = distributed.full_tensor(param.grad, dist)
+        if on_grad is not None:
+            on_grad(name, grad)
     grad_norm = distributed.clip_grad_norm_([p for _, p in trainable(model)], max_norm=1e9)
     optimizer.step()
-    return {"sums": sums, "grads": grads, "grad_norm": grad_norm, "optimizer": optimizer,
-            "seconds": time.perf_counter() - started}
+    return {"sums": sums, "grad_names": names, "grad_norm": grad_norm, "optimizer": optimizer, "seconds": seconds}
 
 
-def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[float, float, str]:
-    """Largest absolute difference, largest difference relative to each tensor's magnitude, and where."""
-    worst_abs, worst_rel, where = 0.0, 0.0, ""
-    for name, x in a.items():
-        d = float((x.float() - b[name].float()).abs().max())
-        rel = d / max(float(b[name].float().abs().max()), 1e-12)
-        worst_abs = max(worst_abs, d)
-        if rel > worst_rel:
-            worst_rel, where = rel, name
-    return worst_abs, worst_rel, where
+class Diff:
+    """Largest absolute difference, largest relative to each reference tensor's magnitude, and where."""
+
+    def __init__(self) -> None:
+        self.abs, self.rel, self.where, self.names = 0.0, 0.0, "", []
+
+    def add(self, name: str, got: torch.Tensor, want: torch.Tensor) -> None:
+        self.names.append(name)
+        d = float((got.float() - want.float()).abs().max())
+        rel = d / max(float(want.float().abs().max()), 1e-12)
+        self.abs = max(self.abs, d)
+        if rel > self.rel:
+            self.rel, self.where = rel, name
+
+    def compare(self, got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> Diff:
+        for name, tensor in got.items():
+            self.add(name, tensor, want[name])
+        return self
 
 
 def optimizer_moments(state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -154,62 +171,105 @@ def optimizer_moments(state: dict[str, Any]) -> dict[str, torch.Tensor]:
             for key, value in slots.items() if key in ("exp_avg", "exp_avg_sq")}
 
 
+def local_optimizer_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, dist: distributed.Distributed) -> float:
+    """Largest difference between two optimizers' moments over the same shards, over all ranks."""
+    worst = torch.zeros(())
+    for pa, pb in zip((p for g in a.param_groups for p in g["params"]),
+                      (p for g in b.param_groups for p in g["params"]), strict=True):
+        for key in ("exp_avg", "exp_avg_sq"):
+            x, y = a.state[pa][key], b.state[pb][key]
+            x, y = getattr(x, "_local_tensor", x), getattr(y, "_local_tensor", y)
+            worst = torch.maximum(worst, (x - y).abs().max())
+    if dist.enabled:
+        torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+    return float(worst)
+
+
 def compare(mode: str, batches: list[MicroBatch], model_dir: str, dist: distributed.Distributed) -> dict[str, Any]:
     lora = mode == "lora"
     single = distributed.Distributed()
-    if dist.is_main:
+    clock = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        phases[name] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
+    reference: torch.nn.Module | None = None
+    if dist.is_main:  # one process's step; its gradients stay in .grad for the comparison
         reference = load_model(model_dir, lora)
         ref = one_step(reference, batches, single)
-        ref_weights = dict(distributed.full_state_items(reference, single))
-        ref_model_state, ref_optim_state = distributed.full_checkpoint_state(reference, ref["optimizer"])
+        ref_grads = dict(trainable(reference))
+        ref_weights = dict(distributed.full_state_items(reference, single))  # views, no copies
+    lap("reference")
 
     model = distributed.shard_model(load_model(model_dir, lora), dist, precision="fp32")
-    got = one_step(model, batches, dist)
-    weights = dict(distributed.full_state_items(model, dist))
+    lap("shard")
+    grads = Diff()
+    got = one_step(model, batches, dist, on_grad=lambda n, g: dist.is_main and grads.add(n, g, ref_grads[n].grad))
+    lap("step")
+    weights = Diff()
+    for name, tensor in distributed.full_state_items(model, dist):
+        if dist.is_main:
+            weights.add(name, tensor, ref_weights[name])
+    lap("full_state_items")
+
     model_state, optim_state = distributed.full_checkpoint_state(model, got["optimizer"])
+    lap("full_checkpoint_state")
+    result: dict[str, Any] = {}
+    if dist.is_main:
+        ref_model_state, ref_optim_state = distributed.full_checkpoint_state(reference, ref["optimizer"])
+        result.update({
+            "checkpoint_keys": {"reference": sorted(ref_model_state), "fsdp": sorted(model_state)},
+            "checkpoint_optimizer_keys": {"reference": sorted(ref_optim_state["state"]),
+                                          "fsdp": sorted(optim_state["state"])},
+            "checkpoint_max_abs_diff": Diff().compare(model_state, ref_model_state).abs,
+            "optimizer_moments_max_rel_diff": Diff().compare(optimizer_moments(optim_state),
+                                                             optimizer_moments(ref_optim_state)).rel,
+        })
+        del ref_model_state, ref_optim_state
 
     # Resume: a fresh sharded model and optimizer loaded from rank 0's full state match the trained one.
     fresh = distributed.shard_model(load_model(model_dir, lora), dist, precision="fp32")
     fresh_optimizer = torch.optim.AdamW([p for _, p in trainable(fresh)], lr=LR)
-    distributed.load_full_checkpoint_state(fresh, fresh_optimizer, model_state if dist.is_main else {},
-                                           optim_state if dist.is_main else {}, dist)
-    reloaded = dict(distributed.full_state_items(fresh, dist))
-    reloaded_model_state, reloaded_optim_state = distributed.full_checkpoint_state(fresh, fresh_optimizer)
+    distributed.load_full_checkpoint_state(fresh, fresh_optimizer, model_state, optim_state, dist)
+    del model_state, optim_state
+    reloaded = Diff()
+    for (name, a), (_, b) in zip(distributed.full_state_items(fresh, dist), distributed.full_state_items(model, dist),
+                                 strict=True):
+        if dist.is_main:
+            reloaded.add(name, a, b)
+    reload_optimizer = local_optimizer_diff(fresh_optimizer, got["optimizer"], dist)
+    lap("reload")
     if not dist.is_main:
         return {}
 
-    grad_abs, grad_rel, grad_where = max_diff(got["grads"], ref["grads"])
-    weight_abs, weight_rel, weight_where = max_diff(weights, ref_weights)
-    state_abs, _, _ = max_diff(model_state, ref_model_state)
-    moments_abs, moments_rel, _ = max_diff(optimizer_moments(optim_state), optimizer_moments(ref_optim_state))
-    reload_abs, _, _ = max_diff(reloaded, weights)
-    reload_moments_abs, _, _ = max_diff(optimizer_moments(reloaded_optim_state), optimizer_moments(optim_state))
+    initial = Diff()
+    for name, tensor in distributed.full_state_items(load_model(model_dir, lora), single):
+        initial.add(name, ref_weights[name], tensor)
+    import resource
+
     return {
+        **result,
         "microbatches": len(batches),
         "loss": {"reference": ref["sums"]["loss"], "fsdp": got["sums"]["loss"]},
         "stats": {"reference": ref["sums"], "fsdp": got["sums"]},
         "grad_norm": {"reference": ref["grad_norm"], "fsdp": got["grad_norm"]},
-        "grad_names": {"reference": sorted(ref["grads"]), "fsdp": sorted(got["grads"])},
-        "grad_max_abs_diff": grad_abs,
-        "grad_max_rel_diff": grad_rel,
-        "grad_worst_param": grad_where,
-        "grad_max_abs": max(float(g.abs().max()) for g in ref["grads"].values()),
-        "weight_names": {"reference": sorted(ref_weights), "fsdp": sorted(weights)},
-        "weight_max_abs_diff": weight_abs,
-        "weight_max_rel_diff": weight_rel,
-        "weight_worst_param": weight_where,
-        "weight_max_change": max_diff(weights, dict(distributed.full_state_items(load_model(model_dir, lora),
-                                                                                  single)))[0],
-        "checkpoint_keys": {"reference": sorted(ref_model_state), "fsdp": sorted(model_state)},
-        "checkpoint_optimizer_keys": {"reference": sorted(ref_optim_state["state"]),
-                                      "fsdp": sorted(optim_state["state"])},
-        "checkpoint_max_abs_diff": state_abs,
-        "optimizer_moments_max_abs_diff": moments_abs,
-        "optimizer_moments_max_rel_diff": moments_rel,
-        "reload_weight_max_abs_diff": reload_abs,
-        "reload_optimizer_max_abs_diff": reload_moments_abs,
-        "reload_checkpoint_keys": sorted(reloaded_model_state),
-        "seconds": {"reference": ref["seconds"], "fsdp": got["seconds"]},
+        "grad_names": {"reference": ref["grad_names"], "fsdp": grads.names},
+        "grad_max_abs_diff": grads.abs,
+        "grad_max_rel_diff": grads.rel,
+        "grad_worst_param": grads.where,
+        "grad_max_abs": max(float(p.grad.abs().max()) for p in ref_grads.values()),
+        "weight_names": {"reference": sorted(ref_weights), "fsdp": sorted(weights.names)},
+        "weight_max_abs_diff": weights.abs,
+        "weight_max_rel_diff": weights.rel,
+        "weight_worst_param": weights.where,
+        "weight_max_change": initial.abs,
+        "reload_weight_max_abs_diff": reloaded.abs,
+        "reload_optimizer_max_abs_diff": reload_optimizer,
+        "seconds": {"reference_step": ref["seconds"], "fsdp_step": got["seconds"], **phases},
+        "rank0_max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
 
 
@@ -229,6 +289,7 @@ def main(out: str, modes: list[str]) -> None:
     results: dict[str, Any] = {"world_size": dist.world_size, "rows_received": len(rows)}
     for mode in modes:
         results[mode] = compare(mode, batches, model_dir, dist)
+        gc.collect()
     if dist.is_main:
         with open(out, "w") as f:
             json.dump(results, f, indent=1)
