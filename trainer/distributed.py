@@ -88,8 +88,9 @@ def init_from_env(device_type: str | None = None, *, timeout: timedelta = DEFAUL
     """The context of this process from torchrun's RANK / WORLD_SIZE / LOCAL_RANK.
 
     With WORLD_SIZE unset or 1 nothing is initialised: a single-process context. Otherwise the
-    default process group is created (nccl for CUDA, gloo for CPU), the CUDA device is chosen from
-    LOCAL_RANK, and a 1-D device mesh over all ranks is built for `fully_shard`.
+    default process group is created (nccl, plus gloo for CPU tensors, on CUDA; gloo on CPU), the
+    CUDA device is chosen from LOCAL_RANK, and a 1-D device mesh over all ranks is built for
+    `fully_shard`. An existing default group (initialised by the caller) is reused.
     """
     device_type = device_type or default_device_type()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -105,7 +106,9 @@ def init_from_env(device_type: str | None = None, *, timeout: timedelta = DEFAUL
     from torch.distributed.device_mesh import init_device_mesh
 
     if not torch_dist.is_initialized():
-        backend = "nccl" if device_type == "cuda" else "gloo"
+        # On CUDA, gloo serves the collectives on CPU tensors: with CPU offload the sharded
+        # gradients, and so the partial norms of clip_grad_norm_, live in host memory.
+        backend = "cuda:nccl,cpu:gloo" if device_type == "cuda" else "gloo"
         # device_id binds nccl's communicator to this GPU at once (no guessing from the first collective).
         torch_dist.init_process_group(backend, timeout=timeout, device_id=device if device_type == "cuda" else None)
     rank = torch_dist.get_rank()
