@@ -9,6 +9,11 @@ with a config), with small numbers so that it ends in minutes on two cores.
 from __future__ import annotations
 
 import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gymwire.env_servers.local import LocalServer
@@ -27,7 +32,8 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int) -> dict:
         "model": {"name": "smollm2", "backend": "hf", "threads": 2},
         "rollout": {"group_size": 4, "batch_tasks": 2, "max_new_tokens": 48, "temperature": 1.0,
                     "max_total_tokens": 1536},
-        "grpo": {"learning_rate": 1e-5, "beta": 0.0, "token_budget": 4096},
+        # Checkpointing: without it a 4,096-token micro-batch keeps ~6 GB of activations for backward.
+        "grpo": {"learning_rate": 1e-5, "beta": 0.0, "token_budget": 4096, "gradient_checkpointing": True},
         "warm_start": {"episodes": 24, "epochs": 2, "learning_rate": 1e-4},
         "stages": [{"name": "easy", "steps": steps, "mix": easy}],
         # A 135M model samples noise at temperature 1; evaluation samples a little cooler.
@@ -41,13 +47,28 @@ def run_demo(run_dir: Path, steps: int = 3, progress: bool = True) -> Path:
     if RunState.load(run_dir).phase == "done":
         shutil.rmtree(run_dir)  # a finished demo starts afresh; an interrupted one resumes
     run_dir.mkdir(parents=True, exist_ok=True)
-    servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
-    try:
-        for server in servers:
-            server.wait()
-        config = parse_config(demo_config({s.env: s.address for s in servers}, run_dir, steps))
-        Trainer(config, progress=progress).run_sync()
-    finally:
-        for server in servers:
-            server.stop()
+    with _terminate_as_exit():
+        servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
+        try:
+            for server in servers:
+                server.wait()
+            config = parse_config(demo_config({s.env: s.address for s in servers}, run_dir, steps))
+            Trainer(config, progress=progress).run_sync()
+        finally:
+            for server in servers:
+                server.stop()
     return run_dir / "report" / "report.md"
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (kill, a container stop) unwinds like Ctrl-C: without this Python dies at once and
+    the server processes it started live on, each holding its memory and port."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

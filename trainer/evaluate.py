@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import play_reference
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
+from gymwire.trainer.model import release_memory
 from gymwire.trainer.records import read_trajectories, write_trajectory
 from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
@@ -104,6 +105,9 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
         bar.close()
         if sink is not None:
             sink.close()
+        # Generation's KV caches sit freed in the generate thread's malloc arena; the next phase
+        # (training, in other threads) cannot reuse them there, so they go back to the OS.
+        release_memory()
     result = EvalResult(summarize(trajectories, spec.k, ("env", "split", "difficulty")),
                         summarize(trajectories, spec.k, ("env", "split", "difficulty", "category")), trajectories)
     if out_dir:

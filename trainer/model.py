@@ -9,10 +9,13 @@ folder (about a second). Nothing here ever downloads: hub ids must already be in
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib.util
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -157,3 +160,20 @@ def set_threads(n: int) -> int:
     if torch.get_num_threads() != n:
         log.warning("torch threads stay at %d (asked for %d): another library controls them", previous, n)
     return previous
+
+
+def release_memory() -> None:
+    """Free what a finished phase left behind before the next one allocates.
+
+    Two things keep a phase's memory after it ends: objects in reference cycles (a Trainer, its
+    accelerator and callbacks hold the model and optimizer that way; a policy and its batcher point
+    at each other), which only the cyclic collector frees; and glibc, which keeps freed blocks
+    below its mmap threshold (activations, KV caches) in per-thread arenas instead of returning
+    them, so memory freed by one thread cannot serve another's next allocation.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass

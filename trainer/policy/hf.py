@@ -38,7 +38,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from ..model import resolve_model
+from ..model import release_memory, resolve_model
 from ..sequence import end_of_turn_ids
 from ..types import Generation, SamplingParams
 from .base import BatchedPolicy, WeightsSource
@@ -133,6 +133,7 @@ class HFPolicy(BatchedPolicy):
     def __init__(self, model: str | os.PathLike[str] | PreTrainedModel = "smollm2", tokenizer: Any = None, *,
                  device: str | None = None, max_batch: int = 8, batch_window_s: float = 0.005,
                  stop_token_ids: list[int] | None = None, name: str | None = None) -> None:
+        self._owns_model = not isinstance(model, torch.nn.Module)
         if isinstance(model, torch.nn.Module):  # a loaded model, or a PEFT (LoRA) wrapper of one
             self.model = model
             source = getattr(model, "name_or_path", "") or "model"
@@ -231,6 +232,12 @@ class HFPolicy(BatchedPolicy):
     def close(self) -> None:
         self._batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._owns_model and self.model is not None:
+            # The policy and its batcher reference each other, so a closed policy lives on until the
+            # cyclic collector runs; the model it loaded is let go now (after a running batch).
+            with self._lock:
+                self.model = None
+            release_memory()
 
 
 def _is_tied(model: PreTrainedModel, key: str) -> bool:
