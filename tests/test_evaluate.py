@@ -14,6 +14,7 @@ from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.textcraft import TextCraftEnvironment
 from gymwire.trainer.config import parse_config
 from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.report import write_report
 
 
@@ -79,3 +80,33 @@ def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):
     assert "Failure tags" in text  # random play on TextCraft fails, and is tagged
     for image in ("evaluations.png", "learning_curve.png", "efficiency.png"):
         assert (page.parent / image).stat().st_size > 1000
+
+
+def test_trajectories_keep_a_record_per_turn(servers, tmp_path):
+    """Every answered turn is stored with what the server parsed; old files without records still load."""
+    spec = EvalSpec(split="test", tasks_per_env=2, k=1)
+    run_eval(list(servers.values()), "oracle", spec, tmp_path / "oracle")
+    run_eval([servers["textcraft"]], "random", spec, tmp_path / "random")  # no valid actions: invalid turns
+    lines = [json.loads(line) for folder in ("oracle", "random")
+             for line in (tmp_path / folder / "trajectories.jsonl").read_text().splitlines()]
+    episodes = [t for _, t in read_trajectories(tmp_path / "oracle" / "trajectories.jsonl")]
+    episodes += [t for _, t in read_trajectories(tmp_path / "random" / "trajectories.jsonl")]
+    assert len(episodes) == len(lines) == 12  # 2 tasks x 2 tiers: 2 envs oracle, 1 random
+    assert any(t.invalid_actions for t in episodes) and any(t.success for t in episodes)
+    for line, t in zip(lines, episodes, strict=True):
+        assert len(t.steps) == t.turns == len(line["trajectory"]["steps"]) > 0
+        assert [s.turn for s in t.steps] == list(range(t.turns))
+        assert t.invalid_actions == sum(not s.action_valid for s in t.steps)
+        assert t.reward == pytest.approx(sum(s.reward for s in t.steps))
+        assert all(s.step_s > 0 and s.generate_s >= 0 and s.generated_tokens == 0 for s in t.steps)
+        assert all(isinstance(s.info, dict) for s in t.steps)
+        last = t.steps[-1]
+        assert (last.terminated, last.truncated) == (t.terminated, t.truncated)
+        assert not any(s.terminated or s.truncated for s in t.steps[:-1])
+        if t.success:  # the expert's actions are parsed and valid
+            assert all(s.action_valid and s.parsed_action for s in t.steps)
+    # A record written before per-turn records existed loads with none.
+    old = dict(lines[0], trajectory={k: v for k, v in lines[0]["trajectory"].items() if k != "steps"})
+    (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
+    [(_, loaded)] = list(read_trajectories(tmp_path / "old.jsonl"))
+    assert loaded.steps == [] and loaded.turns == episodes[0].turns

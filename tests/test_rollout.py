@@ -60,6 +60,12 @@ def test_multi_turn_masks_are_exact(policy):
         for ids, text in zip(runs, assistant, strict=True):
             assert tok.decode(ids, skip_special_tokens=True) == text
         assert sum(t.loss_mask) == t.generated_tokens
+        # One record per turn, agreeing with the sequence: tokens sampled, the server's verdicts, the return.
+        assert [s.turn for s in t.steps] == [0, 1, 2]
+        assert [s.generated_tokens for s in t.steps] == [len(ids) for ids in runs]
+        assert all(s.generate_s > 0 and s.step_s > 0 for s in t.steps)
+        assert t.invalid_actions == sum(not s.action_valid for s in t.steps)
+        assert t.reward == sum(s.reward for s in t.steps) and t.steps[-1].truncated
         assert all(lp <= 0 for lp, m in zip(t.logprobs, t.loss_mask, strict=True) if m)
         assert all(lp == 0 for lp, m in zip(t.logprobs, t.loss_mask, strict=True) if not m)
         # Environment text is in the sequence with mask 0: the observations appear in the decoded prompt part.

@@ -8,9 +8,10 @@ environments' instructions ask for, so a model cloned on them learns the same fo
 from __future__ import annotations
 
 import random
+import time
 
 from gymwire.client import EnvPool, EpisodeAborted
-from gymwire.trainer.rollout import EnvSettings, TaskRef, observation_text, task_info
+from gymwire.trainer.rollout import EnvSettings, TaskRef, observation_text, step_record, task_info
 from gymwire.trainer.types import Trajectory
 
 NONSENSE_ACTION = "I am not sure what to do."
@@ -40,6 +41,7 @@ async def play_reference(pool: EnvPool, ref: TaskRef, kind: str, settings: EnvSe
         trajectory.messages = [{"role": "user",
                                 "content": f"{info.instruction}\n\n{observation_text(episode.observation)}"}]
         while not episode.done:
+            started = time.perf_counter()
             if kind == "oracle":
                 turn = await episode.expert_action()
                 if turn is None:
@@ -50,11 +52,12 @@ async def play_reference(pool: EnvPool, ref: TaskRef, kind: str, settings: EnvSe
             else:
                 actions = await episode.valid_actions()
                 turn = react_turn(rng.choice(actions) if actions else NONSENSE_ACTION)
+            chosen = time.perf_counter()
             obs = await episode.step(turn)
+            trajectory.add_step(step_record(trajectory.turns, obs, generate_s=chosen - started,
+                                            step_s=time.perf_counter() - chosen))
             trajectory.messages.append({"role": "assistant", "content": turn})
             trajectory.turns += 1
-            trajectory.reward += obs.reward
-            trajectory.invalid_actions += not obs.action_valid
             if obs.terminated or obs.truncated:
                 trajectory.terminated, trajectory.truncated, trajectory.success = (obs.terminated, obs.truncated,
                                                                                    obs.success)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gymwire.trainer.types import Trajectory
+from gymwire.trainer.types import StepRecord, Trajectory
 
 SAMPLED_ON, SAMPLED_OFF = "\x1b[30;42m", "\x1b[0m"  # black on green
 PLAIN_ON, PLAIN_OFF = "⟦", "⟧"
@@ -33,8 +33,16 @@ def render_masked(tokenizer: Any, token_ids: Sequence[int], loss_mask: Sequence[
     return "".join(parts)
 
 
+def step_line(step: StepRecord) -> str:
+    """One turn as the server judged it: the action it parsed, whether it was valid, the reward, the cost."""
+    ended = " terminated" if step.terminated else " truncated" if step.truncated else ""
+    return (f"turn {step.turn}: action {step.parsed_action!r} {'valid' if step.action_valid else 'INVALID'}, "
+            f"reward {step.reward:g}{ended}; {step.generated_tokens} tokens, generate {step.generate_s:.2f} s, "
+            f"step {step.step_s:.3f} s")
+
+
 def describe(trajectory: Trajectory, tokenizer: Any, *, color: bool) -> str:
-    """A header with the episode's counts, then the full sequence and each windowed turn."""
+    """A header with the episode's counts and its turns, then the full sequence and each windowed turn."""
     t = trajectory
     if not t.token_ids:
         raise ValueError(f"{t.env}/{t.task_id}: no tokens stored (evaluations keep them with --keep-tokens)")
@@ -44,6 +52,7 @@ def describe(trajectory: Trajectory, tokenizer: Any, *, color: bool) -> str:
         + (f", aborted: {t.abort_reason}" if t.aborted else ""),
         f"{len(t.token_ids)} tokens, prompt {t.prompt_length}, sampled by the model {t.generated_tokens}, "
         f"trained {trained} (marked {'in green' if color else PLAIN_ON + '...' + PLAIN_OFF})",
+        *(step_line(step) for step in t.steps),
         "",
         render_masked(tokenizer, t.token_ids, t.loss_mask, color=color),
     ]

@@ -12,14 +12,17 @@ import asyncio
 import json
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from google.protobuf.json_format import MessageToDict
+
 from gymwire.client import EnvPool, EpisodeAborted
 from gymwire.trainer.policy.base import ContextFull, Policy
 from gymwire.trainer.sequence import ConversationBuilder
-from gymwire.trainer.types import SamplingParams, Trajectory
+from gymwire.trainer.types import SamplingParams, StepRecord, Trajectory
 from gymwire.v1 import environment_pb2 as pb
 
 log = logging.getLogger("gymwire.trainer")
@@ -73,6 +76,14 @@ def observation_text(obs: pb.Observation) -> str:
     return f"{obs.text}\nAvailable actions: {json.dumps(list(obs.valid_actions))}"
 
 
+def step_record(turn: int, obs: pb.Observation, *, generated_tokens: int = 0, generate_s: float = 0.0,
+                step_s: float = 0.0) -> StepRecord:
+    """What the server said about one turn, with the info Struct as plain JSON types for the JSONL."""
+    return StepRecord(turn=turn, parsed_action=obs.parsed_action, action_valid=obs.action_valid, reward=obs.reward,
+                      terminated=obs.terminated, truncated=obs.truncated, info=MessageToDict(obs.info),
+                      generated_tokens=generated_tokens, generate_s=generate_s, step_s=step_s)
+
+
 class RolloutEngine:
     def __init__(self, pool: EnvPool, policy: Policy, config: RolloutConfig = RolloutConfig(),
                  env_settings: dict[str, EnvSettings] | None = None):
@@ -124,15 +135,19 @@ class RolloutEngine:
                     builder.finish(truncated=True, reason=f"prompt of {len(prompt)} tokens fills the policy's "
                                                           f"context of {self.policy.max_model_len}")
                     break
+                started = time.perf_counter()
                 try:
                     generation = await self.policy.generate(prompt, replace(sampling, max_new_tokens=min(budget, room)))
                 except ContextFull as exc:  # the engine's own limit, when it knows better than max_model_len
                     builder.finish(truncated=True, reason=str(exc))
                     break
+                generated = time.perf_counter()
+                kept = builder.generated_tokens
                 builder.add_generation(generation)
                 obs = await episode.step(generation.text)
-                trajectory.reward += obs.reward
-                trajectory.invalid_actions += not obs.action_valid
+                trajectory.add_step(step_record(builder.turns - 1, obs,
+                                                generated_tokens=builder.generated_tokens - kept,
+                                                generate_s=generated - started, step_s=time.perf_counter() - generated))
                 if obs.terminated or obs.truncated:
                     trajectory.terminated, trajectory.truncated = obs.terminated, obs.truncated
                     trajectory.success = obs.success

@@ -40,6 +40,22 @@ class TurnSample:
 
 
 @dataclass
+class StepRecord:
+    """One turn as the environment answered it: what the server parsed and returned, and what the turn cost."""
+
+    turn: int  # 0-based index of the agent's turn in the episode
+    parsed_action: str  # the action the server extracted from the turn's text ("" when none)
+    action_valid: bool
+    reward: float  # this step's reward alone
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any] = field(default_factory=dict)  # the observation's structured info, as plain JSON
+    generated_tokens: int = 0  # tokens the model sampled for this turn (0 for text turns of reference agents)
+    generate_s: float = 0.0  # seconds spent producing the turn (model generation, or the expert's reply)
+    step_s: float = 0.0  # seconds of the environment's Step call
+
+
+@dataclass
 class Trajectory:
     """One episode of one task, ready for training and analysis."""
 
@@ -64,6 +80,15 @@ class Trajectory:
     # With a history window: the turns generated from a windowed context (not a prefix of token_ids,
     # so masked out there), each as its own exact sequence; GRPO trains them with the episode's advantage.
     windowed_turns: list[TurnSample] = field(default_factory=list)
+    # One record per turn the environment answered (empty in records written before they existed).
+    steps: list[StepRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.windowed_turns = [s if isinstance(s, TurnSample) else TurnSample(**s) for s in self.windowed_turns]
+        self.steps = [s if isinstance(s, StepRecord) else StepRecord(**s) for s in self.steps]
+
+    def add_step(self, step: StepRecord) -> None:
+        """Record one answered turn; the episode's return and invalid-action count follow from the records."""
+        self.steps.append(step)
+        self.reward += step.reward
+        self.invalid_actions += not step.action_valid
