@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gymwire.env_servers.local import LocalServer
+from gymwire.trainer.masks import PLAIN_ON
+from gymwire.trainer.model import default_model_dir
+from gymwire.trainer.records import read_trajectories
+from tests import test_policy
 from tests.conftest import gymwire_cli
+from tests.test_policy import needs_vllm
+
+vllm_server = test_policy.server  # the fixture: vLLM's OpenAI server on CPU, started as the policy tests start it
 
 
 def test_serve_then_check_info_tasks_play():
@@ -35,3 +44,29 @@ def test_unknown_environment_is_a_clear_error():
 
 def test_envs_lists_registered():
     assert "guess" in gymwire_cli("envs").stdout
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_eval_with_an_openai_server(vllm_server, tmp_path):
+    """`gymwire eval --policy openai:URL#MODEL` against vLLM's OpenAI server and two env servers, then
+    `gymwire masks` on what it stored."""
+    out = tmp_path / "eval"
+    with LocalServer("guess") as guess, LocalServer("textcraft") as textcraft:
+        result = gymwire_cli("eval", "--policy", f"openai:{vllm_server}/v1#{default_model_dir()}",
+                             "--env", guess.address, "--env", textcraft.address, "-k", "1", "--tasks-per-env", "1",
+                             "--max-turns", "2", "--max-new-tokens", "16", "--out", str(out), "--keep-tokens",
+                             timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {(r["env"], r["difficulty"]) for r in rows} == {(e, d) for e in ("guess", "textcraft")
+                                                           for d in ("easy", "hard")}
+    assert all(r["episodes"] == 1 and r["aborted"] == 0 for r in rows)
+    episodes = [t for _, t in read_trajectories(out / "trajectories.jsonl")]
+    assert len(episodes) == 4
+    for t in episodes:
+        assert 1 <= t.turns == len(t.steps) <= 2 and sum(t.loss_mask) == t.generated_tokens > 0
+        assert sum(s.generated_tokens for s in t.steps) == t.generated_tokens
+    shown = gymwire_cli("masks", str(out / "trajectories.jsonl"), "--episode", "3", "--plain")
+    assert shown.returncode == 0, shown.stderr
+    assert "turn 0: action " in shown.stdout and PLAIN_ON in shown.stdout

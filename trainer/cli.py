@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gymwire.trainer.policy import Policy
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,15 +80,18 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_policy(spec: str, threads: int = 0):
+def make_policy(spec: str, threads: int = 0) -> Policy | None:
     """A policy backend from a command-line spec; None for the reference agents."""
     if spec in ("oracle", "random"):
         return None
+    if spec.startswith("openai:"):
+        from gymwire.trainer.policy.openai import OpenAIPolicy
+
+        # Built directly: make_policy's second argument is the URL, so it cannot also take the served model's name.
+        url, _, served = spec.removeprefix("openai:").partition("#")
+        return OpenAIPolicy(url, model=served or None)
     from gymwire.trainer.policy import make_policy as build
 
-    if spec.startswith("openai:"):
-        url, _, model = spec.removeprefix("openai:").partition("#")
-        return build("openai", url, model=model or None)
     if threads:
         from gymwire.trainer.model import set_threads
 
@@ -116,6 +123,9 @@ def evaluate(args: argparse.Namespace) -> int:
                                         desc=f"eval {args.policy}", store_tokens=args.keep_tokens)
             finally:
                 if policy is not None:
+                    aclose = getattr(policy, "aclose", None)  # HTTP sessions belong to this event loop
+                    if aclose is not None:
+                        await aclose()
                     policy.close()
             return result.markdown(f"{args.policy} on {args.split}")
 
