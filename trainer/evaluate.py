@@ -16,14 +16,14 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from gymwire.client import EnvPool
-from gymwire.trainer.agents import play_reference
+from gymwire.trainer.agents import REFERENCE_AGENTS, play_reference
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.model import release_memory
 from gymwire.trainer.records import read_trajectories, write_trajectory
 from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
 
-REFERENCE_AGENTS = ("oracle", "random")
+__all__ = ["REFERENCE_AGENTS", "EvalResult", "EvalSpec", "evaluate", "select_tasks"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,10 @@ Every episode runs on its own: generate (the policy batches concurrent requests)
 turn to the server, append the reply, repeat. A GRPO group is G episodes of one task id. Episodes
 that infrastructure aborts (server died, session lost, deadline) are retried on a healthy replica
 or dropped and counted; they never enter training as reward 0.
+
+One episode loop (`play_episode`) serves every agent: a `TurnSource` gives each turn (the policy
+sampling tokens, or a reference agent writing text), so rollouts, evaluations and expert
+demonstrations open and continue the conversation identically, token for token.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import logging
 import sys
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from gymwire.client import EnvPool, EpisodeAborted
+from gymwire.client import AsyncEpisode, EnvPool, EpisodeAborted
 from gymwire.trainer.policy.base import ContextFull, Policy
-from gymwire.trainer.sequence import ConversationBuilder
-from gymwire.trainer.types import SamplingParams, StepRecord, Trajectory
+from gymwire.trainer.sequence import ConversationBuilder, Message, encode, opening_messages
+from gymwire.trainer.types import Generation, SamplingParams, StepRecord, Trajectory
 from gymwire.v1 import environment_pb2 as pb
 
 log = logging.getLogger("gymwire.trainer")
@@ -84,6 +90,142 @@ def step_record(turn: int, obs: pb.Observation, *, generated_tokens: int = 0, ge
                       generated_tokens=generated_tokens, generate_s=generate_s, step_s=step_s)
 
 
+@dataclass(frozen=True)
+class NoTurn:
+    """A turn source's answer when it has no turn to give: the episode ends here."""
+
+    reason: str
+    truncated: bool = True  # the context is full (the episode is cut short), not that the agent gave up
+
+
+class TextConversation:
+    """An episode kept as text only, for turn sources without a tokenizer (reference agents in
+    evaluation): the same calls as ConversationBuilder, no token sequence."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = [dict(m) for m in messages]
+        self.turns = 0
+        self.generated_tokens = 0
+        self.done = False
+        self.truncation_reason = ""
+
+    def add_generation(self, generation: Generation) -> None:
+        self.messages.append({"role": "assistant", "content": generation.text})
+        self.turns += 1
+
+    def add_observation(self, text: str) -> bool:
+        self.messages.append({"role": "user", "content": text})
+        return True
+
+    def finish(self, *, truncated: bool = False, reason: str = "") -> None:
+        self.done = True
+        if truncated and not self.truncation_reason:
+            self.truncation_reason = reason or "truncated by the caller"
+
+    def fill(self, trajectory: Trajectory) -> Trajectory:
+        trajectory.messages = [dict(m) for m in self.messages]
+        trajectory.turns = self.turns
+        if self.truncation_reason:
+            trajectory.truncated = True
+            trajectory.info.setdefault("truncation_reason", self.truncation_reason)
+        return trajectory
+
+
+Conversation = ConversationBuilder | TextConversation
+
+
+class TurnSource(ABC):
+    """Where an episode's turns come from: a policy sampling tokens, or an agent writing text.
+    `play_episode` is the one loop around every source, so they all see the same conversation."""
+
+    # Set: the episode is built token by token (ConversationBuilder); None: kept as text only.
+    tokenizer: Any = None
+
+    @abstractmethod
+    async def next_turn(self, episode: AsyncEpisode, conversation: Conversation) -> Generation | NoTurn:
+        """The agent's next turn, given the live episode and the conversation so far."""
+
+
+def text_turn(conversation: Conversation, text: str) -> Generation:
+    """A turn written as text, framed as a model turn that stopped by itself: its tokens end with
+    the template's end-of-turn token, so the sequence is the one a model emitting that text builds."""
+    if isinstance(conversation, TextConversation):
+        return Generation([], [], text, "stop")
+    ids = encode(conversation.tokenizer, text) + (conversation.stop_token_ids or [])[-1:]
+    return Generation(ids, [0.0] * len(ids), text, "stop")
+
+
+async def play_episode(pool: EnvPool, ref: TaskRef, source: TurnSource, settings: EnvSettings = EnvSettings(), *,
+                       group_id: str, system: str | None = None, max_total_tokens: int | None = None,
+                       stream: bool = True) -> Trajectory:
+    """The episode loop of rollouts, evaluation and demonstrations: open the conversation, then
+    turn, step, observation until the episode ends, the context is full or the source stops."""
+    trajectory = Trajectory(env=ref.env, task_id=ref.task_id, group_id=group_id)
+    episode = None
+    try:
+        info = await pool.info(ref.env)
+        episode = await pool.reset(ref.env, ref.task_id, include_valid_actions=settings.show_valid_actions,
+                                   max_turns=settings.max_turns, stream=stream)
+        trajectory.info.update(task_info(episode.task))
+        opening = opening_messages(observation_text(episode.observation), instruction=info.instruction, system=system)
+        conversation: Conversation = TextConversation(opening) if source.tokenizer is None else ConversationBuilder(
+            source.tokenizer, opening, max_total_tokens=max_total_tokens, history_turns=settings.history_turns)
+        while not conversation.done:
+            started = time.perf_counter()
+            turn = await source.next_turn(episode, conversation)
+            if isinstance(turn, NoTurn):
+                if not turn.truncated:
+                    trajectory.info["no_turn"] = turn.reason
+                conversation.finish(truncated=turn.truncated, reason=turn.reason)
+                break
+            produced = time.perf_counter()
+            before = conversation.generated_tokens
+            conversation.add_generation(turn)
+            obs = await episode.step(turn.text)
+            trajectory.add_step(step_record(conversation.turns - 1, obs,
+                                            generated_tokens=conversation.generated_tokens - before,
+                                            generate_s=produced - started, step_s=time.perf_counter() - produced))
+            if obs.terminated or obs.truncated:
+                trajectory.terminated, trajectory.truncated = obs.terminated, obs.truncated
+                trajectory.success = obs.success
+                conversation.finish()
+                break
+            if not conversation.add_observation(observation_text(obs)):
+                break  # the context is full: the episode is cut short (truncated)
+        conversation.fill(trajectory)
+    except EpisodeAborted as exc:
+        trajectory.aborted = True
+        trajectory.abort_reason = f"{exc.code.name}: {exc.message}"
+    finally:
+        if episode is not None:
+            await episode.close()  # never raises; on a stream it also ends the stream
+    return trajectory
+
+
+class PolicyTurns(TurnSource):
+    """Turns sampled by a policy, within what the conversation and the policy's context leave."""
+
+    def __init__(self, policy: Policy, sampling: SamplingParams) -> None:
+        self.policy = policy
+        self.tokenizer = policy.tokenizer
+        self.sampling = sampling
+
+    async def next_turn(self, episode: AsyncEpisode, conversation: Conversation) -> Generation | NoTurn:
+        assert isinstance(conversation, ConversationBuilder)
+        budget = conversation.max_new_tokens(self.sampling.max_new_tokens)
+        if budget <= 0:
+            return NoTurn("no room left under max_total_tokens")
+        prompt = conversation.prompt_ids
+        limit = self.policy.max_model_len
+        room = sys.maxsize if limit is None else limit - len(prompt)
+        if room <= 0:
+            return NoTurn(f"prompt of {len(prompt)} tokens fills the policy's context of {limit}")
+        try:
+            return await self.policy.generate(prompt, replace(self.sampling, max_new_tokens=min(budget, room)))
+        except ContextFull as exc:  # the engine's own limit, when it knows better than max_model_len
+            return NoTurn(str(exc))
+
+
 class RolloutEngine:
     def __init__(self, pool: EnvPool, policy: Policy, config: RolloutConfig = RolloutConfig(),
                  env_settings: dict[str, EnvSettings] | None = None):
@@ -111,63 +253,10 @@ class RolloutEngine:
         return trajectory
 
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
-        settings = self.settings(ref.env)
-        trajectory = Trajectory(env=ref.env, task_id=ref.task_id, group_id=group_id)
-        episode = None
-        try:
-            info = await self.pool.info(ref.env)
-            episode = await self.pool.reset(ref.env, ref.task_id, include_valid_actions=settings.show_valid_actions,
-                                            max_turns=settings.max_turns, stream=self.config.stream)
-            trajectory.info.update(task_info(episode.task))
-            builder = ConversationBuilder.start(
-                self.policy.tokenizer, observation_text(episode.observation), instruction=info.instruction,
-                system=self.config.system_prompt, max_total_tokens=self.config.max_total_tokens,
-                history_turns=settings.history_turns)
-            sampling = self.config.sampling if seed is None else replace(self.config.sampling, seed=seed)
-            while not builder.done:
-                budget = builder.max_new_tokens(sampling.max_new_tokens)
-                if budget <= 0:
-                    builder.finish(truncated=True, reason="no room left under max_total_tokens")
-                    break
-                prompt = builder.prompt_ids
-                room = self._context_room(prompt)
-                if room <= 0:
-                    builder.finish(truncated=True, reason=f"prompt of {len(prompt)} tokens fills the policy's "
-                                                          f"context of {self.policy.max_model_len}")
-                    break
-                started = time.perf_counter()
-                try:
-                    generation = await self.policy.generate(prompt, replace(sampling, max_new_tokens=min(budget, room)))
-                except ContextFull as exc:  # the engine's own limit, when it knows better than max_model_len
-                    builder.finish(truncated=True, reason=str(exc))
-                    break
-                generated = time.perf_counter()
-                kept = builder.generated_tokens
-                builder.add_generation(generation)
-                obs = await episode.step(generation.text)
-                trajectory.add_step(step_record(builder.turns - 1, obs,
-                                                generated_tokens=builder.generated_tokens - kept,
-                                                generate_s=generated - started, step_s=time.perf_counter() - generated))
-                if obs.terminated or obs.truncated:
-                    trajectory.terminated, trajectory.truncated = obs.terminated, obs.truncated
-                    trajectory.success = obs.success
-                    builder.finish()
-                    break
-                if not builder.add_observation(observation_text(obs)):
-                    break  # the context is full: the episode is cut short (truncated)
-            builder.fill(trajectory)
-        except EpisodeAborted as exc:
-            trajectory.aborted = True
-            trajectory.abort_reason = f"{exc.code.name}: {exc.message}"
-        finally:
-            if episode is not None:
-                await episode.close()  # never raises; on a stream it also ends the stream
-        return trajectory
-
-    def _context_room(self, prompt: list[int]) -> int:
-        """Tokens the policy's context leaves for a completion of `prompt` (no limit: maxsize)."""
-        limit = self.policy.max_model_len
-        return sys.maxsize if limit is None else limit - len(prompt)
+        sampling = self.config.sampling if seed is None else replace(self.config.sampling, seed=seed)
+        return await play_episode(self.pool, ref, PolicyTurns(self.policy, sampling), self.settings(ref.env),
+                                  group_id=group_id, system=self.config.system_prompt,
+                                  max_total_tokens=self.config.max_total_tokens, stream=self.config.stream)
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:
         """G episodes of one task (a GRPO group), all at once."""

@@ -124,6 +124,14 @@ def end_of_turn_ids(tokenizer: Any, **template_kwargs: Any) -> list[int]:
     return ids
 
 
+def opening_messages(observation: str, *, instruction: str | None = None, system: str | None = None) -> list[Message]:
+    """How every episode opens, for models and reference agents alike: an optional system message,
+    then one user message holding the env's instruction (if given) and the first observation."""
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    content = f"{instruction}\n\n{observation}" if instruction else observation
+    return [*messages, {"role": "user", "content": content}]
+
+
 _SENTINEL = "GymwireAssistantTurnSentinel"
 
 
@@ -187,14 +195,8 @@ class ConversationBuilder:
     @classmethod
     def start(cls, tokenizer: Any, observation: str, *, instruction: str | None = None, system: str | None = None,
               **kwargs: Any) -> ConversationBuilder:
-        """The usual opening: optional system message, then one user message holding the env's
-        instruction (if given) and the first observation."""
-        messages: list[Message] = []
-        if system:
-            messages.append({"role": "system", "content": system})
-        content = f"{instruction}\n\n{observation}" if instruction else observation
-        messages.append({"role": "user", "content": content})
-        return cls(tokenizer, messages, **kwargs)
+        """A conversation that begins with `opening_messages`."""
+        return cls(tokenizer, opening_messages(observation, instruction=instruction, system=system), **kwargs)
 
     # ---- state -------------------------------------------------------------------------------
 
