@@ -50,7 +50,7 @@ class StepRecord:
     terminated: bool
     truncated: bool
     info: dict[str, Any] = field(default_factory=dict)  # the observation's structured info, as plain JSON
-    generated_tokens: int = 0  # tokens the model sampled for this turn (0 for text turns of reference agents)
+    generated_tokens: int = 0  # the turn's tokens in the sequence (a text turn's too; 0 when kept as text only)
     generate_s: float = 0.0  # seconds spent producing the turn (model generation, or the expert's reply)
     step_s: float = 0.0  # seconds of the environment's Step call
 
