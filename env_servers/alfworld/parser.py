@@ -12,18 +12,10 @@ from __future__ import annotations
 import re
 
 from gymwire.env_servers.alfworld.text import Wording
+from gymwire.env_servers.sdk.actions import extract_action as extract_action  # the SDK's defaults are this grammar's
 
-_ACTION_MARKER = re.compile(r"action\s*:", re.IGNORECASE)
 _PUT = re.compile(r"put (\S+ \d+) (?:in/on|in|on|into) (\S+ \d+)")
 _MOVE = re.compile(r"move (\S+ \d+) to (\S+ \d+)")
-
-
-def extract_action(turn: str) -> str:
-    markers = list(_ACTION_MARKER.finditer(turn))
-    rest = turn[markers[-1].end() :] if markers else turn
-    line = next((ln for ln in rest.splitlines() if ln.strip()), "")
-    line = " ".join(line.lower().split()).strip("`'\" ")
-    return line[:-1].rstrip() if line.endswith(".") else line
 
 
 def canonical(action: str, wording: Wording) -> str:

@@ -28,6 +28,7 @@ from gymwire.env_servers.babyai.pathing import (
     walkable,
 )
 from gymwire.env_servers.babyai.text_view import View
+from gymwire.env_servers.sdk.actions import extract_action as sdk_extract_action
 
 CHECK = "check available actions"
 NOT_RECOGNIZED = "The action is not recognized. Please check valid actions."
@@ -37,23 +38,16 @@ DROP_BLOCKED = "You cannot drop the object, as there is already an object in fro
 NOTHING_TO_TOGGLE = "There is nothing in front of you that you can toggle."
 NO_GOAL = "There is no goal in sight."
 
-_ACTION_MARK = re.compile(r"\baction\s*:", re.IGNORECASE)
 _OBJECT_ACTION = re.compile(r"^(?:go to|pickup|(?:toggle and )?go through) (?P<label>[a-z]+(?: [a-z]+)* \d+)$")
 
 
 def extract_action(text: str) -> str:
-    """The action in a raw turn such as `Thought: ... Action: go to red ball 1`.
+    """The action in a raw turn such as `Thought: ... Action: go to red ball 1` (the SDK's convention).
 
-    Takes the text after the last `Action:` (or the whole turn without one), keeps its first non-empty
-    line, lower-cases it, collapses spaces and strips quotes and trailing punctuation; `pick up` is
-    read as `pickup`. The result is what the episode echoes as the parsed action.
+    Lower-cased with single spaces, stripped of quotes, markdown emphasis and trailing punctuation;
+    `pick up` is read as `pickup`. The result is what the episode echoes as the parsed action.
     """
-    marks = list(_ACTION_MARK.finditer(text))
-    if marks:
-        text = text[marks[-1].end() :]
-    line = next((ln for ln in text.splitlines() if ln.strip()), "")
-    action = " ".join(line.lower().split())
-    action = action.strip("\"'`* ").rstrip(".!?,;:").strip("\"'`* ")
+    action = sdk_extract_action(text, wrappers="\"'`*", trailing=".!?,;:")
     return re.sub(r"^pick up ", "pickup ", action)
 
 

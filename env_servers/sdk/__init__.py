@@ -1,5 +1,6 @@
 """The Python server SDK: write an `Environment`, get a conforming gymwire.v1 server."""
 
+from gymwire.env_servers.sdk.actions import action_line, extract_action
 from gymwire.env_servers.sdk.environment import (
     EnvDescription,
     Environment,
@@ -10,4 +11,5 @@ from gymwire.env_servers.sdk.environment import (
     UnknownTask,
 )
 
-__all__ = ["EnvDescription", "Environment", "Episode", "StepOutcome", "Task", "TaskCatalogue", "UnknownTask"]
+__all__ = ["EnvDescription", "Environment", "Episode", "StepOutcome", "Task", "TaskCatalogue", "UnknownTask",
+           "action_line", "extract_action"]

@@ -22,26 +22,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gymwire.env_servers.sdk.actions import extract_action as extract_action  # the SDK's defaults are this grammar's
 from gymwire.env_servers.textcraft.book import Recipe, RecipeBook, display_name, item_id
 
-_ACTION_MARKER = re.compile(r"action\s*:", re.IGNORECASE)
 _CRAFT = re.compile(r"craft (.+?) using (.+)")
 _GET = re.compile(r"get (\d{1,6}) (.+)")
 _INVENTORY = re.compile(r"inventory")
 _COUNTED = re.compile(r"(\d{1,6}) (.+)")
-
-
-def extract_action(text: str) -> str:
-    """The action inside a raw model turn such as `Thought: ... Action: get 1 lapis lazuli`.
-
-    Takes the text after the last `Action:` when there is one (else the whole turn), keeps its first
-    non-empty line, and normalises it: lower case, single spaces, no trailing period or quotes.
-    """
-    markers = list(_ACTION_MARKER.finditer(text))
-    rest = text[markers[-1].end() :] if markers else text
-    line = next((ln for ln in rest.splitlines() if ln.strip()), "")
-    line = " ".join(line.lower().split()).strip("`'\" ")
-    return line[:-1].rstrip() if line.endswith(".") else line
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ tasks.py.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk.actions import extract_action as sdk_extract_action
 from gymwire.env_servers.webshop.generated_tasks import GeneratedTaskSet
 from gymwire.env_servers.webshop.generator import CatalogueSpec
 from gymwire.env_servers.webshop.oracle import Expert
@@ -51,16 +51,10 @@ ACTION_GRAMMAR = (
     "(compared lower-cased). Anything else changes nothing."
 )
 
-_ACTION_MARKER = re.compile(r"action\s*:", re.IGNORECASE)
-
-
 def extract_action(text: str) -> str:
-    """The action in a raw turn: the first non-empty line after the last `Action:` (else the whole
-    turn's first line), stripped of surrounding quotes and backticks."""
-    markers = list(_ACTION_MARKER.finditer(text))
-    rest = text[markers[-1].end():] if markers else text
-    line = next((ln for ln in rest.splitlines() if ln.strip()), "")
-    return line.strip().strip("`'\"").strip()
+    """The action in a raw turn (the SDK's convention), stripped of surrounding quotes and backticks; case
+    and spacing are kept, because search keywords are passed on as typed."""
+    return sdk_extract_action(text, fold=False, trailing="")
 
 
 class WebShopEpisode(Episode):
