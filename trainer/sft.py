@@ -59,6 +59,7 @@ def make_sft_trainer(
     epochs: float = 2.0,
     lr: float = 1e-5,
     batch_size: int = 4,
+    micro_batch_size: int = 1,
     gradient_accumulation_steps: int = 1,
     lora_r: int = 0,
     lora_alpha: int = 32,
@@ -69,19 +70,25 @@ def make_sft_trainer(
 ) -> Any:
     """A configured `trl.SFTTrainer` (exposed so callers and tests can inspect the built labels).
 
+    `batch_size` sequences make one optimizer step (times `gradient_accumulation_steps`); they go
+    through forward and backward `micro_batch_size` at a time. TRL divides the loss by the tokens of
+    the whole accumulated batch, so the step is the same sum as one padded batch of `batch_size`;
+    one episode at a time keeps the peak at the longest episode's activations (and pads nothing).
     `extra_args` go to `trl.SFTConfig` unchanged (e.g. `lr_scheduler_type`, `max_grad_norm`).
     """
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    if micro_batch_size < 1 or batch_size % micro_batch_size:
+        raise ValueError(f"batch_size ({batch_size}) must be a multiple of micro_batch_size ({micro_batch_size})")
     on_gpu = torch.cuda.is_available()
     settings: dict[str, Any] = {
         "output_dir": str(work_dir),
         "num_train_epochs": epochs,
         "learning_rate": lr,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "per_device_train_batch_size": micro_batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps * (batch_size // micro_batch_size),
         "warmup_steps": warmup_steps,  # transformers 5: a float < 1 is a fraction of all steps
         "seed": seed,
         "max_length": None,  # token-exact: never cut an episode behind the caller's back
