@@ -135,6 +135,7 @@ class Watcher:
         self.phases: list[Phase] = []
         self.servers_max_kb = 0
         self.total_max_kb = 0
+        self.exited = threading.Event()  # set by whoever reaps the process (polling it here would reap it)
         self._thread = threading.Thread(target=self._loop, name="memory-watcher", daemon=True)
 
     def start(self) -> Watcher:
@@ -155,13 +156,13 @@ class Watcher:
         phase.seconds = time.perf_counter() - phase.started
         phase.trainer_peak_kb = max(phase.trainer_sampled_kb, _status_kb(self.proc.pid, "VmHWM"))
         for pid in kids:
-            name = _command(pid)
-            phase.servers[name] = max(phase.servers.get(name, 0), _status_kb(pid, "VmHWM"))
+            if peak := _status_kb(pid, "VmHWM"):
+                phase.servers[_command(pid)] = max(phase.servers.get(_command(pid), 0), peak)
 
     def _loop(self) -> None:
         phase: Phase | None = None
         kids: list[int] = []
-        while self.proc.poll() is None:
+        while not self.exited.is_set():
             kids = descendants(self.proc.pid)
             name = phase_of(self.run_dir)
             if phase is None or name != phase.name:
@@ -175,10 +176,11 @@ class Watcher:
             phase.servers_peak_kb = max(phase.servers_peak_kb, servers)
             phase.total_peak_kb = max(phase.total_peak_kb, trainer + servers)
             for pid, kb in rss.items():
-                phase.servers[_command(pid)] = max(phase.servers.get(_command(pid), 0), kb)
+                if kb:  # 0: exited between listing and reading
+                    phase.servers[_command(pid)] = max(phase.servers.get(_command(pid), 0), kb)
             self.servers_max_kb = max(self.servers_max_kb, servers)
             self.total_max_kb = max(self.total_max_kb, trainer + servers)
-            time.sleep(self.interval)
+            self.exited.wait(self.interval)
         if phase is not None:  # the process is gone: its last phase keeps the sampled maximum
             phase.seconds = time.perf_counter() - phase.started
             phase.trainer_peak_kb = phase.trainer_sampled_kb
@@ -197,8 +199,13 @@ def run(args: argparse.Namespace, run_dir: Path, log_path: Path) -> tuple[list[P
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         watcher = Watcher(proc, run_dir, args.interval).start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except KeyboardInterrupt:  # stop the demo (it stops its servers), keep the phases measured so far
+            proc.terminate()
+            _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
+        watcher.exited.set()
         watcher.join()
     whole = {"exit_code": proc.returncode, "seconds": time.perf_counter() - started,
              "trainer_max_rss_kb": usage.ru_maxrss,  # lifetime maximum, as `time -v` reports it
@@ -226,7 +233,8 @@ def main() -> None:
     try:
         phases, whole = run(args, run_dir, log_path)
         if whole["exit_code"] != 0:
-            sys.exit(f"the demo failed (exit {whole['exit_code']}):\n" + log_path.read_text()[-3000:])
+            print(f"the demo ended with exit code {whole['exit_code']}; the phases up to there:\n"
+                  + log_path.read_text()[-3000:], file=sys.stderr)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -243,6 +251,8 @@ def main() -> None:
     rows = [{"phase": p.name, **{k: v for k, v in asdict(p).items() if k not in ("name", "started")}} for p in phases]
     rows.append({"phase": "whole run", **whole})
     write_rows(args, rows)
+    if whole["exit_code"] != 0:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
