@@ -55,6 +55,7 @@ class GymwireEnv(gym.Env):
         return o.text, o.reward, o.terminated, o.truncated, self._info(o)
 
     def _info(self, o) -> dict[str, Any]:
+        assert self._episode is not None
         info: dict[str, Any] = {"task_id": self._episode.task.id, "success": o.success,
                                 "action_valid": o.action_valid, "parsed_action": o.parsed_action, "turn": o.turn}
         if o.valid_actions_included:

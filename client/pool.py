@@ -37,11 +37,12 @@ class EnvPool:
         """Ask every address which environment it serves; fail clearly on any unreachable one."""
         clients = [AsyncEnvClient(a, self.options) for a in self.addresses]
         infos = await asyncio.gather(*(c.info() for c in clients), return_exceptions=True)
-        failed = [f"{c.address}: {i}" for c, i in zip(clients, infos, strict=True) if isinstance(i, Exception)]
+        failed = [f"{c.address}: {i}" for c, i in zip(clients, infos, strict=True) if isinstance(i, BaseException)]
         if failed:
             await asyncio.gather(*(c.close() for c in clients))
             raise GymwireError(grpc.StatusCode.UNAVAILABLE, "cannot reach " + "; ".join(failed))
         for client, info in zip(clients, infos, strict=True):
+            assert not isinstance(info, BaseException)
             self.replicas.setdefault(info.name, []).append(client)
             self._turns.setdefault(info.name, itertools.count())
         return self

@@ -299,6 +299,7 @@ def full_tensor(tensor: torch.Tensor, dist: Distributed) -> torch.Tensor:
         return tensor.detach()
     if tensor.device.type != dist.device.type:  # a CPU-offloaded shard travels over the GPU backend
         tensor = tensor.to(dist.device)
+    assert isinstance(tensor, DTensor)
     return tensor.full_tensor().detach()
 
 
@@ -375,10 +376,11 @@ def _flush_lora(pending_layer: tuple[str, Any], tensors: dict[str, torch.Tensor]
             yield _hf_name(name), tensor  # e.g. the base layer's bias
 
 
-def _state_dict_options(**kwargs: bool) -> Any:
+def _state_dict_options(*, broadcast_from_rank0: bool = False, strict: bool = True) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-    return StateDictOptions(full_state_dict=True, cpu_offload=True, **kwargs)
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, broadcast_from_rank0=broadcast_from_rank0,
+                            strict=strict)
 
 
 def full_checkpoint_state(

@@ -50,7 +50,7 @@ from gymwire.trainer.distributed import (
     shard_model,
 )
 from gymwire.trainer.settings import GRPOConfig, LoRASettings
-from gymwire.trainer.types import Trajectory
+from gymwire.trainer.types import Trajectory, TurnSample
 
 __all__ = ["GRPOConfig", "GRPOUpdater", "LoRASettings", "clipped_policy_loss", "group_advantages", "token_logprobs"]
 
@@ -247,7 +247,9 @@ class _MicroBatch:
 
 def validate_trajectory(traj: Trajectory) -> None:
     """Clear errors for records the loss cannot use, instead of silent misalignment."""
-    for part, seq in (("", traj), *((f" windowed turn {i}", s) for i, s in enumerate(traj.windowed_turns))):
+    parts: list[tuple[str, Trajectory | TurnSample]] = [("", traj)]
+    parts += [(f" windowed turn {i}", s) for i, s in enumerate(traj.windowed_turns)]
+    for part, seq in parts:
         n, name = len(seq.token_ids), f"trajectory {traj.task_id!r}/{traj.group_id!r}{part}"
         if len(seq.loss_mask) != n:
             raise ValueError(f"{name}: loss_mask has {len(seq.loss_mask)} entries for {n} tokens")
@@ -270,9 +272,11 @@ class _Row:
 
 
 def _rows(adv: Advantages) -> list[_Row]:
-    return [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e)
-            for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True))
-            for seq in (traj, *traj.windowed_turns)]
+    rows = []
+    for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True)):
+        sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
+        rows += [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e) for seq in sequences]
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,6 +318,9 @@ class GRPOUpdater:
         weights_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.global_step = 0
 
+        # Hugging Face and PEFT models: their attributes (config, save_pretrained...) are dynamic.
+        base: Any
+        self.model: Any
         if isinstance(model_dir_or_model, torch.nn.Module):
             base = model_dir_or_model
             self.model_dir: Path | None = None
@@ -328,7 +335,7 @@ class GRPOUpdater:
 
         # Reference policy: with LoRA the base weights are the reference (adapters disabled), so no
         # copy is needed; with full fine-tuning a frozen copy is kept, only when beta != 0.
-        self.ref_model: torch.nn.Module | None = None
+        self.ref_model: Any = None
         if cfg.lora.rank > 0:
             from peft import LoraConfig, get_peft_model
 
@@ -360,7 +367,7 @@ class GRPOUpdater:
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.learning_rate, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
+            params, lr=cfg.learning_rate, betas=(cfg.adam_betas[0], cfg.adam_betas[1]), weight_decay=cfg.weight_decay
         )
         warmup = cfg.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -583,7 +590,7 @@ class GRPOUpdater:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _hf_model(self) -> torch.nn.Module:
+    def _hf_model(self) -> Any:
         return self.model.get_base_model() if self.is_lora else self.model
 
     def _write_hf_folder(self, out: Path, weights: dict[str, torch.Tensor]) -> None:

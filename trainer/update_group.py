@@ -58,7 +58,9 @@ def follow(dist: Distributed) -> None:
 
     updater: GRPOUpdater | None = None
     while True:
-        command, args, kwargs = broadcast_object(None, dist)
+        announced: tuple[str, tuple[Any, ...], dict[str, Any]] | None = broadcast_object(None, dist)
+        assert announced is not None  # rank 0's message; None is only what this rank passed in
+        command, args, kwargs = announced
         if command == "stop":
             return
         if command == "start":

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ..types import Generation, SamplingParams
 
@@ -100,7 +100,7 @@ class Policy(ABC):
                 ids, lps = ids[: i + 1], lps[: i + 1]
                 break
         ids, lps = ids[:limit], lps[:limit]
-        reason = "stop" if ids and ids[-1] in stops else "length"
+        reason: Literal["stop", "length"] = "stop" if ids and ids[-1] in stops else "length"
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return Generation(token_ids=ids, logprobs=lps, text=text, finish_reason=reason)
 

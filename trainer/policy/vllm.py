@@ -98,7 +98,7 @@ class VLLMPolicy(BatchedPolicy):
         self.name = name or path.name
         self.stop_token_ids = list(stop_token_ids) if stop_token_ids else end_of_turn_ids(self.tokenizer)
         args = {**settings.engine_args(on_cpu=on_cpu), "model": str(path), "seed": seed}
-        self.max_model_len = int(args["max_model_len"])
+        self.max_model_len: int = int(args["max_model_len"])
         self._sleep_mode = bool(args.get("enable_sleep_mode"))
         self._asleep = False
         # The engine is built and always driven from one dedicated thread: vLLM's CPU backend
@@ -277,7 +277,7 @@ class VLLMPolicy(BatchedPolicy):
         self._batcher.close()
         llm = self.__dict__.pop("llm", None)
         if llm is not None:
-            core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            core: Any = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
             if callable(getattr(core, "shutdown", None)):
                 self._executor.submit(core.shutdown).result()
             del llm, core
@@ -325,7 +325,8 @@ def finish_weight_load(worker: Any) -> None:
     from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
 
     model = worker.get_model()
-    kept, loaded = getattr(worker, "gymwire_kept", {}), getattr(worker, "gymwire_loaded", set())
+    kept: dict[str, Any] = getattr(worker, "gymwire_kept", {})
+    loaded: set[str] = getattr(worker, "gymwire_loaded", set())
     missing = [(other, kept[name]) for group in getattr(worker, "gymwire_tied", [])
                for name in group if name in kept for other in group if other not in loaded]
     worker.gymwire_tied, worker.gymwire_loaded, worker.gymwire_kept = [], set(), {}
