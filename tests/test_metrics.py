@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from gymwire.trainer.failures import tags
 from gymwire.trainer.metrics import mean_ci, pass_at_k, summarize
 from gymwire.trainer.types import Trajectory
 
@@ -49,20 +48,3 @@ def test_summarize_by_hand():
     hard = rows["hard"]
     assert hard.avg_at_k == 1.0 and hard.mean_turns == 4 and hard.mean_tokens == 20
     assert hard.invalid_rate == pytest.approx(1 / 8)
-
-
-def test_failure_tags():
-    loop = _t("x", False, turns=4)
-    loop.truncated = True
-    loop.messages = [{"role": "user", "content": "o"}] + [{"role": "assistant", "content": "Action: look"}] * 4
-    assert set(tags(loop)) >= {"turn_limit", "repeated_action_loop"}
-    rushed = _t("y", False, env="searchqa", turns=1)
-    rushed.terminated = True
-    rushed.messages = [{"role": "assistant", "content": "Thought: easy. <answer>Paris</answer>"}]
-    assert tags(rushed) == ["unverified_commit"]
-    searched = _t("z", False, env="searchqa", turns=2)
-    searched.terminated = True
-    searched.messages = [{"role": "assistant", "content": "<search>capital</search>"},
-                         {"role": "assistant", "content": "<answer>Rome</answer>"}]
-    assert tags(searched) == ["wrong_target"]
-    assert tags(_t("ok", True)) == []

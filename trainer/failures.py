@@ -1,74 +1,80 @@
 """Failure tags over stored trajectories: why did an episode not succeed?
 
-Generic rules apply to every environment; an environment adds its own in `ENV_RULES`. The
-confirmation-bias proxy of the paper ("acting without verification") is `unverified_commit`: the
-episode ended by the agent's own final action (buy, answer, ...) and was wrong, without the agent
-having looked at anything first (its first action already committed), or, per env, without the
-check that env needs.
+Tags come from what the protocol says, never from the agent's raw text: the per-turn records
+(`Trajectory.steps`: the action the server parsed, its validity, the end flags) and the signals an
+environment declares in each step's `info` (the SDK's well-known keys `committed` and `verified`,
+see `gymwire.env_servers.sdk.environment.StepOutcome`). So the same rules hold for every
+environment, including ones written after this file.
+
+Tags of a failed episode (an episode may carry several):
+
+- `aborted`: lost to infrastructure (never scored).
+- `turn_limit`: the server cut the episode at its turn limit (the last step is `truncated`).
+- `cut_short`: the trainer stopped the episode (context full, or no turn could be generated).
+- `invalid_action`: at least half of the turns were invalid (`action_valid` false).
+- `repeated_action_loop`: the same parsed action on `LOOP_REPEATS` consecutive turns.
+- `unverified_commit`: the agent committed (`committed`) without the check the environment asks for
+  (`verified`): the paper's confirmation bias, acting without verification.
+- `wrong_commit`: every commit was checked, and the episode still failed.
+- `other`: none of the above.
+
+A failed episode stored without per-turn records (files written before they existed) gets the single
+tag `NO_RECORDS` rather than a guess.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from gymwire.trainer.types import Trajectory
+from gymwire.env_servers.sdk.environment import INFO_COMMITTED, INFO_VERIFIED
+from gymwire.trainer.types import StepRecord, Trajectory
 
-_ACTION = re.compile(r"action\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
+LOOP_REPEATS = 3
+NO_RECORDS = "no per-turn records"
+TAGS = ("aborted", "turn_limit", "cut_short", "invalid_action", "repeated_action_loop", "unverified_commit",
+        "wrong_commit", "other")
 
 
-def actions_of(trajectory: Trajectory) -> list[str]:
-    """The actions the agent wrote, one per assistant turn (text after the last 'Action:')."""
-    out = []
-    for m in trajectory.messages:
-        if m["role"] != "assistant":
-            continue
-        matches = _ACTION.findall(m["content"])
-        text = matches[-1] if matches else m["content"]
-        out.append(" ".join(text.strip().lower().split())[:200])
+def _looped(steps: list[StepRecord]) -> bool:
+    actions = [s.parsed_action for s in steps]
+    return any(actions[i] and len(set(actions[i:i + LOOP_REPEATS])) == 1
+               for i in range(len(actions) - LOOP_REPEATS + 1))
+
+
+def commits(steps: list[StepRecord]) -> list[bool]:
+    """One entry per committing step: whether it was checked. The step's own `verified` is the
+    environment's judgement; without one, any earlier `verified: true` step counts."""
+    out, checked = [], False
+    for s in steps:
+        if s.info.get(INFO_COMMITTED) is True:
+            out.append(s.info[INFO_VERIFIED] is True if INFO_VERIFIED in s.info else checked)
+        checked |= s.info.get(INFO_VERIFIED) is True
     return out
-
-
-def _loop(t: Trajectory) -> bool:
-    acts = actions_of(t)
-    return any(acts[i] == acts[i + 1] == acts[i + 2] for i in range(len(acts) - 2))
-
-
-def _searchqa_no_search(t: Trajectory) -> bool:
-    return t.terminated and not t.success and not any("<search>" in a for a in actions_of(t))
-
-
-def _webshop_no_options(t: Trajectory) -> bool:
-    acts = actions_of(t)
-    return t.terminated and not t.success and acts and "buy now" in acts[-1] and sum("click[" in a for a in acts) <= 2
-
-
-Rule = Callable[[Trajectory], bool]
-
-GENERIC_RULES: dict[str, Rule] = {
-    "aborted": lambda t: t.aborted,
-    "turn_limit": lambda t: t.truncated and not t.success,
-    "invalid_action": lambda t: not t.success and t.invalid_actions > 0 and t.invalid_actions * 2 >= max(t.turns, 1),
-    "repeated_action_loop": _loop,
-    "unverified_commit": lambda t: t.terminated and not t.success and t.turns <= 1,
-    "wrong_target": lambda t: t.terminated and not t.success and t.turns > 1,
-}
-
-ENV_RULES: dict[str, dict[str, Rule]] = {
-    "searchqa": {"unverified_commit": _searchqa_no_search},
-    "webshop": {"unverified_commit": _webshop_no_options},
-}
 
 
 def tags(trajectory: Trajectory) -> list[str]:
     """All tags of one unsuccessful episode (empty for a success)."""
-    if trajectory.success:
+    t = trajectory
+    if t.success:
         return []
-    rules = {**GENERIC_RULES, **ENV_RULES.get(trajectory.env, {})}
-    found = [name for name, rule in rules.items() if rule(trajectory)]
-    if "unverified_commit" in found and "wrong_target" in found:
-        found.remove("wrong_target")
+    if t.aborted:
+        return ["aborted"]
+    if t.turns and not t.steps:
+        return [NO_RECORDS]
+    steps = t.steps
+    found = []
+    if steps and steps[-1].truncated:
+        found.append("turn_limit")
+    elif t.truncated:
+        found.append("cut_short")
+    if steps and 2 * sum(not s.action_valid for s in steps) >= len(steps):
+        found.append("invalid_action")
+    if _looped(steps):
+        found.append("repeated_action_loop")
+    checked = commits(steps)
+    if checked:
+        found.append("wrong_commit" if all(checked) else "unverified_commit")
     return found or ["other"]
 
 

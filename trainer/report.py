@@ -9,10 +9,11 @@ learning curves, turns and tokens, and failure tags.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from gymwire.trainer.failures import tag_counts
+from gymwire.trainer.failures import NO_RECORDS, TAGS, tag_counts
 from gymwire.trainer.metrics import EvalRow, markdown_table
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.types import Trajectory
@@ -111,6 +112,26 @@ def _plot_evals(labels: list[str], success: dict[str, dict[str, float]], out: Pa
     return "evaluations.png"
 
 
+def _count_table(title: str, counts: dict[str, Counter], names: Sequence[str]) -> list[str]:
+    """Episodes per env and name, columns in the given order (only names that occur)."""
+    names = [n for n in names if any(c.get(n) for c in counts.values())]
+    if not names:
+        return []
+    lines = [f"{title}\n", "| env | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names)]
+    lines += [f"| {env} | " + " | ".join(str(c.get(n, 0)) for n in names) + " |" for env, c in sorted(counts.items())]
+    return [*lines, ""]
+
+
+def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
+    counts = tag_counts(trajectories)
+    lines = _count_table("Failure tags (episodes; see trainer/failures.py):", counts, (*TAGS, NO_RECORDS))
+    untagged = sum(c.get(NO_RECORDS, 0) for c in counts.values())
+    if untagged:
+        lines.append(f"{untagged} failed episodes were stored without per-turn records (written before they "
+                     "existed): they are not tagged.\n")
+    return lines
+
+
 def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     out = run_dir / "report"
@@ -164,14 +185,7 @@ def write_report(run_dir: str | Path) -> Path:
             parts.append("")
     for label, (rows, trajectories) in evals.items():
         parts.append(markdown_table(rows, f"Evaluation: {label}"))
-        counts = tag_counts(trajectories)
-        if counts:
-            names = sorted({n for c in counts.values() for n in c})
-            parts.append("Failure tags (episodes):\n")
-            parts.append("| env | " + " | ".join(names) + " |\n|---|" + "---:|" * len(names))
-            for env, c in sorted(counts.items()):
-                parts.append(f"| {env} | " + " | ".join(str(c.get(n, 0)) for n in names) + " |")
-            parts.append("")
+        parts.extend(_failure_section(trajectories))
     page = out / "report.md"
     page.write_text("\n".join(parts) + "\n")
     return page

@@ -4,6 +4,10 @@ Generated tasks (default) run on our symbolic simulator (world.py) in rooms buil
 scene layouts that the `alfworld` wheel ships (scenes.py, generator.py); the original games
 (json_2.1.1 folders of `traj_data.json` + `game.tw-pddl`) run through `alfworld` + `textworld` when
 `data=PATH` is given (real_data.py). Reward 1, and the episode ends, when the goal holds.
+
+Signals in `info`: `won`. No `committed`/`verified` (the SDK's commit signals): no action stakes the
+task, since a wrong placement can be undone and the episode ends only when the goal holds, so a
+failure here is a turn limit, never a commit without a check.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ One episode owns one minigrid level instance. Each turn the agent's text is pars
 the macro runs as primitive minigrid steps (so minigrid's own reward, `1 - 0.9 * steps / max_steps`
 on success, counts every primitive), and the new view is described. Switches keep AgentGym's quirks
 available without making them the default.
+
+Signals in `info`: `primitive_steps`, `step_count`, `max_steps`, and `step_limit` when minigrid's own
+step budget ran out. No `committed`/`verified` (the SDK's commit signals): the only failing ends
+are strict levels' wrong pickups or doors, where the object's colour and type were already in the
+view the agent read, so there is no separate check whose absence would tell anything.
 """
 
 from __future__ import annotations

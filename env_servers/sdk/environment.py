@@ -47,9 +47,29 @@ class EnvDescription:
     reward_max: float = 1.0
 
 
+# Well-known keys of a step's `info` (all optional; an env declares those that mean something in it).
+# Trainers read them instead of parsing actions, e.g. to tag "committed without checking" failures.
+INFO_COMMITTED = "committed"
+INFO_VERIFIED = "verified"
+
+
 @dataclass
 class StepOutcome:
-    """The result of one agent turn, before the SDK adds turn limits and valid actions."""
+    """The result of one agent turn, before the SDK adds turn limits and valid actions.
+
+    `info` is free-form, JSON-like (it travels as a protobuf Struct, so numbers arrive as floats).
+    Well-known keys, which any environment may declare and trainers read as signals:
+
+    - `committed: true` on the step that makes the episode's final, scored decision (a purchase, an
+      answer): what the agent stakes the task on. Omitted on every other step. Environments where
+      no action stakes the task (the episode ends only when the goal holds) do not declare it.
+    - `verified: true` on a step that checked something a commit relies on (opened the product's
+      details, retrieved the passage that holds the fact). On a committing step `verified` is the
+      environment's own judgement, true or false, of whether that commit was checked; where a
+      committing step omits it, any earlier `verified: true` step of the episode counts.
+
+    A commit without a check is the failure mode "confirmation bias" (acting without verifying).
+    """
 
     observation: str
     reward: float = 0.0

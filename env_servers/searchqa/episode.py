@@ -4,6 +4,13 @@ A search returns the top k passages in Search-R1's `<information>` format and ne
 episode. An answer scores exact match; with `end_on_answer` (Search-R1) it ends the episode either
 way, without it (AgentGym) a wrong answer says so and the agent may try again until the turn limit.
 
+Signals in `info` (the SDK's well-known keys): a search whose results hold a passage the question
+needs says `verified: true` (generated questions: a hop's passage; real data, where hops have no
+known passage: a passage that contains a gold answer). Every answer says `committed: true`, and
+`verified` there is whether every needed passage had appeared in a result before it (real data: a
+passage with a gold answer). Searches also list the returned document ids (`docs`), answers whether
+they were `correct`.
+
 The oracle follows the question's plan: it searches for the first hop whose passage has not yet
 appeared in any result of this episode (the agent's own searches count), then answers. So it
 finishes from any state, also after the agent searched on its own or answered wrongly.
@@ -12,7 +19,9 @@ finishes from any state, also after the agent searched on its own or answered wr
 from __future__ import annotations
 
 from gymwire.env_servers.sdk import Episode, StepOutcome
+from gymwire.env_servers.sdk.environment import INFO_COMMITTED, INFO_VERIFIED
 from gymwire.env_servers.searchqa import grammar
+from gymwire.env_servers.searchqa.bm25 import Hit
 from gymwire.env_servers.searchqa.questions import Question
 from gymwire.env_servers.searchqa.retrieval import Retriever
 
@@ -25,6 +34,8 @@ class SearchQAEpisode(Episode):
         self.seen_docs: set[int] = set()
         self.searched: set[str] = set()
         self.solved = False
+        self.needed = {hop.doc for hop in question.hops if hop.doc is not None}
+        self.answer_seen = False  # real data: a retrieved passage held a gold answer
 
     def reset(self) -> str:
         return f"Question: {self.question.text}"
@@ -40,14 +51,32 @@ class SearchQAEpisode(Episode):
             self.searched.add(action.content)
             self.seen_docs.update(hit.doc for hit in hits)
             docs = [self.retriever.documents.doc_id(hit.doc) for hit in hits]
-            return StepOutcome(self.retriever.show(hits), parsed_action=str(action), info={"docs": docs})
+            info: dict = {"docs": docs}
+            if self._finds_needed(hits):
+                info[INFO_VERIFIED] = True
+            return StepOutcome(self.retriever.show(hits), parsed_action=str(action), info=info)
         correct = grammar.exact_match(action.content, self.question.answers)
+        info = {"correct": correct, INFO_COMMITTED: True, INFO_VERIFIED: self._checked()}
         if correct:
             self.solved = True
             return StepOutcome(grammar.CORRECT, reward=1.0, terminated=True, success=True, parsed_action=str(action),
-                               info={"correct": True})
+                               info=info)
         reply = grammar.WRONG_FINAL if self.end_on_answer else grammar.WRONG_RETRY
-        return StepOutcome(reply, terminated=self.end_on_answer, parsed_action=str(action), info={"correct": False})
+        return StepOutcome(reply, terminated=self.end_on_answer, parsed_action=str(action), info=info)
+
+    def _finds_needed(self, hits: list[Hit]) -> bool:
+        """Whether these results hold a passage the question needs (and remember a gold answer seen)."""
+        if self.needed:
+            return any(hit.doc in self.needed for hit in hits)
+        golds = [f" {grammar.normalize_answer(a)} " for a in self.question.answers]
+        found = any(g.strip() and g in f" {grammar.normalize_answer(self.retriever.documents.contents(hit.doc))} "
+                    for hit in hits for g in golds)
+        self.answer_seen |= found
+        return found
+
+    def _checked(self) -> bool:
+        """Whether the results so far held every passage the question needs (real data: a gold answer)."""
+        return self.needed <= self.seen_docs if self.needed else self.answer_seen
 
     def expert_action(self) -> str | None:
         """The oracle's next turn: `Thought: ...` then one `<search>` or `<answer>` tag."""

@@ -4,6 +4,9 @@ The agent reads the crafting commands and the goal, then fetches base items and 
 recipe tree. Reward 1 (and the episode ends) when the goal item is crafted, else 0. Tasks come from
 the real Minecraft recipes shipped in the `textcraft` package (or a user's folder) and from the
 procedural generator; see tasks.py for ids, tiers and splits.
+
+No `committed`/`verified` in `info` (the SDK's commit signals): crafting the goal ends the episode
+with success and nothing else ends it, so no action stakes the task on an unchecked guess.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Two stores: a generated catalogue of any size (default; built once into a cache 
 store.py) or the original product files from a user's folder (`data=...`, see real_data.py). The
 pages, actions and reward are the original's (shop.py, reward.py); tasks, tiers and splits are in
 tasks.py.
+
+Signals in `info` (the SDK's well-known keys): every step gives the page kind (`page`). Opening a
+product's Description, Features or Reviews says `verified: true`. `click[buy now]` says
+`committed: true`, with `verified` true when the bought product's details were opened earlier in
+the episode, and the reward's parts (`r_type`, `attribute_matches`, `option_matches`, `price_ok`)
+and the bought `asin`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
 from gymwire.env_servers.sdk.actions import extract_action as sdk_extract_action
+from gymwire.env_servers.sdk.environment import INFO_COMMITTED, INFO_VERIFIED
 from gymwire.env_servers.webshop.generated_tasks import GeneratedTaskSet
 from gymwire.env_servers.webshop.generator import CatalogueSpec
 from gymwire.env_servers.webshop.oracle import Expert
@@ -61,18 +68,25 @@ class WebShopEpisode(Episode):
     def __init__(self, shop: Shop, target: int | None, strict_expert: bool = False):
         self.shop = shop
         self.expert = Expert(shop, target, strict_expert)
+        self.inspected: set[int] = set()  # products whose details the agent opened
 
     def reset(self) -> str:
         return self.shop.text()
 
     def step(self, text: str) -> StepOutcome:
         action = extract_action(text)
+        was_sub = self.shop.page.kind == "sub"
         result = self.shop.act(action)
-        info: dict = {"page": self.shop.page.kind}
+        page = self.shop.page
+        info: dict = {"page": page.kind}
+        if page.kind == "sub" and not was_sub and page.item is not None:
+            self.inspected.add(page.item)
+            info[INFO_VERIFIED] = True
         if result.info is not None:
             r = result.info
             info.update(r_type=r.r_type, attribute_matches=r.attribute_matches, option_matches=r.option_matches,
-                        price_ok=r.price_ok, asin=self.shop.product(self.shop.page.item).asin)
+                        price_ok=r.price_ok, asin=self.shop.product(page.item).asin)
+            info.update({INFO_COMMITTED: True, INFO_VERIFIED: page.item in self.inspected})
         return StepOutcome(
             observation=self.shop.text(),
             reward=result.reward,
