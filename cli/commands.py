@@ -26,6 +26,12 @@ def serve(args: argparse.Namespace) -> int:
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
+    # `module:Class` is usually the user's own file here: import from the current directory as `python -m`
+    # and uvicorn do (the `gymwire` script puts only its own folder on the path). Spawned workers inherit
+    # sys.path, so they import it too.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
     if args.log_format:  # worker processes read it from the environment
         os.environ["GYMWIRE_LOG_FORMAT"] = args.log_format
     configure_logging()
