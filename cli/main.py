@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="serve an environment over gRPC")
-    p.add_argument("env", help="registered name (see `gymwire envs`) or module:attribute (imported from the current folder)")
+    p.add_argument("env", help="registered name (see `gymwire envs`) or module:attribute (from the current folder)")
     p.add_argument("--host", default=os.environ.get("GYMWIRE_HOST", "127.0.0.1"),
                    help="listen address (default 127.0.0.1; containers set 0.0.0.0)")
     p.add_argument("--port", type=int, default=50051)
