@@ -1,11 +1,16 @@
-"""The conformance suite passes on the SDK's servers and fails on deliberately broken ones."""
+"""The conformance suite passes on every registered environment's server and fails on deliberately broken ones."""
 
 from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
 from gymwire.env_servers.conformance import RULES, run_suite
+from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.reference import GuessEnvironment
+from gymwire.env_servers.registry import GROUP, available
 from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.server import ServerConfig
@@ -13,12 +18,21 @@ from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
 
 
-def test_reference_server_conforms(guess_server):
-    results = run_suite(guess_server.address)
-    assert len(results) == len(RULES)
+@pytest.mark.parametrize("name", sorted(available()))
+def test_every_registered_environment_conforms(name: str, tmp_path: Path) -> None:
+    """Each `gymwire.environments` entry point, served by `gymwire serve NAME` with its default options."""
+    (entry,) = entry_points(group=GROUP, name=name)
+    try:
+        entry.load()
+    except ImportError as exc:
+        pytest.skip(f"{name} needs its extra: {exc}")
+    log = tmp_path / "server.log"
+    # A small session cap keeps the capacity rule quick; everything else is the default server.
+    with LocalServer(name, "--max-sessions", "64", log_path=log) as server:
+        results = run_suite(server.address)
+    assert [r.name for r in results] == [rule for rule, _ in RULES]
     failed = [(r.name, r.detail) for r in results if r.status == "fail"]
-    assert not failed
-    assert all(r.status == "pass" for r in results)
+    assert not failed, log.read_text()[-4000:]
 
 
 class StepsTwice(EnvService):
