@@ -14,8 +14,10 @@ from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.textcraft import TextCraftEnvironment
 from gymwire.trainer.config import parse_config
 from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.metrics import mean_ci, summarize
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.report import write_report
+from gymwire.trainer.rollout import EnvSettings
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +112,24 @@ def test_trajectories_keep_a_record_per_turn(servers, tmp_path):
     (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
     [(_, loaded)] = list(read_trajectories(tmp_path / "old.jsonl"))
     assert loaded.steps == [] and loaded.turns == episodes[0].turns
+
+
+def test_report_plots_intervals_over_tasks(servers, tmp_path):
+    """The evaluations plot and its table carry the Student's t interval of each env's avg@k, tasks as the unit."""
+    spec = EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=4, seed=1)
+    async def main():
+        async with EnvPool([servers["guess"]]) as pool:  # four guesses: some episodes win, some do not
+            return await evaluate(pool, "random", spec, out_dir=tmp_path / "eval" / "base", progress=False,
+                                  env_settings={"guess": EnvSettings(max_turns=4)})
+
+    result = asyncio.run(main())
+    [row] = summarize(result.trajectories, k=4)
+    assert row.tasks == 6 and 0 < row.avg_at_k < 1 and row.avg_ci > 0
+    per_task: dict[str, list[bool]] = {}
+    for t in result.trajectories:
+        per_task.setdefault(t.task_id, []).append(t.success)
+    assert row.avg_ci == pytest.approx(mean_ci([sum(v) / len(v) for v in per_task.values()])[1])
+    text = write_report(tmp_path).read_text()
+    assert "## Success per evaluation" in text
+    assert f"| base | {100 * row.avg_at_k:.1f} ± {100 * row.avg_ci:.1f} |" in text
+    assert (tmp_path / "report" / "evaluations.png").stat().st_size > 1000

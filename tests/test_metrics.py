@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gymwire.trainer.metrics import mean_ci, pass_at_k, summarize
+from gymwire.trainer.metrics import mean_ci, pass_at_k, summarize, t_quantile
 from gymwire.trainer.types import Trajectory
 
 
@@ -21,9 +21,18 @@ def test_pass_at_k_by_hand():
         pass_at_k(2, 1, 3)
 
 
+def test_t_quantile_matches_the_table():
+    # Two-sided 95% critical values of Student's t (any statistics table).
+    for df, t in ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (9, 2.262), (28, 2.048), (120, 1.980)):
+        assert t_quantile(0.95, df) == pytest.approx(t, abs=1e-3)
+    assert t_quantile(0.99, 10) == pytest.approx(3.169, abs=1e-3)
+
+
 def test_mean_ci_by_hand():
+    """Four tasks: the interval uses t with 3 degrees of freedom, not the normal 1.96."""
     mean, half = mean_ci([0.0, 1.0, 1.0, 0.0])
-    assert mean == 0.5 and half == pytest.approx(1.96 * math.sqrt((4 * 0.25) / 3 / 4))
+    assert mean == 0.5 and half == pytest.approx(3.182446 * math.sqrt((4 * 0.25) / 3 / 4), rel=1e-5)
+    assert mean_ci([0.7]) == (0.7, 0.0) and mean_ci([]) == (0.0, 0.0)
 
 
 def _t(task, success, env="e", turns=2, tokens=10, invalid=0, aborted=False, **info):

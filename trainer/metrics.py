@@ -1,7 +1,9 @@
-"""Evaluation statistics: avg@k, unbiased pass@k with confidence intervals, turns, tokens, invalid rate."""
+"""Evaluation statistics: avg@k, unbiased pass@k with confidence intervals (Student's t, tasks as the unit),
+turns, tokens, invalid rate."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,15 +21,47 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def mean_ci(values: Sequence[float], z: float = 1.96) -> tuple[float, float]:
-    """Mean and the half-width of its normal-approximation 95% interval over independent units."""
+def _t_two_sided(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with integer df (Abramowitz & Stegun 26.7.3-4: finite sums, no SciPy)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2 = math.cos(theta) ** 2
+    if df % 2 == 0:
+        term = total = 1.0
+        for j in range(2, df, 2):
+            term *= c2 * (j - 1) / j
+            total += term
+        return math.sin(theta) * total
+    if df == 1:
+        return 2 * theta / math.pi
+    term = total = 1.0
+    for j in range(3, df, 2):
+        term *= c2 * (j - 1) / j
+        total += term
+    return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+
+
+@functools.cache
+def t_quantile(confidence: float, df: int) -> float:
+    """The t with P(|T| <= t) = confidence: the multiplier of a two-sided Student's t interval."""
+    low, high = 0.0, 1.0
+    while _t_two_sided(high, df) < confidence:
+        high *= 2
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if _t_two_sided(mid, df) < confidence else (low, mid)
+    return (low + high) / 2
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student's t interval over independent units (tasks): with the
+    few tasks an evaluation has, the normal approximation's 1.96 would make the interval too narrow."""
     if not values:
         return 0.0, 0.0
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, 0.0
     var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, z * math.sqrt(var / len(values))
+    return mean, t_quantile(confidence, len(values) - 1) * math.sqrt(var / len(values))
 
 
 @dataclass
@@ -40,7 +74,7 @@ class EvalRow:
     episodes: int
     k: int
     avg_at_k: float  # success averaged over all samples of all tasks
-    avg_ci: float  # 95% half-width, tasks as the independent unit
+    avg_ci: float  # 95% half-width (Student's t), tasks as the independent unit
     pass_at_k: float
     pass_ci: float
     mean_reward: float

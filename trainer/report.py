@@ -11,19 +11,36 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gymwire.trainer.failures import NO_RECORDS, TAGS, tag_counts
-from gymwire.trainer.metrics import EvalRow, markdown_table
+from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.types import Trajectory
 
 
-def _load_eval(folder: Path) -> tuple[list[EvalRow], list[Trajectory]]:
+@dataclass
+class Evaluation:
+    rows: list[EvalRow]
+    trajectories: list[Trajectory]
+    k: int
+
+
+def _load_eval(folder: Path) -> Evaluation:
     data = json.loads((folder / "results.json").read_text())
     rows = [EvalRow(**r) for r in data["rows"]]
     jsonl = folder / "trajectories.jsonl"
-    return rows, [t for _, t in read_trajectories(jsonl)] if jsonl.exists() else []
+    trajectories = [t for _, t in read_trajectories(jsonl)] if jsonl.exists() else []
+    return Evaluation(rows, trajectories, int(data.get("spec", {}).get("k") or max((r.k for r in rows), default=1)))
+
+
+def env_intervals(evaluation: Evaluation) -> dict[str, tuple[float, float | None]]:
+    """avg@k per env over all its tiers with its 95% half-width (tasks as the unit), computed from the
+    stored episodes; without them the rows' episode-weighted mean and no interval."""
+    if evaluation.trajectories:
+        return {r.env: (r.avg_at_k, r.avg_ci) for r in summarize(evaluation.trajectories, evaluation.k)}
+    return {env: (v, None) for env, v in env_success(evaluation.rows).items()}
 
 
 def _eval_order(run_dir: Path) -> list[str]:
@@ -91,7 +108,7 @@ def _plot_curves(run_dir: Path, out: Path) -> list[str]:
     return images
 
 
-def _plot_evals(labels: list[str], success: dict[str, dict[str, float]], out: Path) -> str:
+def _plot_evals(labels: list[str], success: dict[str, dict[str, tuple[float, float | None]]], out: Path) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,15 +118,29 @@ def _plot_evals(labels: list[str], success: dict[str, dict[str, float]], out: Pa
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) + 2), 3.4))
     width = 0.8 / max(len(envs), 1)
     for i, env in enumerate(envs):
-        ax.bar([j + i * width for j in range(len(labels))], [100 * success[lbl].get(env, 0) for lbl in labels],
-               width, label=env)
+        cells = [success[lbl].get(env, (0.0, None)) for lbl in labels]
+        ax.bar([j + i * width for j in range(len(labels))], [100 * v for v, _ in cells], width, label=env,
+               yerr=[100 * ci if ci is not None else 0.0 for _, ci in cells], capsize=3)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=20, ha="right")
-    ax.set_ylabel("avg@k success (%)")
+    ax.set_ylabel("avg@k success (%), 95% CI")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "evaluations.png", dpi=110)
     plt.close(fig)
     return "evaluations.png"
+
+
+def _interval_table(labels: list[str], success: dict[str, dict[str, tuple[float, float | None]]]) -> list[str]:
+    """The numbers behind the evaluations plot."""
+    envs = sorted({e for s in success.values() for e in s})
+    lines = ["## Success per evaluation (avg@k %, ± 95% Student's t interval over tasks)\n",
+             "| evaluation | " + " | ".join(envs) + " |", "|---|" + "---:|" * len(envs)]
+    for lbl in labels:
+        cells = [success[lbl].get(env) for env in envs]
+        lines.append(f"| {lbl} | " + " | ".join(
+            "" if c is None else f"{100 * c[0]:.1f}" + (f" ± {100 * c[1]:.1f}" if c[1] is not None else "")
+            for c in cells) + " |")
+    return [*lines, ""]
 
 
 def _count_table(title: str, counts: dict[str, Counter], names: Sequence[str]) -> list[str]:
@@ -138,10 +169,12 @@ def write_report(run_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     labels = _eval_order(run_dir) if (run_dir / "eval").exists() else []
     evals = {label: _load_eval(run_dir / "eval" / label) for label in labels}
-    success = {label: env_success(rows) for label, (rows, _) in evals.items()}
+    success = {label: env_success(e.rows) for label, e in evals.items()}
+    intervals = {label: env_intervals(e) for label, e in evals.items()}
     parts = [f"# Run report: {run_dir.name}\n"]
     if labels:
-        parts.append(f"![evaluations]({_plot_evals(labels, success, out)})\n")
+        parts.append(f"![evaluations]({_plot_evals(labels, intervals, out)})\n")
+        parts.extend(_interval_table(labels, intervals))
     parts.extend(f"![curve]({name})\n" for name in _plot_curves(run_dir, out))
 
     stage_envs = _training_envs(run_dir)
@@ -183,9 +216,9 @@ def write_report(run_dir: str | Path) -> Path:
                 parts.append(f"| {env} | {stage_labels[first]} | {100 * after:.1f} | {100 * last:.1f} "
                              f"| {100 * (after - last):+.1f} |")
             parts.append("")
-    for label, (rows, trajectories) in evals.items():
-        parts.append(markdown_table(rows, f"Evaluation: {label}"))
-        parts.extend(_failure_section(trajectories))
+    for label, evaluation in evals.items():
+        parts.append(markdown_table(evaluation.rows, f"Evaluation: {label}"))
+        parts.extend(_failure_section(evaluation.trajectories))
     page = out / "report.md"
     page.write_text("\n".join(parts) + "\n")
     return page
