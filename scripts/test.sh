@@ -6,6 +6,8 @@ scripts/setup-venv.sh "all,train,vllm,dev"
 . .venv/bin/activate
 python protos/generate.py --check
 (cd protos && buf lint)
+# The newest released contract (protos/releases, see protos/generate.py --release) still holds.
+(cd protos && buf breaking --against "$(ls releases/v*.binpb | sort -V | tail -n 1)")
 ruff check .
 # A server in another language, built from protos/ alone, must pass the conformance suite.
 if command -v npm >/dev/null 2>&1; then
