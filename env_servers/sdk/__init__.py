@@ -1,4 +1,10 @@
-"""The Python server SDK: write an `Environment`, get a conforming gymwire.v1 server."""
+"""The Python server SDK: write an `Environment`, get a conforming gymwire.v1 server.
+
+What an author writes: `Environment` and `Episode` (environment.py), with `extract_action` for turns
+in the `Action: ...` form (actions.py). What serves it: `gymwire serve NAME|module:Class` (server.py),
+or `BackgroundServer` (background.py) in a thread of a test. The README's "Write your own
+environment" walks through one.
+"""
 
 from gymwire.env_servers.sdk.actions import action_line, extract_action
 from gymwire.env_servers.sdk.environment import (
