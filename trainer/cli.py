@@ -45,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--judge", metavar="URL[#MODEL]",
+                   help="also ask an OpenAI-compatible server (http://host:port/v1) for a failure category per "
+                        "failed episode; MODEL defaults to the first it serves")
+    p.add_argument("--judge-concurrency", type=int, default=4)
     p.set_defaults(run=report)
 
     p = sub.add_parser("masks", help="show an episode's tokens with the ones the model sampled (loss mask 1) marked")
@@ -136,9 +140,11 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    from gymwire.trainer.judge import Judge
     from gymwire.trainer.report import write_report
 
-    print(write_report(args.run_dir))
+    judge = Judge.from_spec(args.judge, max_concurrency=args.judge_concurrency) if args.judge else None
+    print(write_report(args.run_dir, judge))
     return 0
 
 

@@ -3,7 +3,8 @@
 Reads what a run wrote (eval/<label>/results.json and trajectories.jsonl, metrics.jsonl,
 config.json) and derives: the evaluation after each phase, held-in vs held-out (given the
 training envs), the transfer matrix (stage x eval env, delta vs base), forgetting across stages,
-learning curves, turns and tokens, and failure tags.
+learning curves, turns and tokens, and failure tags (with an optional LLM judge's categories beside
+them in report/failures/<label>.jsonl).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gymwire.trainer.failures import NO_RECORDS, TAGS, tag_counts
+from gymwire.trainer.failures import NO_RECORDS, TAGS, tag_counts, tags
+from gymwire.trainer.judge import CATEGORIES, NO_ANSWER, UNPARSEABLE, Judge
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.types import Trajectory
@@ -25,14 +27,16 @@ class Evaluation:
     rows: list[EvalRow]
     trajectories: list[Trajectory]
     k: int
+    samples: list[int]  # each trajectory's sample index in its file
 
 
 def _load_eval(folder: Path) -> Evaluation:
     data = json.loads((folder / "results.json").read_text())
     rows = [EvalRow(**r) for r in data["rows"]]
     jsonl = folder / "trajectories.jsonl"
-    trajectories = [t for _, t in read_trajectories(jsonl)] if jsonl.exists() else []
-    return Evaluation(rows, trajectories, int(data.get("spec", {}).get("k") or max((r.k for r in rows), default=1)))
+    records = list(read_trajectories(jsonl)) if jsonl.exists() else []
+    k = int(data.get("spec", {}).get("k") or max((r.k for r in rows), default=1))
+    return Evaluation(rows, [t for _, t in records], k, [i for i, _ in records])
 
 
 def env_intervals(evaluation: Evaluation) -> dict[str, tuple[float, float | None]]:
@@ -153,6 +157,31 @@ def _count_table(title: str, counts: dict[str, Counter], names: Sequence[str]) -
     return [*lines, ""]
 
 
+def _judge_failures(label: str, evaluation: Evaluation, judge: Judge | None, out: Path) -> list[str]:
+    """Every failed episode's rule-based tags (and the judge's category) in report/failures/<label>.jsonl;
+    the judge's categories as a table."""
+    failed = [(i, t) for i, t in zip(evaluation.samples, evaluation.trajectories, strict=True)
+              if not t.success and not t.aborted]
+    if not failed:
+        return []
+    judged = judge.judge_all([t for _, t in failed]) if judge is not None else [None] * len(failed)
+    folder = out / "failures"
+    folder.mkdir(exist_ok=True)
+    with (folder / f"{label}.jsonl").open("w") as sink:
+        for (sample, t), judgement in zip(failed, judged, strict=True):
+            record: dict = {"sample": sample, "env": t.env, "task_id": t.task_id, "tags": tags(t)}
+            if judgement is not None:
+                record["judge"] = {"model": judge.model, **judgement.as_dict()}
+            sink.write(json.dumps(record) + "\n")
+    if judge is None:
+        return []
+    counts: dict[str, Counter] = {}
+    for (_, t), judgement in zip(failed, judged, strict=True):
+        counts.setdefault(t.env, Counter())[judgement.category] += 1
+    return _count_table(f"Judge ({judge.model}): one category per failed episode:", counts,
+                        (*CATEGORIES, UNPARSEABLE, NO_ANSWER))
+
+
 def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
     counts = tag_counts(trajectories)
     lines = _count_table("Failure tags (episodes; see trainer/failures.py):", counts, (*TAGS, NO_RECORDS))
@@ -163,7 +192,8 @@ def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
     return lines
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, judge: Judge | None = None) -> Path:
+    """The report page; with a `judge`, also its category for every failed episode (see judge.py)."""
     run_dir = Path(run_dir)
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -219,6 +249,7 @@ def write_report(run_dir: str | Path) -> Path:
     for label, evaluation in evals.items():
         parts.append(markdown_table(evaluation.rows, f"Evaluation: {label}"))
         parts.extend(_failure_section(evaluation.trajectories))
+        parts.extend(_judge_failures(label, evaluation, judge, out))
     page = out / "report.md"
     page.write_text("\n".join(parts) + "\n")
     return page
