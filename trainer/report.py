@@ -164,14 +164,14 @@ def _judge_failures(label: str, evaluation: Evaluation, judge: Judge | None, out
               if not t.success and not t.aborted]
     if not failed:
         return []
-    judged = judge.judge_all([t for _, t in failed]) if judge is not None else [None] * len(failed)
+    judged = judge.judge_all([t for _, t in failed]) if judge is not None else []
     folder = out / "failures"
     folder.mkdir(exist_ok=True)
     with (folder / f"{label}.jsonl").open("w") as sink:
-        for (sample, t), judgement in zip(failed, judged, strict=True):
+        for n, (sample, t) in enumerate(failed):
             record: dict = {"sample": sample, "env": t.env, "task_id": t.task_id, "tags": tags(t)}
-            if judgement is not None:
-                record["judge"] = {"model": judge.model, **judgement.as_dict()}
+            if judge is not None:
+                record["judge"] = {"model": judge.model, **judged[n].as_dict()}
             sink.write(json.dumps(record) + "\n")
     if judge is None:
         return []

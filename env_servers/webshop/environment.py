@@ -82,7 +82,7 @@ class WebShopEpisode(Episode):
         if page.kind == "sub" and not was_sub and page.item is not None:
             self.inspected.add(page.item)
             info[INFO_VERIFIED] = True
-        if result.info is not None:
+        if result.info is not None and page.item is not None:  # a purchase, always from a product page
             r = result.info
             info.update(r_type=r.r_type, attribute_matches=r.attribute_matches, option_matches=r.option_matches,
                         price_ok=r.price_ok, asin=self.shop.product(page.item).asin)
