@@ -55,9 +55,9 @@ class GRPOConfig:
     scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
     advantage_eps: float = 1e-4  # added to the group std
     # "sequences": per-episode mean, then mean over episodes; every episode weighs the same.
-    # "tokens" (verl's token-mean): every trained token weighs the same. In multi-turn play failures
-    # run to the turn limit and successes end early, so under "tokens" the tokens both share (the
-    # action format) get a net push down; bench/learning.py measured it (see bench/results).
+    # "tokens" (verl's token-mean): every trained token weighs the same, so long episodes (in
+    # multi-turn play often the failures, which run to the turn limit) weigh more. The recorded runs
+    # (bench/results/learning*.json, one per setting) cannot tell the two apart; see the README.
     loss_normalization: Literal["tokens", "sequences"] = "sequences"
     temperature: float = 1.0  # the sampling temperature (set from rollout.temperature by a run config)
     max_grad_norm: float = 1.0
