@@ -18,8 +18,10 @@ import copy
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import numpy as np
+from minigrid.core.world_object import Door
 from minigrid.envs.babyai.core.roomgrid_level import RoomGridLevel
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
@@ -90,6 +92,9 @@ class BoundedBot(BabyAIBot):
         return None, None, previous_pos
 
 
+_Bot = TypeVar("_Bot", BoundedBot, None)
+
+
 @dataclass(frozen=True)
 class Step:
     """One primitive of a simulated bot run, and where it left the agent."""
@@ -119,10 +124,11 @@ def _fingerprint(env: RoomGridLevel) -> tuple:
     return int(env.step_count), _pose(env), carrying, env.grid.encode().tobytes()
 
 
-def _simulation(env: RoomGridLevel, bot: BoundedBot | None) -> tuple[RoomGridLevel, BoundedBot]:
+def _simulation(env: RoomGridLevel, bot: _Bot) -> tuple[RoomGridLevel, _Bot]:
     """A private copy of the world and the bot; its steps skip rendering the observation nobody reads."""
     env, bot = copy.deepcopy((env, bot))
-    env.gen_obs = lambda: None  # the bot reads the grid itself
+    # The bot reads the grid itself; replacing the method on this private copy only is intended.
+    env.gen_obs = lambda: None  # type: ignore[method-assign]
     return env, bot
 
 
@@ -186,6 +192,7 @@ class Oracle:
         """The bot's own run from now (reused when the previous advice predicted this state)."""
         if self._expected is not None and self._expected[0] == self._state_key():
             return self._expected[1]
+        assert self._bot is not None  # suggest() runs the bot only when there is one
         env, bot = _simulation(self._env, self._bot)
         return roll_out(env, bot, self._next, int(self._env.max_steps))
 
@@ -232,6 +239,7 @@ class Oracle:
         """Run `plan` then the bot on a copy: macro steps, resulting state and the bot's run from there,
         if the bot then needs at most `most_left` steps and macro plus bot at most `total`."""
         try:
+            assert self._bot is not None  # suggest() runs the bot only when there is one
             env, bot = _simulation(self._env, self._bot)
             suggestion: list[int | None] = [self._next]
 
@@ -264,7 +272,7 @@ class Oracle:
             target = view.at(front_of(*pose))
             if step.action in MOVES:
                 door = view.at(step.pos)
-                if door is not None and door.obj.type == "door" and door.obj.is_open:
+                if door is not None and door.obj.type == "door" and cast(Door, door.obj).is_open:
                     found.append(f"go through {door.label}")
                 pose = (*step.pos, step.direction)
                 ahead = view.at(front_of(*pose))
@@ -273,7 +281,7 @@ class Oracle:
             elif target is not None:
                 if step.action == PICKUP:
                     found.append(f"pickup {target.label}")
-                elif step.action == TOGGLE and target.obj.type == "door" and not target.obj.is_open:
+                elif step.action == TOGGLE and target.obj.type == "door" and not cast(Door, target.obj).is_open:
                     found += [f"toggle and go through {target.label}", f"go to {target.label}"]
                 elif step.action in (TOGGLE, DONE):
                     found.append(f"go to {target.label}")

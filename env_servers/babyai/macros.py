@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
+from minigrid.core.world_object import Door
 from minigrid.minigrid_env import MiniGridEnv
 
 from gymwire.env_servers.babyai.pathing import (
@@ -117,9 +119,9 @@ def build_menu(env: MiniGridEnv, view: View, known: np.ndarray) -> Menu:
         plans["drop"] = Plan([DROP])
 
     for seen in view.objects:
-        door = seen.obj
-        if door.type != "door":
+        if seen.obj.type != "door":
             continue
+        door = cast(Door, seen.obj)  # minigrid tags every object with its class's type name
         through, toggle_through = f"go through {seen.label}", f"toggle and go through {seen.label}"
         if door.is_open:
             path = plan_to_stand_on(grid, known, pose, seen.pos)
@@ -152,7 +154,7 @@ def build_menu(env: MiniGridEnv, view: View, known: np.ndarray) -> Menu:
     if front is not None and front.type in ("door", "box"):
         if (
             front.type == "door"
-            and front.is_locked
+            and cast(Door, front).is_locked
             and not (carrying is not None and carrying.type == "key" and carrying.color == front.color)
         ):
             errors["toggle"] = (

@@ -74,7 +74,8 @@ def oracle_problem(level: str, seed: int) -> str | None:
     if level in STRICT_SEQUENCE_LEVELS:
         env = make_level(level)
         env.reset(seed=seed)
-        if never_succeeds(env.instrs):
+        # Each level's gen_mission sets `instrs`; minigrid does not declare it on RoomGridLevel.
+        if never_succeeds(env.instrs):  # type: ignore[attr-defined]
             return "a strict door sequence, which minigrid never verifies as done"
     if level in BOT_FAILURES:
         surveyed = any(seed in seeds for seeds in SURVEYED_SEEDS)

@@ -8,9 +8,10 @@ the view is computed once per state and shared by the text, the action menu and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
-from minigrid.core.world_object import WorldObj
+from minigrid.core.world_object import Door, WorldObj
 from minigrid.minigrid_env import MiniGridEnv
 
 from gymwire.env_servers.babyai.pathing import walkable
@@ -24,7 +25,8 @@ WALLS = "The room has walls around you."
 def object_name(obj: WorldObj) -> str:
     """The name the text and the grammar use for an object, without its number."""
     if obj.type == "door":
-        state = "open" if obj.is_open else "locked" if obj.is_locked else "closed"
+        door = cast(Door, obj)  # minigrid tags every object with its class's type name
+        state = "open" if door.is_open else "locked" if door.is_locked else "closed"
         return f"{obj.color} {state} door"
     return f"{obj.color} {obj.type}"
 
@@ -108,6 +110,7 @@ def facing_sentence(env: MiniGridEnv, view: View) -> str:
             return ""
         cell = env.grid.get(cx, cy)
         if not walkable(cell):
+            assert cell is not None  # empty cells are walkable
             what = "wall" if cell.type == "wall" else object_name(cell)
             return f"You are facing a {what} {steps} steps away."
     return ""
