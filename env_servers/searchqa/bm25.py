@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class Bm25Index:
         meta = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
             raise ValueError(f"{folder} holds index format {meta.get('format')!r}, not {FORMAT!r}")
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         text = (folder / "vocab.txt").read_text(encoding="utf-8")
         terms = text.split("\n") if text else []
         if len(terms) != meta["n_terms"]:

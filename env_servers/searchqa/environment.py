@@ -95,7 +95,8 @@ class SearchQAEnvironment(Environment):
         if (qa_path is None) != (corpus_path is None):
             raise ValueError("real data needs both qa_path and corpus_path")
         self.real = qa_path is not None
-        if self.real:
+        if qa_path is not None:
+            assert corpus_path is not None  # both or neither, checked above
             items = read_qa(qa_path)
             self.retriever = Retriever.for_corpus(corpus_path, top_k=top_k, cache_root=cache_dir, k1=k1, b=b)
             self._real = RealTasks(items, source=Path(qa_path).stem, test_percent=test_percent, split=qa_split,

@@ -61,11 +61,23 @@ def passage_text(kb: KnowledgeBase, e: Entity) -> str:
     return text.format(**_pronouns(e), year=_aside_year(e, rng))
 
 
+def _int(value: object) -> int:
+    """An attribute that holds a number (years, counts); attrs mix numbers and text."""
+    assert isinstance(value, int), value
+    return value
+
+
+def _text(value: object) -> str:
+    """An attribute that holds text (names, genres, pronouns); attrs mix numbers and text."""
+    assert isinstance(value, str), value
+    return value
+
+
 def _aside_year(e: Entity, rng: random.Random) -> int:
     if e.type == "person":
-        base = int(e.attrs["died"] or e.attrs["born"] + 30)
+        base = _int(e.attrs["died"] or _int(e.attrs["born"]) + 30)
     else:
-        base = int(e.attrs.get("founded") or e.attrs.get("year") or 1900)
+        base = _int(e.attrs.get("founded") or e.attrs.get("year") or 1900)
     return max(base + 1, min(base + rng.randint(5, 70), 2024))
 
 
@@ -76,7 +88,7 @@ def _a(word: str) -> str:
 
 
 def _pronouns(e: Entity) -> dict[str, str]:
-    pron = e.attrs.get("pronoun", "it")
+    pron = _text(e.attrs.get("pronoun", "it"))
     past = e.attrs.get("died") is not None
     return {"pron": pron, "Pron": pron.capitalize(), "obj": {"she": "her", "he": "him"}.get(pron, "it"),
             "poss": {"she": "her", "he": "his"}.get(pron, "its"), "was": "was" if past else "is"}
@@ -90,7 +102,7 @@ def _esc(text: str) -> str:
 def _person(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     a, name = e.attrs, _esc(e.name)
     born_in = _esc(kb.name(e.links["born_in"]))
-    occupation, died = a["occupation"], a["died"]
+    occupation, died = _text(a["occupation"]), a["died"]
     article = _a(occupation)
     if died is not None:
         intro = rng.choice((
@@ -146,7 +158,7 @@ def _city(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
 def _country(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     a, name = e.attrs, _esc(e.name)
     capital = _esc(kb.name(e.links["capital"]))
-    long_name = _esc(a["long_name"])
+    long_name = _esc(_text(a["long_name"]))
     return [
         rng.choice((f"{name}, officially the {long_name}, is a country in {a['region']}.",
                     f"{name} (officially the {long_name}) is a state located in {a['region']}.")),
@@ -197,7 +209,7 @@ def _work(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     noun, created, _ = _CREATED[e.kind]
     creator = _esc(kb.name(e.links["created_by"]))
     setting = _esc(kb.name(e.links["set_in"]))
-    genre = a["genre"]
+    genre = _text(a["genre"])
     out = [rng.choice((f"{name} is {_a(genre)} {genre} {noun} from {a['year']}, {created} {creator}.",
                        f"{name} is {_a(genre)} {genre} {noun} {created} {creator}, first released in {a['year']}.",
                        f"{created.capitalize()} {creator}, {name} is {_a(genre)} {genre} {noun} from {a['year']}."))]

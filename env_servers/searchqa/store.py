@@ -10,7 +10,7 @@ server holds only the pages it reads.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +40,9 @@ class TextStore:
         if not 0 <= row < len(self):
             raise IndexError(row)
         return bytes(self._blob[self._offsets[row]:self._offsets[row + 1]]).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[row] for row in range(len(self)))
 
     @staticmethod
     def write(strings: Iterable[str], folder: Path, name: str) -> None:
