@@ -15,6 +15,7 @@ and the bought `asin`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
 from gymwire.env_servers.sdk.actions import extract_action as sdk_extract_action
@@ -26,6 +27,10 @@ from gymwire.env_servers.webshop.reward import OPTION_RULES
 from gymwire.env_servers.webshop.shop import Shop
 from gymwire.env_servers.webshop.store import GeneratedCatalogue
 from gymwire.env_servers.webshop.tasks import TierRule
+
+if TYPE_CHECKING:
+    from gymwire.env_servers.webshop.real_data import RealCatalogue
+    from gymwire.env_servers.webshop.real_tasks import RealTaskSet
 
 VERSION = "1.0.0"
 
@@ -153,6 +158,8 @@ class WebShopEnvironment(Environment):
         self.expert_strict = expert_strict
         rule = TierRule(tier_easy_max_complexity, tier_easy_max_family, tier_hard_min_complexity,
                         tier_hard_min_family)
+        self.store: RealCatalogue | GeneratedCatalogue
+        self.tasks: RealTaskSet | GeneratedTaskSet
         if data is not None or products_file is not None:
             from gymwire.env_servers.webshop.real_data import RealCatalogue
             from gymwire.env_servers.webshop.real_tasks import RealTaskSet

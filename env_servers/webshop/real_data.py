@@ -177,9 +177,10 @@ def _build(files: dict[str, Path | None], folder: Path, human_rule: str) -> dict
                             PRIMARY KEY (kind, pos));
     """)
     for kind, stream in (("attributes", iter_json_object), ("human", iter_json_object)):
-        if files[kind] is not None:
+        path = files[kind]
+        if path is not None:
             db.executemany("INSERT OR REPLACE INTO side VALUES (?, ?, ?)",
-                           ((kind, asin, _encode(value)) for asin, value in stream(files[kind])))
+                           ((kind, asin, _encode(value)) for asin, value in stream(path)))
     if files["reviews"] is not None:
         db.executemany("INSERT OR REPLACE INTO side VALUES ('reviews', ?, ?)",
                        ((r["asin"], _encode(r)) for r in iter_json_array(files["reviews"]) if "asin" in r))
@@ -197,7 +198,9 @@ def _build(files: dict[str, Path | None], folder: Path, human_rule: str) -> dict
 
     def products() -> Iterator[tuple[int, str]]:
         pos = 0
-        for raw in iter_json_array(files["products"]):
+        products_file = files["products"]
+        assert products_file is not None  # RealCatalogue refuses to build without a products file
+        for raw in iter_json_array(products_file):
             asin = str(raw.get("asin", ""))
             if asin == "nan" or len(asin) > 10 or asin in seen:
                 continue

@@ -121,15 +121,15 @@ def option_matches(bought: Product, selected: Mapping[str, str], goal: Goal, rul
                 matches += 1
         return matches
     if rule == "princeton":
-        wanted = [normalize_color(v) for v in goal.option_values]
+        wanted_values = [normalize_color(v) for v in goal.option_values]
         title, bullets, description = _product_text(bought)
         matches = 0
         for name, value in selected.items():
             have = normalize_color(value)
             if name.lower() in EXACT_MATCH_OPTIONS:
-                matched = have in wanted
+                matched = have in wanted_values
             else:
-                matched = any(fuzzy_match(w, have) for w in wanted)
+                matched = any(fuzzy_match(w, have) for w in wanted_values)
             if matched or have in title or have in bullets or have in description:
                 matches += 1
         return matches

@@ -97,6 +97,9 @@ class SearchIndex:
             fetch *= 4
         if not hits:
             return []
-        positions = self.searcher.fast_field_values("pos", [address for _, address in hits])
+        positions: list[int] = []
+        for value in self.searcher.fast_field_values("pos", [address for _, address in hits]):
+            assert isinstance(value, int)  # "pos" is an unsigned fast field that every document has
+            positions.append(value)
         ranked = sorted(zip(scores, positions, strict=True), key=lambda h: (-h[0], h[1]))
         return [pos for _, pos in ranked[:limit]]
