@@ -117,14 +117,14 @@ class Expert:
         candidates = [t for t in w.of_kind(g.obj) if w.where[t] is not None]
         if g.task_type == TWO:  # leave the one already in place
             candidates = [t for t in candidates if w.where[t] != self._pair_target()]
-        known = [t for t in candidates if w.where[t] in w.seen]
+        # object -> the receptacle it was seen in
+        known = {t: r for t in candidates if (r := w.where[t]) is not None and r in w.seen}
         if not known:
             return self._search(self.object_search, self.obj)
         rank = {r: i for i, r in enumerate(self.object_search)}
-        here = [t for t in known if w.where[t] == w.at]
-        thing = here[0] if here else min(known, key=lambda t: rank[w.where[t]])
-        recep = w.where[thing]
-        assert recep is not None
+        here = [t for t, r in known.items() if r == w.at]
+        thing = here[0] if here else min(known, key=lambda t: rank[known[t]])
+        recep = known[thing]
         step = self._reach(recep, f"I saw {_a(self.obj)} ({thing}) in/on {recep}. I will go there and take it.")
         if step is not None:
             return step

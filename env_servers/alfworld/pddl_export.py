@@ -65,8 +65,9 @@ def problem_pddl(task: GeneratedTask) -> str:
             init.append(f"(openable {pid[r.name]})")
     where = dict(room.placement)
     for t in room.things:
-        o, r = pid[t.name], where[t.name]
-        init += [f"(objectType {o} {t.kind}Type)", f"(inReceptacle {o} {pid[r]})", f"(objectAtLocation {o} {loc[r]})"]
+        o, recep = pid[t.name], where[t.name]
+        init += [f"(objectType {o} {t.kind}Type)", f"(inReceptacle {o} {pid[recep]})",
+                 f"(objectAtLocation {o} {loc[recep]})"]
         flags = {"pickupable": t.pickupable, "heatable": t.heatable, "coolable": t.coolable,
                  "cleanable": t.cleanable, "toggleable": t.toggleable, "sliceable": t.sliceable,
                  "isReceptacleObject": t.receptacle_object}

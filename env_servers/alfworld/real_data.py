@@ -113,7 +113,8 @@ def discover(root: Path) -> list[RealGame]:
         m = _SOLVABLE.search(raw)
         if not m or m.group(1) != "true":
             continue
-        params = tuple((task_dir[1:4] + ["", "", ""])[:3])
+        obj, mrecep, recep = (task_dir[1:4] + ["", "", ""])[:3]
+        params = (obj, mrecep, recep)
         scene = f"FloorPlan{task_dir[4]}" if len(task_dir) > 4 else ""
         split = rel[0] if rel[0] in SPLITS else "train"
         games.append(RealGame("/".join(rel), split, task_type, game_file, scene, params, _walkthrough_turns(raw)))

@@ -57,7 +57,7 @@ def expert_plan(task: GeneratedTask) -> list[str]:
     """The oracle's actions from the start to the goal."""
     world = World(task.room, WORDINGS["agentgym"])
     expert = Expert(world, task.goal)
-    actions = []
+    actions: list[str] = []
     while (step := expert.next_step()) is not None and len(actions) < MAX_EXPERT_TURNS:
         actions.append(step.action)
         world.act(step.action)
