@@ -204,7 +204,8 @@ async def run_server(env_factory: Callable[[], Environment], config: ServerConfi
                      stop: asyncio.Event | None = None, on_bound: Callable[[int], None] | None = None,
                      worker_index: int | None = None, service_cls: type[EnvService] = EnvService) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT when `stop` is None), then drain and return."""
-    metrics_on = config.metrics_port is not None
+    metrics_port = config.metrics_port
+    metrics_on = metrics_port is not None
     handlers = _Handlers(Metrics(enabled=False))
     interceptors = [_BearerAuth(config.auth_token)] if config.auth_token else []
     server = grpc.aio.server(options=_server_options(config), interceptors=interceptors)
@@ -236,8 +237,8 @@ async def run_server(env_factory: Callable[[], Environment], config: ServerConfi
         env = await asyncio.to_thread(env_factory)  # health stays NOT_SERVING while data loads
         name = env.describe().name
         metrics = Metrics(metrics_on, name)
-        if metrics_on:
-            metrics.serve(config.metrics_port + (worker_index or 0), config.host)
+        if metrics_port is not None:
+            metrics.serve(metrics_port + (worker_index or 0), config.host)
         prefix = f"w{worker_index}-" if worker_index is not None else ""
         handlers.service = service_cls(env, config.limits, executor=executor, metrics=metrics, session_prefix=prefix)
         handlers.metrics = metrics

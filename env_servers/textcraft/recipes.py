@@ -49,13 +49,13 @@ def _recipe_files(folder: Path) -> list[Path]:
 
 
 def _ingredient(entry: dict | list, count: int, where: str) -> Ingredient:
-    if isinstance(entry, list):  # alternatives: the first one stands for the slot
-        entry = entry[0]
-    if "item" in entry:
-        return Ingredient(entry["item"], count)
-    if "tag" in entry:
-        return Ingredient(entry["tag"], count, is_tag=True)
-    raise ValueError(f"{where}: ingredient without item or tag: {entry}")
+    # alternatives: the first one stands for the slot
+    slot: dict = entry[0] if isinstance(entry, list) else entry
+    if "item" in slot:
+        return Ingredient(slot["item"], count)
+    if "tag" in slot:
+        return Ingredient(slot["tag"], count, is_tag=True)
+    raise ValueError(f"{where}: ingredient without item or tag: {slot}")
 
 
 def parse_recipe(data: dict, where: str = "") -> Recipe | None:
