@@ -24,9 +24,15 @@ class BurnEnvironment(Environment):
         self.work = int(work)
 
     def describe(self) -> EnvDescription:
-        return EnvDescription(name="burn", version="1.0.0", description="CPU-bound benchmark environment",
-                              instruction="Say anything.", action_grammar="any text", default_max_turns=1000,
-                              max_turns_limit=1000)
+        return EnvDescription(
+            name="burn",
+            version="1.0.0",
+            description="CPU-bound benchmark environment",
+            instruction="Say anything.",
+            action_grammar="any text",
+            default_max_turns=1000,
+            max_turns_limit=1000,
+        )
 
     def catalogue(self) -> TaskCatalogue:
         return TaskCatalogue([Task(f"burn-{i}", "train", "easy") for i in range(8)])

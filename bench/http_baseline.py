@@ -122,9 +122,16 @@ async def step(body: StepBody) -> Observation:
     slot.turn += 1
     truncated = not outcome.terminated and slot.turn >= slot.max_turns
     slot.done = outcome.terminated or truncated
-    return Observation(text=outcome.observation, reward=outcome.reward, terminated=outcome.terminated,
-                       truncated=truncated, success=outcome.success, action_valid=outcome.action_valid,
-                       parsed_action=outcome.parsed_action, turn=slot.turn)
+    return Observation(
+        text=outcome.observation,
+        reward=outcome.reward,
+        terminated=outcome.terminated,
+        truncated=truncated,
+        success=outcome.success,
+        action_valid=outcome.action_valid,
+        parsed_action=outcome.parsed_action,
+        turn=slot.turn,
+    )
 
 
 @app.post("/close")

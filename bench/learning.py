@@ -31,14 +31,30 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
         "envs": {"textcraft": address},
         "seed": args.seed,
         "model": {"name": "smollm2", "backend": args.backend, "threads": args.threads},
-        "rollout": {"group_size": args.group_size, "batch_tasks": args.batch_tasks, "max_new_tokens": 40,
-                    "temperature": args.temperature, "max_total_tokens": 1536},
-        "grpo": {"learning_rate": args.lr, "beta": 0.0, "token_budget": 4096,
-                 "loss_normalization": args.loss_normalization},
+        "rollout": {
+            "group_size": args.group_size,
+            "batch_tasks": args.batch_tasks,
+            "max_new_tokens": 40,
+            "temperature": args.temperature,
+            "max_total_tokens": 1536,
+        },
+        "grpo": {
+            "learning_rate": args.lr,
+            "beta": 0.0,
+            "token_budget": 4096,
+            "loss_normalization": args.loss_normalization,
+        },
         "warm_start": {"episodes": args.quick_demos, "epochs": args.sft_epochs, "learning_rate": args.sft_lr},
         "stages": [{"name": "grpo", "steps": args.steps, "mix": [tier]}],
-        "eval": {"split": "test", "category": args.category, "tasks_per_env": args.eval_tasks, "k": args.k,
-                 "every_steps": args.eval_every, "max_new_tokens": 40, "temperature": args.temperature},
+        "eval": {
+            "split": "test",
+            "category": args.category,
+            "tasks_per_env": args.eval_tasks,
+            "k": args.k,
+            "every_steps": args.eval_every,
+            "max_new_tokens": 40,
+            "temperature": args.temperature,
+        },
         "checkpoint": {"every": 1},
     }
 
@@ -76,9 +92,16 @@ def curve(run_dir: Path, steps: int) -> list[dict]:
         step = {"base": None, "warm_start": 0}.get(label, steps)
         if "-step-" in label:
             step = int(label.rsplit("-", 1)[1])
-        point = {"label": label, "grpo_step": step, "avg_at_k": avg, "ci95": ci, "episodes": episodes,
-                 "tasks": sum(r["tasks"] for r in rows), "mean_turns": rows[0]["mean_turns"] if rows else 0,
-                 "invalid_rate": rows[0]["invalid_rate"] if rows else 0}
+        point = {
+            "label": label,
+            "grpo_step": step,
+            "avg_at_k": avg,
+            "ci95": ci,
+            "episodes": episodes,
+            "tasks": sum(r["tasks"] for r in rows),
+            "mean_turns": rows[0]["mean_turns"] if rows else 0,
+            "invalid_rate": rows[0]["invalid_rate"] if rows else 0,
+        }
         if step and (run_dir / "eval" / "warm_start").exists():
             gain, gain_ci, paired = paired_gain(run_dir, "warm_start", label)
             point.update(gain_vs_warm_start=gain, gain_ci95=gain_ci, paired_tasks=paired)
@@ -95,15 +118,27 @@ def plot(points: list[dict], out: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     xs = [p["grpo_step"] for p in points[1:]]
-    left.errorbar(xs, [100 * p["avg_at_k"] for p in points[1:]], yerr=[100 * p["ci95"] for p in points[1:]],
-                  marker="o", capsize=3, label="warm start + GRPO")
+    left.errorbar(
+        xs,
+        [100 * p["avg_at_k"] for p in points[1:]],
+        yerr=[100 * p["ci95"] for p in points[1:]],
+        marker="o",
+        capsize=3,
+        label="warm start + GRPO",
+    )
     left.axhline(100 * points[0]["avg_at_k"], color="grey", linestyle=":", label="base model")
     left.set_xlabel("GRPO steps after the warm start")
     left.set_ylabel("held-out success avg@k (%)")
     left.legend()
     paired = [p for p in points if "gain_ci95" in p]
-    right.errorbar([0] + [p["grpo_step"] for p in paired], [0] + [100 * p["gain_vs_warm_start"] for p in paired],
-                   yerr=[0] + [100 * p["gain_ci95"] for p in paired], marker="o", capsize=3, color="tab:green")
+    right.errorbar(
+        [0] + [p["grpo_step"] for p in paired],
+        [0] + [100 * p["gain_vs_warm_start"] for p in paired],
+        yerr=[0] + [100 * p["gain_ci95"] for p in paired],
+        marker="o",
+        capsize=3,
+        color="tab:green",
+    )
     right.axhline(0, color="grey", linestyle=":")
     right.set_xlabel("GRPO steps after the warm start")
     right.set_ylabel("gain over the warm start, same tasks (points)")
@@ -143,16 +178,28 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     png = args.out.with_suffix(".png")
     plot(points, png)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "points": points,
-                                    "minutes": (time.time() - started) / 60}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "points": points,
+                "minutes": (time.time() - started) / 60,
+            },
+            indent=2,
+        )
+    )
     print(f"\nlearning on textcraft {args.category}: held-out avg@{args.k}, 95% interval over tasks")
-    print(f"{'evaluation':28s} {'GRPO step':>9s} {'avg@k':>7s} {'± ci95':>7s} {'episodes':>8s} {'invalid':>7s} "
-          f"{'vs warm start (paired)':>22s}")
+    print(
+        f"{'evaluation':28s} {'GRPO step':>9s} {'avg@k':>7s} {'± ci95':>7s} {'episodes':>8s} {'invalid':>7s} "
+        f"{'vs warm start (paired)':>22s}"
+    )
     for p in points:
         step = "-" if p["grpo_step"] is None else str(p["grpo_step"])
         gain = f"{100 * p['gain_vs_warm_start']:+6.1f} ± {100 * p['gain_ci95']:.1f}" if "gain_ci95" in p else ""
-        print(f"{p['label']:28s} {step:>9s} {100 * p['avg_at_k']:6.1f}% {100 * p['ci95']:6.1f}  {p['episodes']:8d} "
-              f"{100 * p['invalid_rate']:6.1f}% {gain:>22s}")
+        print(
+            f"{p['label']:28s} {step:>9s} {100 * p['avg_at_k']:6.1f}% {100 * p['ci95']:6.1f}  {p['episodes']:8d} "
+            f"{100 * p['invalid_rate']:6.1f}% {gain:>22s}"
+        )
     print(f"wrote {args.out} and {png} ({(time.time() - started) / 60:.1f} min)")
 
 

@@ -225,8 +225,16 @@ async def run_sdk_service(concurrency: int, seconds: float) -> Cell:
     return _cell("sdk-service", concurrency, latencies, elapsed, server_cpu=cpu, client_cpu=None)
 
 
-def _cell(variant: str, concurrency: int, latencies: list[float], elapsed: float, *,
-          server_cpu: float | None, client_cpu: float | None, server_pid_util: bool = False) -> Cell:
+def _cell(
+    variant: str,
+    concurrency: int,
+    latencies: list[float],
+    elapsed: float,
+    *,
+    server_cpu: float | None,
+    client_cpu: float | None,
+    server_pid_util: bool = False,
+) -> Cell:
     latencies.sort()
     steps = len(latencies)
 
@@ -234,9 +242,13 @@ def _cell(variant: str, concurrency: int, latencies: list[float], elapsed: float
         return None if cpu is None or not steps else 1000.0 * cpu / steps
 
     return Cell(
-        variant=variant, concurrency=concurrency, steps=steps, seconds=round(elapsed, 3),
+        variant=variant,
+        concurrency=concurrency,
+        steps=steps,
+        seconds=round(elapsed, 3),
         steps_per_s=steps / elapsed if elapsed > 0 else 0.0,
-        p50_ms=1000.0 * _percentile(latencies, 0.50), p99_ms=1000.0 * _percentile(latencies, 0.99),
+        p50_ms=1000.0 * _percentile(latencies, 0.50),
+        p99_ms=1000.0 * _percentile(latencies, 0.99),
         server_cpu_ms_per_step=per_step(server_cpu),
         server_cpu_util=(server_cpu / elapsed) if server_pid_util and server_cpu is not None and elapsed else None,
         client_cpu_ms_per_step=per_step(client_cpu),
@@ -255,14 +267,16 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _subprocess(argv: list[str], name: str, cpus: list[int] | None = None) -> Iterator[subprocess.Popen]:
     """Start a server process (on `cpus` only, when given) and always stop it: SIGTERM, then SIGKILL."""
-    env = dict(os.environ, GYMWIRE_LOG_LEVEL="WARNING", PYTHONPATH=os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        GYMWIRE_LOG_LEVEL="WARNING",
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    )
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
     # stderr goes to a file, not a pipe: a server that logs a lot must never block on a full pipe.
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=log)
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     _logs[proc.pid] = log
     try:
         yield proc
@@ -290,8 +304,9 @@ def _died(proc: subprocess.Popen, name: str) -> RuntimeError:
     return RuntimeError(f"{name} server exited with {proc.returncode}:\n{err}")
 
 
-async def _wait_ready(probe: Callable[[], Awaitable[bool]], proc: subprocess.Popen, name: str,
-                      timeout: float = 60.0) -> None:
+async def _wait_ready(
+    probe: Callable[[], Awaitable[bool]], proc: subprocess.Popen, name: str, timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -304,14 +319,45 @@ async def _wait_ready(probe: Callable[[], Awaitable[bool]], proc: subprocess.Pop
 
 
 def gymwire_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "gymwire.cli.main", "serve", "guess", "--port", str(port), "--grace", "1",
-            "--max-sessions", "8192", "--log-format", "text"]
+    return [
+        sys.executable,
+        "-m",
+        "gymwire.cli.main",
+        "serve",
+        "guess",
+        "--port",
+        str(port),
+        "--grace",
+        "1",
+        "--max-sessions",
+        "8192",
+        "--log-format",
+        "text",
+    ]
 
 
 def http_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "bench.http_baseline:app", "--app-dir", str(ROOT), "--host",
-            "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning", "--backlog", "4096"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.http_baseline:app",
+        "--app-dir",
+        str(ROOT),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+    ]
 
 
 # --------------------------------------------------------------------------------------- network clients
@@ -372,7 +418,8 @@ class StreamDriver:
         self.channels = [grpc.aio.insecure_channel(address) for _ in range(channels)]
         self.stubs = [pb_grpc.EnvironmentServiceStub(c) for c in self.channels]
         self.reset_request = pb.SessionRequest(
-            reset=pb.ResetRequest(task_id=TASK_ID, options=pb.ResetOptions(max_turns=MAX_TURNS)))
+            reset=pb.ResetRequest(task_id=TASK_ID, options=pb.ResetOptions(max_turns=MAX_TURNS))
+        )
 
     async def _ask(self, stream: _Stream, request: pb.SessionRequest) -> pb.SessionResponse:
         await stream.call.write(request)
@@ -389,8 +436,7 @@ class StreamDriver:
         return stream
 
     async def step(self, stream: _Stream) -> bool:
-        reply = await self._ask(stream, pb.SessionRequest(step=pb.StepRequest(action=ACTION,
-                                                                                step_index=stream.turn)))
+        reply = await self._ask(stream, pb.SessionRequest(step=pb.StepRequest(action=ACTION, step_index=stream.turn)))
         stream.turn += 1
         obs = reply.step.observation
         return obs.terminated or obs.truncated
@@ -416,8 +462,9 @@ class HttpDriver:
         import aiohttp
 
         self.base = base_url
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0,
-                                                                         force_close=False))
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=0, force_close=False)
+        )
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.http.post(self.base + path, json=body) as response:
@@ -455,8 +502,7 @@ async def _bounded_gather(coros: list[Awaitable[Any]], limit: int = 256) -> list
     return await asyncio.gather(*(one(c) for c in coros), return_exceptions=True)
 
 
-async def run_network_cell(variant: str, driver: Driver, concurrency: int, settings: Settings,
-                           server_pid: int) -> Cell:
+async def run_network_cell(variant: str, driver: Driver, concurrency: int, settings: Settings, server_pid: int) -> Cell:
     """Open `concurrency` sessions, load them for warm-up + window, and measure the window.
 
     A failed call is counted and its session reopened (a few times at most), so one transient error
@@ -509,8 +555,15 @@ async def run_network_cell(variant: str, driver: Driver, concurrency: int, setti
     failures += [repr(r) for r in results if isinstance(r, BaseException)]
     closed = await _bounded_gather([driver.close(s) for s in live.values()])
     failures += [repr(r) for r in closed if isinstance(r, BaseException)]
-    cell = _cell(variant, concurrency, window.latencies, window.end - window.start, server_cpu=cpu1 - cpu0,
-                 client_cpu=client1 - client0, server_pid_util=True)
+    cell = _cell(
+        variant,
+        concurrency,
+        window.latencies,
+        window.end - window.start,
+        server_cpu=cpu1 - cpu0,
+        client_cpu=client1 - client0,
+        server_pid_util=True,
+    )
     if wait0 is not None and wait1 is not None and cell.seconds:
         cell.server_runqueue_wait = (wait1 - wait0) / (window.end - window.start)
     cell.errors = len(failures)
@@ -539,12 +592,14 @@ async def start_server(variant: str, settings: Settings, stack: contextlib.ExitS
     """Start a variant's server (stopped when `stack` closes, errors included) and wait until it serves."""
     port = _free_port()
     http = variant == "http-json"
-    proc = stack.enter_context(_subprocess(http_argv(port) if http else gymwire_argv(port), variant,
-                                           settings.server_cpus))
+    proc = stack.enter_context(
+        _subprocess(http_argv(port) if http else gymwire_argv(port), variant, settings.server_cpus)
+    )
     if http:
         import aiohttp
 
         async with aiohttp.ClientSession() as probe_session:
+
             async def probe() -> bool:
                 async with probe_session.get(f"http://127.0.0.1:{port}/health") as r:
                     return r.status == 200
@@ -559,8 +614,10 @@ async def start_server(variant: str, settings: Settings, stack: contextlib.ExitS
 async def measure(server: Server, concurrency: int, settings: Settings) -> Cell:
     driver = server.driver(concurrency, settings)
     try:
-        cell = await asyncio.wait_for(run_network_cell(server.variant, driver, concurrency, settings,
-                                                       server.proc.pid), timeout=settings.cell_timeout)
+        cell = await asyncio.wait_for(
+            run_network_cell(server.variant, driver, concurrency, settings, server.proc.pid),
+            timeout=settings.cell_timeout,
+        )
     finally:
         await driver.aclose()
     if server.proc.poll() is not None:
@@ -572,9 +629,12 @@ async def measure(server: Server, concurrency: int, settings: Settings) -> Cell:
 
 
 def _progress(cell: Cell) -> None:
-    print(f"  {cell.variant:<12} x{cell.concurrency:<5} {cell.steps_per_s:>10,.0f} steps/s"
-          + (f"  {cell.errors} errors, e.g. {cell.error_samples[:2]}" if cell.errors else ""),
-          file=sys.stderr, flush=True)
+    print(
+        f"  {cell.variant:<12} x{cell.concurrency:<5} {cell.steps_per_s:>10,.0f} steps/s"
+        + (f"  {cell.errors} errors, e.g. {cell.error_samples[:2]}" if cell.errors else ""),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def add_ratios(cells: list[Cell]) -> None:
@@ -584,8 +644,11 @@ def add_ratios(cells: list[Cell]) -> None:
         base = by_key.get(("in-process", c.concurrency))
         if base is not None and base.steps_per_s:
             c.ratio_to_inprocess = c.steps_per_s / base.steps_per_s
-            if c.server_cpu_ms_per_step is not None and base.server_cpu_ms_per_step is not None \
-                    and c.variant != "in-process":
+            if (
+                c.server_cpu_ms_per_step is not None
+                and base.server_cpu_ms_per_step is not None
+                and c.variant != "in-process"
+            ):
                 c.server_overhead_ms = c.server_cpu_ms_per_step - base.server_cpu_ms_per_step
         http = by_key.get(("http-json", c.concurrency))
         if c.variant.startswith("grpc") and http is not None and http.steps_per_s:
@@ -604,9 +667,11 @@ def format_table(cells: list[Cell]) -> str:
     server's CPU use and "srv wait%" the time its threads waited for a core (100 = one thread-second
     per second); "x" columns are ratios within this run: steps/s over in-process, and for gymwire
     rows steps/s and server CPU efficiency over the HTTP server at the same concurrency."""
-    header = (f"{'variant':<11} {'conc':>4} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU ms/step':>15} "
-              f"{'overhead ms':>11} {'srv CPU%':>8} {'srv wait%':>9} {'cli ms/step':>11} {'x in-proc':>9} "
-              f"{'x HTTP':>6} {'srv eff x HTTP':>14} {'errors':>6}")
+    header = (
+        f"{'variant':<11} {'conc':>4} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU ms/step':>15} "
+        f"{'overhead ms':>11} {'srv CPU%':>8} {'srv wait%':>9} {'cli ms/step':>11} {'x in-proc':>9} "
+        f"{'x HTTP':>6} {'srv eff x HTTP':>14} {'errors':>6}"
+    )
     lines = [header, "-" * len(header)]
     for c in cells:
         lines.append(
@@ -615,7 +680,8 @@ def format_table(cells: list[Cell]) -> str:
             f"{_fmt(None if c.server_cpu_util is None else 100 * c.server_cpu_util, '.0f'):>8} "
             f"{_fmt(None if c.server_runqueue_wait is None else 100 * c.server_runqueue_wait, '.0f'):>9} "
             f"{_fmt(c.client_cpu_ms_per_step, '.4f'):>11} {_fmt(c.ratio_to_inprocess, '.4f'):>9} "
-            f"{_fmt(c.ratio_to_http, '.2f'):>6} {_fmt(c.server_efficiency_vs_http, '.2f'):>14} {c.errors:>6}")
+            f"{_fmt(c.ratio_to_http, '.2f'):>6} {_fmt(c.server_efficiency_vs_http, '.2f'):>14} {c.errors:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -627,13 +693,28 @@ def check_targets(cells: list[Cell]) -> list[dict[str, Any]]:
     top = TARGET_CONCURRENCY
     for c in cells:
         if c.variant.startswith("grpc") and c.concurrency == top and c.ratio_to_http is not None:
-            checks.append({"target": f"{c.variant} x{top}: >= {SPEEDUP_TARGET:g}x HTTP steps/s",
-                           "value": round(c.ratio_to_http, 2), "met": c.ratio_to_http >= SPEEDUP_TARGET})
-            checks.append({"target": f"{c.variant} x{top}: p99 below HTTP's", "value": round(c.p99_vs_http or 0, 3),
-                           "met": c.p99_vs_http is not None and c.p99_vs_http < 1.0})
+            checks.append(
+                {
+                    "target": f"{c.variant} x{top}: >= {SPEEDUP_TARGET:g}x HTTP steps/s",
+                    "value": round(c.ratio_to_http, 2),
+                    "met": c.ratio_to_http >= SPEEDUP_TARGET,
+                }
+            )
+            checks.append(
+                {
+                    "target": f"{c.variant} x{top}: p99 below HTTP's",
+                    "value": round(c.p99_vs_http or 0, 3),
+                    "met": c.p99_vs_http is not None and c.p99_vs_http < 1.0,
+                }
+            )
         if c.variant.startswith("grpc") and c.server_overhead_ms is not None:
-            checks.append({"target": f"{c.variant} x{c.concurrency}: server overhead < {OVERHEAD_TARGET_MS} ms/step",
-                           "value": round(c.server_overhead_ms, 4), "met": c.server_overhead_ms < OVERHEAD_TARGET_MS})
+            checks.append(
+                {
+                    "target": f"{c.variant} x{c.concurrency}: server overhead < {OVERHEAD_TARGET_MS} ms/step",
+                    "value": round(c.server_overhead_ms, 4),
+                    "met": c.server_overhead_ms < OVERHEAD_TARGET_MS,
+                }
+            )
     return checks
 
 
@@ -643,9 +724,17 @@ def _machine() -> dict[str, Any]:
     import uvicorn
     import uvloop
 
-    return {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-            "platform": platform.platform(), "grpcio": grpc.__version__, "uvloop": uvloop.__version__,
-            "fastapi": fastapi.__version__, "uvicorn": uvicorn.__version__, "aiohttp": aiohttp.__version__}
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "grpcio": grpc.__version__,
+        "uvloop": uvloop.__version__,
+        "fastapi": fastapi.__version__,
+        "uvicorn": uvicorn.__version__,
+        "aiohttp": aiohttp.__version__,
+    }
 
 
 # --------------------------------------------------------------------------------------- main
@@ -682,16 +771,22 @@ def _raise_fd_limit(concurrency: int) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, Path]:
-    p = argparse.ArgumentParser(prog="python -m bench.protocol", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.protocol",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--concurrency", default="1,64,1024", help="comma-separated concurrent sessions (default 1,64,1024)")
     p.add_argument("--duration", type=float, default=8.0, help="measured seconds per network cell (default 8)")
     p.add_argument("--warmup", type=float, default=1.5, help="seconds of load before each window (default 1.5)")
     p.add_argument("--variants", default=",".join(ALL_VARIANTS), help=f"subset of {','.join(ALL_VARIANTS)}")
     p.add_argument("--channels", type=int, default=1, help="gRPC channels shared by the sessions (default 1)")
-    p.add_argument("--pin", action="store_true",
-                   help="pin servers to core 0 and this client to the others, so each side gets its own core "
-                        "whatever its thread count (needs >= 2 cores and taskset)")
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin servers to core 0 and this client to the others, so each side gets its own core "
+        "whatever its thread count (needs >= 2 cores and taskset)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s): concurrency 1,16, short windows")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     args = p.parse_args(argv)
@@ -706,9 +801,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, Path]:
         p.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(ALL_VARIANTS)}")
     if not concurrency or min(concurrency) < 1 or duration <= 0 or warmup < 0 or args.channels < 1:
         p.error("--concurrency needs positive integers; --duration > 0, --warmup >= 0, --channels >= 1")
-    settings = Settings(concurrency=concurrency, duration=duration, warmup=warmup,
-                        inproc_duration=min(duration, 1.0), variants=variants, channels=args.channels,
-                        cell_timeout=warmup + duration + 120.0)
+    settings = Settings(
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        inproc_duration=min(duration, 1.0),
+        variants=variants,
+        channels=args.channels,
+        cell_timeout=warmup + duration + 120.0,
+    )
     if args.pin:
         if (os.cpu_count() or 1) < 2 or not hasattr(os, "sched_setaffinity"):
             p.error("--pin needs at least 2 cores and Linux")
@@ -747,19 +848,29 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
     machine["load_average_after"] = os.getloadavg()
     checks = check_targets(cells)
-    print(f"protocol benchmark: {machine['cpus']} CPUs, load average {machine['load_average'][0]:.1f} before, "
-          f"{machine['load_average_after'][0]:.1f} after; window {settings.duration:g} s per cell after "
-          f"{settings.warmup:g} s warm-up; guess env, {MAX_TURNS}-step episodes")
+    print(
+        f"protocol benchmark: {machine['cpus']} CPUs, load average {machine['load_average'][0]:.1f} before, "
+        f"{machine['load_average_after'][0]:.1f} after; window {settings.duration:g} s per cell after "
+        f"{settings.warmup:g} s warm-up; guess env, {MAX_TURNS}-step episodes"
+    )
     print(format_table(cells))
     for check in checks:
         print(f"{'MET ' if check['met'] else 'MISS'}  {check['target']}: {check['value']}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "protocol", "settings": asdict(settings), "machine": machine,
-        "workload": {"env": "guess (reference)", "task": TASK_ID, "max_turns": MAX_TURNS, "action": ACTION},
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "cells": [asdict(c) for c in cells], "targets": checks,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "protocol",
+                "settings": asdict(settings),
+                "machine": machine,
+                "workload": {"env": "guess (reference)", "task": TASK_ID, "max_turns": MAX_TURNS, "action": ACTION},
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "cells": [asdict(c) for c in cells],
+                "targets": checks,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
     return 1 if any(c.steps == 0 for c in cells) else 0
 

@@ -38,10 +38,15 @@ async def measure(policy, addresses: list[str], episodes: int, group: int, max_t
         wall = time.perf_counter() - started
     busy = policy.busy_seconds - busy_before
     trajectories = [t for g in groups for t in g]
-    return {"episodes": len(trajectories), "turns": sum(t.turns for t in trajectories),
-            "generated_tokens": sum(t.generated_tokens for t in trajectories), "wall_s": wall,
-            "generation_s": busy, "outside_share": max(0.0, 1 - busy / wall),
-            "aborted": sum(t.aborted for t in trajectories)}
+    return {
+        "episodes": len(trajectories),
+        "turns": sum(t.turns for t in trajectories),
+        "generated_tokens": sum(t.generated_tokens for t in trajectories),
+        "wall_s": wall,
+        "generation_s": busy,
+        "outside_share": max(0.0, 1 - busy / wall),
+        "aborted": sum(t.aborted for t in trajectories),
+    }
 
 
 def main() -> None:
@@ -61,16 +66,30 @@ def main() -> None:
         for backend in args.backends.split(","):
             extra = {"max_batch": args.episodes} if backend in ("hf", "vllm") else {}
             with make_policy(backend, "smollm2", **extra) as policy:
-                result = asyncio.run(measure(policy, [textcraft.address, babyai.address], args.episodes,
-                                             args.group, args.max_turns, args.tokens))
+                result = asyncio.run(
+                    measure(
+                        policy,
+                        [textcraft.address, babyai.address],
+                        args.episodes,
+                        args.group,
+                        args.max_turns,
+                        args.tokens,
+                    )
+                )
             rows.append({"backend": backend, **result})
-    print(f"rollout: {args.episodes} concurrent episodes, groups of {args.group}, <= {args.max_turns} turns, "
-          f"<= {args.tokens} tokens per turn")
-    print(f"{'backend':8s} {'episodes':>8s} {'turns':>6s} {'tokens':>7s} {'wall s':>7s} {'gen s':>7s} "
-          f"{'outside generation':>19s}")
+    print(
+        f"rollout: {args.episodes} concurrent episodes, groups of {args.group}, <= {args.max_turns} turns, "
+        f"<= {args.tokens} tokens per turn"
+    )
+    print(
+        f"{'backend':8s} {'episodes':>8s} {'turns':>6s} {'tokens':>7s} {'wall s':>7s} {'gen s':>7s} "
+        f"{'outside generation':>19s}"
+    )
     for r in rows:
-        print(f"{r['backend']:8s} {r['episodes']:8d} {r['turns']:6d} {r['generated_tokens']:7d} {r['wall_s']:7.1f} "
-              f"{r['generation_s']:7.1f} {100 * r['outside_share']:18.1f}%")
+        print(
+            f"{r['backend']:8s} {r['episodes']:8d} {r['turns']:6d} {r['generated_tokens']:7d} {r['wall_s']:7.1f} "
+            f"{r['generation_s']:7.1f} {100 * r['outside_share']:18.1f}%"
+        )
     write_rows(args, rows)
 
 

@@ -65,8 +65,10 @@ def main() -> None:
             rate = asyncio.run(drive(server.address, args.sessions, args.channels, args.seconds))
         rows.append({"layout": name, "steps_per_s": rate})
     base = rows[0]["steps_per_s"]
-    print(f"CPU-bound env ({args.work} iterations/step), {args.sessions} streams over {args.channels} channels, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"CPU-bound env ({args.work} iterations/step), {args.sessions} streams over {args.channels} channels, "
+        f"{os.cpu_count()} CPUs"
+    )
     print(f"{'layout':24s} {'steps/s':>9s} {'x 1 process':>12s}")
     for r in rows:
         r["speedup"] = r["steps_per_s"] / base

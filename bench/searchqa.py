@@ -42,6 +42,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "searchqa.json"
 
 # --- measurements in the child processes ----------------------------------------------------------
 
+
 def _rss_mib() -> dict[str, float]:
     status = Path("/proc/self/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -74,10 +75,16 @@ def worker_build(size: int, cache: Path) -> dict[str, Any]:
     for doc in sample:
         contents(kb, doc)
     generation = (time.perf_counter() - started) / len(sample) * size
-    return {"passages": env.kb.size, "build_s": total, "generate_s_est": generation,
-            "index_s_est": max(total - generation, 0.0), "index_mib": _folder_mib(cache),
-            "postings": int(env.retriever.index.indptr[-1]), "terms": len(env.retriever.index.vocab),
-            "build_peak_rss_mib": memory["peak_rss_mib"]}
+    return {
+        "passages": env.kb.size,
+        "build_s": total,
+        "generate_s_est": generation,
+        "index_s_est": max(total - generation, 0.0),
+        "index_mib": _folder_mib(cache),
+        "postings": int(env.retriever.index.indptr[-1]),
+        "terms": len(env.retriever.index.vocab),
+        "build_peak_rss_mib": memory["peak_rss_mib"],
+    }
 
 
 def _workloads(env, queries: int) -> dict[str, list[str]]:
@@ -100,8 +107,12 @@ def worker_serve(size: int, cache: Path, queries: int) -> dict[str, Any]:
     load = time.perf_counter() - started
     loaded = _rss_mib()["rss_mib"]
     workloads = _workloads(env, queries)
-    out: dict[str, Any] = {"load_s": load, "rss_start_mib": before, "rss_imported_mib": imported,
-                           "rss_loaded_mib": loaded}
+    out: dict[str, Any] = {
+        "load_s": load,
+        "rss_start_mib": before,
+        "rss_imported_mib": imported,
+        "rss_loaded_mib": loaded,
+    }
     for name, texts in workloads.items():
         times = []
         for text in texts:
@@ -149,15 +160,25 @@ def worker_bm25s(size: int, queries: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         index.retrieve([query], k=3, show_progress=False, n_threads=1)
         times.append(time.perf_counter() - t0)
-    return {"generate_tokenize_s": tokenized, "index_s": build,
-            "entity": {"queries": len(texts), **_percentiles(times)}, **_rss_mib()}
+    return {
+        "generate_tokenize_s": tokenized,
+        "index_s": build,
+        "entity": {"queries": len(texts), **_percentiles(times)},
+        **_rss_mib(),
+    }
 
 
 # --- the parent: run the children, print, save -------------------------------------------------------
 
+
 def _child(*args: str) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, "-m", "bench.searchqa", "--worker", *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.searchqa", "--worker", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -165,8 +186,12 @@ def _child(*args: str) -> dict[str, Any]:
 
 def run(sizes: list[int], queries: int, bm25s_max: int, keep_cache: Path | None) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_avg_start": list(os.getloadavg())},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_avg_start": list(os.getloadavg()),
+        },
         "sizes": {},
     }
     for size in sizes:
@@ -190,16 +215,42 @@ def run(sizes: list[int], queries: int, bm25s_max: int, keep_cache: Path | None)
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [("passages", "build s", "build CPU s", "gen s*", "index s*", "build peak MiB", "index MiB", "load s",
-             "entity p50/p99 ms", "question p50/p99 ms", "step p50/p99 ms", "serve RSS MiB")]
+    rows = [
+        (
+            "passages",
+            "build s",
+            "build CPU s",
+            "gen s*",
+            "index s*",
+            "build peak MiB",
+            "index MiB",
+            "load s",
+            "entity p50/p99 ms",
+            "question p50/p99 ms",
+            "step p50/p99 ms",
+            "serve RSS MiB",
+        )
+    ]
     extra = []
     for size, entry in results["sizes"].items():
         b, s = entry["build"], entry["serve"]
         pair = lambda d: f"{d['p50_ms']:.2f} / {d['p99_ms']:.2f}"  # noqa: E731
-        rows.append((f"{int(size):,}", f"{b['build_s']:.1f}", f"{b['cpu_s']:.1f}", f"{b['generate_s_est']:.1f}",
-                     f"{b['index_s_est']:.1f}", f"{b['build_peak_rss_mib']:.0f}", f"{b['index_mib']:.0f}",
-                     f"{s['load_s']:.2f}", pair(s["entity"]), pair(s["question"]), pair(s["episode_step"]),
-                     f"{s['rss_mib']:.0f}"))
+        rows.append(
+            (
+                f"{int(size):,}",
+                f"{b['build_s']:.1f}",
+                f"{b['cpu_s']:.1f}",
+                f"{b['generate_s_est']:.1f}",
+                f"{b['index_s_est']:.1f}",
+                f"{b['build_peak_rss_mib']:.0f}",
+                f"{b['index_mib']:.0f}",
+                f"{s['load_s']:.2f}",
+                pair(s["entity"]),
+                pair(s["question"]),
+                pair(s["episode_step"]),
+                f"{s['rss_mib']:.0f}",
+            )
+        )
         ref = entry.get("bm25s")
         if ref and "skipped" not in ref:
             theirs = ref["index_s"] + ref["generate_tokenize_s"]
@@ -208,14 +259,17 @@ def table(results: dict[str, Any]) -> str:
                 f"indexing) vs ours {b['build_s']:.1f} s with saving; entity p50/p99 {pair(ref['entity'])} ms vs "
                 f"{pair(s['entity'])} ms (x{ref['entity']['p50_ms'] / s['entity']['p50_ms']:.1f} at p50); "
                 f"peak RSS {ref['peak_rss_mib']:.0f} MiB vs ours {b['build_peak_rss_mib']:.0f} MiB building, "
-                f"{s['rss_mib']:.0f} MiB serving")
+                f"{s['rss_mib']:.0f} MiB serving"
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("* gen = passage generation, estimated from a sample; index = build - gen (tokenize, postings, save)")
     load = results["machine"]["load_avg_start"][0], results["machine"]["load_avg_end"][0]
-    lines.append(f"machine: {results['machine']['cpus']} CPUs, load average {load[0]:.1f} at start, {load[1]:.1f} at "
-                 "end (wall times include waiting for a shared CPU; build CPU s does not)")
+    lines.append(
+        f"machine: {results['machine']['cpus']} CPUs, load average {load[0]:.1f} at start, {load[1]:.1f} at "
+        "end (wall times include waiting for a shared CPU; build CPU s does not)"
+    )
     return "\n".join(lines + extra)
 
 
@@ -236,8 +290,9 @@ def main(argv: list[str] | None = None) -> None:
             out = worker_serve(int(size), Path(rest[0]), int(rest[1]))
         else:
             out = worker_bm25s(int(size), int(rest[0]))
-        out["cpu_s"] = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(
-            resource.RUSAGE_SELF).ru_stime
+        out["cpu_s"] = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        )
         print(json.dumps(out))
         return
     results = run([int(s) for s in args.sizes.split(",")], args.queries, args.bm25s_max, args.keep_cache)

@@ -111,8 +111,13 @@ print(json.dumps({"wall": time.perf_counter() - t, "meta": c.meta, "disk": c.dis
 
 
 def build(products: int, cache: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _BUILD_CHILD, str(products), str(cache)], capture_output=True,
-                          text=True, check=True, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BUILD_CHILD, str(products), str(cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -134,10 +139,27 @@ def start_server(products: int, cache: Path) -> tuple[subprocess.Popen, str, flo
     port = _free_port()
     address = f"127.0.0.1:{port}"
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gymwire.cli.main", "serve", ENV_SPEC, "--port", str(port),
-                             "--max-sessions", "4096", "-o", f"products={products}", "-o", f"cache_dir={cache}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "GYMWIRE_LOG_LEVEL": "WARNING"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gymwire.cli.main",
+            "serve",
+            ENV_SPEC,
+            "--port",
+            str(port),
+            "--max-sessions",
+            "4096",
+            "-o",
+            f"products={products}",
+            "-o",
+            f"cache_dir={cache}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GYMWIRE_LOG_LEVEL": "WARNING"},
+    )
     asyncio.run(_wait_serving(address, proc, 300))
     return proc, address, time.perf_counter() - started
 
@@ -179,8 +201,14 @@ def inprocess_steps_per_s(env, trajectories: list[tuple[str, list[str]]], second
     return steps / (time.perf_counter() - started)
 
 
-async def load(address: str, trajectories: list[tuple[str, list[str]]], concurrency: int, duration: float,
-               warmup: float, server_pid: int) -> tuple[int, float, list[float], int, int, int, float]:
+async def load(
+    address: str,
+    trajectories: list[tuple[str, list[str]]],
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    server_pid: int,
+) -> tuple[int, float, list[float], int, int, int, float]:
     from gymwire.client.aio import AsyncEnvClient
 
     latencies: list[float] = []
@@ -251,7 +279,8 @@ def measure(products: int, cache: Path, args) -> Row:
 
         print(f"[{products:,}] load: {args.concurrency} sessions for {args.duration:.0f} s", flush=True)
         steps, seconds, latencies, episodes, solved, errors, server_cpu = asyncio.run(
-            load(address, trajectories, args.concurrency, args.duration, args.warmup, proc.pid))
+            load(address, trajectories, args.concurrency, args.duration, args.warmup, proc.pid)
+        )
         rss_loaded = _proc_kb(proc.pid, "VmRSS") / 1024
         rss_peak = _proc_kb(proc.pid, "VmHWM") / 1024
     finally:
@@ -281,13 +310,21 @@ def measure(products: int, cache: Path, args) -> Row:
 
 
 COLUMNS = [
-    ("products", "products", "{:,}"), ("build_s", "build s", "{:.1f}"), ("build_index_s", "index s", "{:.1f}"),
-    ("build_peak_rss_mb", "build RSS MB", "{:.0f}"), ("disk_mb", "disk MB", "{:.1f}"),
-    ("ready_s", "ready s", "{:.2f}"), ("rss_ready_mb", "RSS ready MB", "{:.0f}"),
-    ("rss_loaded_mb", "RSS loaded MB", "{:.0f}"), ("search_p50_ms", "search p50 ms", "{:.2f}"),
-    ("search_p99_ms", "search p99 ms", "{:.2f}"), ("steps_per_s", "steps/s", "{:,.0f}"),
-    ("inprocess_steps_per_s", "in-proc steps/s", "{:,.0f}"), ("server_cpu_ms_per_step", "srv CPU ms/step", "{:.2f}"),
-    ("step_p50_ms", "step p50 ms", "{:.1f}"), ("step_p99_ms", "step p99 ms", "{:.1f}"),
+    ("products", "products", "{:,}"),
+    ("build_s", "build s", "{:.1f}"),
+    ("build_index_s", "index s", "{:.1f}"),
+    ("build_peak_rss_mb", "build RSS MB", "{:.0f}"),
+    ("disk_mb", "disk MB", "{:.1f}"),
+    ("ready_s", "ready s", "{:.2f}"),
+    ("rss_ready_mb", "RSS ready MB", "{:.0f}"),
+    ("rss_loaded_mb", "RSS loaded MB", "{:.0f}"),
+    ("search_p50_ms", "search p50 ms", "{:.2f}"),
+    ("search_p99_ms", "search p99 ms", "{:.2f}"),
+    ("steps_per_s", "steps/s", "{:,.0f}"),
+    ("inprocess_steps_per_s", "in-proc steps/s", "{:,.0f}"),
+    ("server_cpu_ms_per_step", "srv CPU ms/step", "{:.2f}"),
+    ("step_p50_ms", "step p50 ms", "{:.1f}"),
+    ("step_p99_ms", "step p99 ms", "{:.1f}"),
     ("success_rate", "expert success", "{:.3f}"),
 ]
 
@@ -296,8 +333,7 @@ def table(rows: list[Row]) -> str:
     header = [title for _, title, _ in COLUMNS]
     body = [[fmt.format(getattr(r, key)) for key, _, fmt in COLUMNS] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    lines = [" | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
+    lines = [" | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)), "-+-".join("-" * w for w in widths)]
     lines += [" | ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(lines)
 
@@ -328,15 +364,29 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "bench": "webshop",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "max_rss_this_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
-        "settings": {"concurrency": args.concurrency, "duration_s": args.duration, "warmup_s": args.warmup,
-                     "restarts": args.restarts, "tasks": args.tasks},
-        "rows": [asdict(r) for r in rows],
-    }, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {
+                "bench": "webshop",
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "max_rss_this_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                },
+                "settings": {
+                    "concurrency": args.concurrency,
+                    "duration_s": args.duration,
+                    "warmup_s": args.warmup,
+                    "restarts": args.restarts,
+                    "tasks": args.tasks,
+                },
+                "rows": [asdict(r) for r in rows],
+            },
+            indent=1,
+        )
+    )
     print(f"\nwrote {args.out}")
 
 

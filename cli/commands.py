@@ -35,11 +35,21 @@ def serve(args: argparse.Namespace) -> int:
     if args.log_format:  # worker processes read it from the environment
         os.environ["GYMWIRE_LOG_FORMAT"] = args.log_format
     configure_logging()
-    limits = ServiceLimits(max_sessions=args.max_sessions, session_ttl_seconds=args.session_ttl,
-                           max_action_bytes=args.max_action_bytes)
-    config = ServerConfig(host=args.host, port=args.port, limits=limits, workers=args.workers, threads=args.threads,
-                          tls_cert=args.tls_cert, tls_key=args.tls_key, auth_token=args.auth_token,
-                          metrics_port=args.metrics_port, grace_seconds=args.grace)
+    limits = ServiceLimits(
+        max_sessions=args.max_sessions, session_ttl_seconds=args.session_ttl, max_action_bytes=args.max_action_bytes
+    )
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        workers=args.workers,
+        threads=args.threads,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        auth_token=args.auth_token,
+        metrics_port=args.metrics_port,
+        grace_seconds=args.grace,
+    )
     run(args.env, parse_options(args.option), config)
     return 0
 
@@ -71,8 +81,14 @@ def play(args: argparse.Namespace) -> int:
     with EnvClient(args.address, _options(args)) as client:
         env = client.info()
         print(env.instruction, end="\n\n")
-        episode = client.reset(args.task, split=args.split, difficulty=args.difficulty, seed=args.seed,
-                               include_valid_actions=args.valid_actions, max_turns=args.max_turns)
+        episode = client.reset(
+            args.task,
+            split=args.split,
+            difficulty=args.difficulty,
+            seed=args.seed,
+            include_valid_actions=args.valid_actions,
+            max_turns=args.max_turns,
+        )
         print(f"[task {episode.task.id}]\n{episode.observation.text}")
         total = 0.0
         while not episode.done:
@@ -101,8 +117,14 @@ def check(args: argparse.Namespace) -> int:
         import grpc
 
         creds = grpc.ssl_channel_credentials(args.ca.read_bytes() if args.ca else None)
-    results = run_suite(args.address, token=args.token, timeout=args.timeout, capacity_limit=args.capacity_limit,
-                        only=args.only, credentials=creds)
+    results = run_suite(
+        args.address,
+        token=args.token,
+        timeout=args.timeout,
+        capacity_limit=args.capacity_limit,
+        only=args.only,
+        credentials=creds,
+    )
     print(format_report(args.address, results))
     sys.stdout.flush()
     return 1 if any(r.status == "fail" for r in results) or not results else 0

@@ -23,8 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve an environment over gRPC")
     p.add_argument("env", help="registered name (see `gymwire envs`) or module:attribute (from the current folder)")
-    p.add_argument("--host", default=os.environ.get("GYMWIRE_HOST", "127.0.0.1"),
-                   help="listen address (default 127.0.0.1; containers set 0.0.0.0)")
+    p.add_argument(
+        "--host",
+        default=os.environ.get("GYMWIRE_HOST", "127.0.0.1"),
+        help="listen address (default 127.0.0.1; containers set 0.0.0.0)",
+    )
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port (use the cores)")
     p.add_argument("--threads", type=int, default=0, help="run env code in N threads (for envs that release the GIL)")
@@ -33,13 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-action-bytes", type=int, default=16 * 1024)
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
-    p.add_argument("--auth-token", default=os.environ.get("GYMWIRE_AUTH_TOKEN"),
-                   help="require this bearer token (or $GYMWIRE_AUTH_TOKEN)")
+    p.add_argument(
+        "--auth-token",
+        default=os.environ.get("GYMWIRE_AUTH_TOKEN"),
+        help="require this bearer token (or $GYMWIRE_AUTH_TOKEN)",
+    )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--grace", type=float, default=10.0, help="drain seconds on SIGTERM")
     p.add_argument("--log-format", choices=("json", "text"), default=None)
-    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment option, repeatable (e.g. -o data=/path/to/files)")
+    p.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment option, repeatable (e.g. -o data=/path/to/files)",
+    )
     p.set_defaults(run=commands.serve)
 
     p = sub.add_parser("envs", help="list the registered environments")

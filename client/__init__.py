@@ -5,5 +5,13 @@ from gymwire.client.connection import ChannelOptions, EpisodeAborted, GymwireErr
 from gymwire.client.pool import EnvPool
 from gymwire.client.sync import EnvClient, Episode
 
-__all__ = ["AsyncEnvClient", "AsyncEpisode", "ChannelOptions", "EnvClient", "EnvPool", "Episode",
-           "EpisodeAborted", "GymwireError"]
+__all__ = [
+    "AsyncEnvClient",
+    "AsyncEpisode",
+    "ChannelOptions",
+    "EnvClient",
+    "EnvPool",
+    "Episode",
+    "EpisodeAborted",
+    "GymwireError",
+]

@@ -20,15 +20,19 @@ class AsyncEnvClient:
         self.options = options or ChannelOptions()
         creds = self.options.credentials()
         grpc_options = self.options.grpc_options()
-        self._channel = (grpc.aio.secure_channel(address, creds, grpc_options) if creds
-                         else grpc.aio.insecure_channel(address, grpc_options))
+        self._channel = (
+            grpc.aio.secure_channel(address, creds, grpc_options)
+            if creds
+            else grpc.aio.insecure_channel(address, grpc_options)
+        )
         self._stub = pb_grpc.EnvironmentServiceStub(self._channel)
         self._info: pb.GetInfoResponse | None = None
 
     async def _call(self, method: str, request, *, in_episode: bool = False, timeout: float | None = None):
         try:
-            return await getattr(self._stub, method)(request, timeout=timeout or self.options.timeout,
-                                                     metadata=self.options.metadata())
+            return await getattr(self._stub, method)(
+                request, timeout=timeout or self.options.timeout, metadata=self.options.metadata()
+            )
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, self.address, in_episode) from None
 
@@ -37,8 +41,9 @@ class AsyncEnvClient:
             self._info = await self._call("GetInfo", pb.GetInfoRequest())
         return self._info
 
-    async def list_tasks(self, split: str = "", difficulty: str = "", category: str = "",
-                         limit: int | None = None) -> list[pb.Task]:
+    async def list_tasks(
+        self, split: str = "", difficulty: str = "", category: str = "", limit: int | None = None
+    ) -> list[pb.Task]:
         tasks: list[pb.Task] = []
         token = ""
         while True:
@@ -48,9 +53,18 @@ class AsyncEnvClient:
             if not token or (limit is not None and len(tasks) >= limit):
                 return tasks[:limit] if limit is not None else tasks
 
-    async def reset(self, task_id: str | None = None, *, split: str = "", difficulty: str = "", category: str = "",
-                    seed: int | None = None, include_valid_actions: bool = False, max_turns: int = 0,
-                    stream: bool = False) -> AsyncEpisode:
+    async def reset(
+        self,
+        task_id: str | None = None,
+        *,
+        split: str = "",
+        difficulty: str = "",
+        category: str = "",
+        seed: int | None = None,
+        include_valid_actions: bool = False,
+        max_turns: int = 0,
+        stream: bool = False,
+    ) -> AsyncEpisode:
         """Start an episode. `stream=True` runs it over one Session stream: cheaper per step than
         unary calls, and the server frees the session the moment the stream ends."""
         request = reset_request(task_id, split, difficulty, category, seed, include_valid_actions, max_turns)
@@ -71,7 +85,8 @@ class AsyncEnvClient:
 
         try:
             reply = await health_pb2_grpc.HealthStub(self._channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
         except grpc.RpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -86,8 +101,13 @@ class AsyncEnvClient:
         await self.close()
 
 
-_UNARY_METHODS = {"reset": "Reset", "step": "Step", "valid_actions": "ValidActions",
-                  "expert_action": "ExpertAction", "close": "Close"}
+_UNARY_METHODS = {
+    "reset": "Reset",
+    "step": "Step",
+    "valid_actions": "ValidActions",
+    "expert_action": "ExpertAction",
+    "close": "Close",
+}
 
 
 class _UnaryTransport:
@@ -118,11 +138,13 @@ class _StreamTransport:
                 raise error_from_rpc(exc, self.client.address, in_episode=True) from None
             except (TimeoutError, asyncio.InvalidStateError) as exc:
                 self._call.cancel()
-                raise EpisodeAborted(grpc.StatusCode.DEADLINE_EXCEEDED, f"Session stream: {exc!r}",
-                                     self.client.address) from None
+                raise EpisodeAborted(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, f"Session stream: {exc!r}", self.client.address
+                ) from None
         if reply is grpc.aio.EOF:
-            raise EpisodeAborted(grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server",
-                                 self.client.address)
+            raise EpisodeAborted(
+                grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server", self.client.address
+            )
         if reply.WhichOneof("result") == "error":
             code = _STATUS_BY_NUMBER.get(reply.error.code, grpc.StatusCode.UNKNOWN)
             cls = EpisodeAborted if code in ABORTING_CODES and op != "reset" else GymwireError
@@ -143,8 +165,12 @@ _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 class AsyncEpisode:
     """A running episode. `step` sends step_index, so a retried step never applies twice."""
 
-    def __init__(self, client: AsyncEnvClient, reset: pb.ResetResponse,
-                 transport: _UnaryTransport | _StreamTransport | None = None):
+    def __init__(
+        self,
+        client: AsyncEnvClient,
+        reset: pb.ResetResponse,
+        transport: _UnaryTransport | _StreamTransport | None = None,
+    ):
         self.client = client
         self.session_id = reset.session_id
         self.task = reset.task

@@ -12,19 +12,35 @@ SERVICE = "gymwire.v1.EnvironmentService"
 # gRPC's own transparent retries for calls that are safe to repeat: Step is safe because the
 # client always sends step_index (the server returns the stored reply of a duplicate); Reset is
 # retried only on UNAVAILABLE (the request did not reach a ready server; a stray session expires).
-_RETRY = {"maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "2s", "backoffMultiplier": 2,
-          "retryableStatusCodes": ["UNAVAILABLE"]}
-SERVICE_CONFIG = json.dumps({
-    "methodConfig": [{
-        "name": [{"service": SERVICE}],
-        "retryPolicy": _RETRY,
-    }],
-})
+_RETRY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.1s",
+    "maxBackoff": "2s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": SERVICE}],
+                "retryPolicy": _RETRY,
+            }
+        ],
+    }
+)
 
 # Failures that mean the server or the network failed, not the agent: the episode is aborted.
-ABORTING_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                            grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED,
-                            grpc.StatusCode.UNKNOWN})
+ABORTING_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
 
 
 class GymwireError(Exception):

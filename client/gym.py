@@ -25,8 +25,16 @@ class GymwireEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, address: str, *, split: str = "", difficulty: str = "", include_valid_actions: bool = False,
-                 max_turns: int = 0, options: ChannelOptions | None = None):
+    def __init__(
+        self,
+        address: str,
+        *,
+        split: str = "",
+        difficulty: str = "",
+        include_valid_actions: bool = False,
+        max_turns: int = 0,
+        options: ChannelOptions | None = None,
+    ):
         self._client = EnvClient(address, options)
         self.env_info = self._client.info()
         self.split, self.difficulty = split, difficulty
@@ -43,9 +51,14 @@ class GymwireEnv(gym.Env):
         task_id = (options or {}).get("task_id")
         if task_id is None and seed is None:
             seed = int(self.np_random.integers(0, 2**31))
-        self._episode = self._client.reset(task_id, split=self.split, difficulty=self.difficulty, seed=seed,
-                                           include_valid_actions=self.include_valid_actions,
-                                           max_turns=self.max_turns)
+        self._episode = self._client.reset(
+            task_id,
+            split=self.split,
+            difficulty=self.difficulty,
+            seed=seed,
+            include_valid_actions=self.include_valid_actions,
+            max_turns=self.max_turns,
+        )
         return self._episode.observation.text, self._info(self._episode.observation)
 
     def step(self, action: str):
@@ -56,8 +69,13 @@ class GymwireEnv(gym.Env):
 
     def _info(self, o) -> dict[str, Any]:
         assert self._episode is not None
-        info: dict[str, Any] = {"task_id": self._episode.task.id, "success": o.success,
-                                "action_valid": o.action_valid, "parsed_action": o.parsed_action, "turn": o.turn}
+        info: dict[str, Any] = {
+            "task_id": self._episode.task.id,
+            "success": o.success,
+            "action_valid": o.action_valid,
+            "parsed_action": o.parsed_action,
+            "turn": o.turn,
+        }
         if o.valid_actions_included:
             info["valid_actions"] = list(o.valid_actions)
         info.update(dict(o.info.items()))

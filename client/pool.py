@@ -55,8 +55,9 @@ class EnvPool:
         try:
             return self.replicas[env]
         except KeyError:
-            raise GymwireError(grpc.StatusCode.NOT_FOUND,
-                               f"no server for environment {env!r}; connected: {', '.join(self.replicas)}") from None
+            raise GymwireError(
+                grpc.StatusCode.NOT_FOUND, f"no server for environment {env!r}; connected: {', '.join(self.replicas)}"
+            ) from None
 
     def _ordered(self, env: str) -> list[AsyncEnvClient]:
         """Replicas in round-robin order, those that are up first."""
@@ -72,8 +73,9 @@ class EnvPool:
     async def info(self, env: str) -> pb.GetInfoResponse:
         return await self._clients(env)[0].info()
 
-    async def list_tasks(self, env: str, split: str = "", difficulty: str = "", category: str = "",
-                         limit: int | None = None) -> list[pb.Task]:
+    async def list_tasks(
+        self, env: str, split: str = "", difficulty: str = "", category: str = "", limit: int | None = None
+    ) -> list[pb.Task]:
         return await self._first_answer(env, lambda c: c.list_tasks(split, difficulty, category, limit))
 
     async def reset(self, env: str, task_id: str | None = None, **kwargs: Any) -> AsyncEpisode:

@@ -44,8 +44,9 @@ class EnvClient:
     def info(self, refresh: bool = False) -> pb.GetInfoResponse:
         return self._loop.run(self._client.info(refresh))
 
-    def list_tasks(self, split: str = "", difficulty: str = "", category: str = "",
-                   limit: int | None = None) -> list[pb.Task]:
+    def list_tasks(
+        self, split: str = "", difficulty: str = "", category: str = "", limit: int | None = None
+    ) -> list[pb.Task]:
         return self._loop.run(self._client.list_tasks(split, difficulty, category, limit))
 
     def reset(self, task_id: str | None = None, **kwargs: Any) -> Episode:

@@ -25,8 +25,11 @@ def main() -> int:
         info = env.describe()
         tasks = len(env.catalogue())  # task lists too, where an environment builds them lazily
         seconds = time.perf_counter() - started
-        print(f"prepared {info.name} ({tasks} tasks) with options {options or '{}'} in {seconds:.1f} s; "
-              f"cache {os.environ.get('XDG_CACHE_HOME', '~/.cache')}", flush=True)
+        print(
+            f"prepared {info.name} ({tasks} tasks) with options {options or '{}'} in {seconds:.1f} s; "
+            f"cache {os.environ.get('XDG_CACHE_HOME', '~/.cache')}",
+            flush=True,
+        )
     finally:
         env.close()
     return 0

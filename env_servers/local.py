@@ -44,16 +44,25 @@ def wait_serving(address: str, timeout: float = 120.0, proc: subprocess.Popen | 
 class LocalServer:
     """One `gymwire serve ENV` child process; stderr goes to `log_path` (or is discarded)."""
 
-    def __init__(self, env: str, *args: str, port: int | None = None, log_path: Path | None = None,
-                 env_vars: dict[str, str] | None = None):
+    def __init__(
+        self,
+        env: str,
+        *args: str,
+        port: int | None = None,
+        log_path: Path | None = None,
+        env_vars: dict[str, str] | None = None,
+    ):
         self.env = env
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log_path = log_path
         log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "gymwire.cli.main", "serve", env, "--port",
-                                      str(self.port), *args], stdout=log, stderr=log,
-                                     env={**os.environ, **(env_vars or {})})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gymwire.cli.main", "serve", env, "--port", str(self.port), *args],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **(env_vars or {})},
+        )
 
     def wait(self, timeout: float = 120.0) -> LocalServer:
         try:

@@ -28,8 +28,15 @@ RELEASES = PROTO_ROOT / "releases"
 
 def generate(out: Path) -> None:
     include = Path(protoc.__file__).parent / "_proto"
-    args = ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}",
-            f"--grpc_python_out={out}", str(PACKAGE / "environment.proto")]
+    args = [
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
+        str(PACKAGE / "environment.proto"),
+    ]
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
 

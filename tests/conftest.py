@@ -22,5 +22,10 @@ def guess_server() -> Iterator[BackgroundServer]:
 
 
 def gymwire_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gymwire.cli.main", *args], capture_output=True, text=True,
-                          timeout=kwargs.pop("timeout", 300), **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "gymwire.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 300),
+        **kwargs,
+    )

@@ -126,8 +126,9 @@ def trainable(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-def one_step(model: torch.nn.Module, batches: list[MicroBatch], dist: distributed.Distributed,
-             on_grad: Any = None) -> dict[str, Any]:
+def one_step(
+    model: torch.nn.Module, batches: list[MicroBatch], dist: distributed.Distributed, on_grad: Any = None
+) -> dict[str, Any]:
     """accumulate, then each full gradient handed to `on_grad(name, grad)` (gathered one at a time
     and dropped: the machine is shared), clip, AdamW. Gradients are left in place."""
     optimizer = torch.optim.AdamW([p for _, p in trainable(model)], lr=LR, weight_decay=0.0)
@@ -167,15 +168,20 @@ class Diff:
 
 
 def optimizer_moments(state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    return {f"{name}.{key}": value for name, slots in state["state"].items()
-            for key, value in slots.items() if key in ("exp_avg", "exp_avg_sq")}
+    return {
+        f"{name}.{key}": value
+        for name, slots in state["state"].items()
+        for key, value in slots.items()
+        if key in ("exp_avg", "exp_avg_sq")
+    }
 
 
 def local_optimizer_diff(a: torch.optim.Optimizer, b: torch.optim.Optimizer, dist: distributed.Distributed) -> float:
     """Largest difference between two optimizers' moments over the same shards, over all ranks."""
     worst = torch.zeros(())
-    for pa, pb in zip((p for g in a.param_groups for p in g["params"]),
-                      (p for g in b.param_groups for p in g["params"]), strict=True):
+    for pa, pb in zip(
+        (p for g in a.param_groups for p in g["params"]), (p for g in b.param_groups for p in g["params"]), strict=True
+    ):
         for key in ("exp_avg", "exp_avg_sq"):
             x, y = a.state[pa][key], b.state[pb][key]
             x, y = getattr(x, "_local_tensor", x), getattr(y, "_local_tensor", y)
@@ -220,14 +226,19 @@ def compare(mode: str, batches: list[MicroBatch], model_dir: str, dist: distribu
     result: dict[str, Any] = {}
     if dist.is_main:
         ref_model_state, ref_optim_state = distributed.full_checkpoint_state(reference, ref["optimizer"])
-        result.update({
-            "checkpoint_keys": {"reference": sorted(ref_model_state), "fsdp": sorted(model_state)},
-            "checkpoint_optimizer_keys": {"reference": sorted(ref_optim_state["state"]),
-                                          "fsdp": sorted(optim_state["state"])},
-            "checkpoint_max_abs_diff": Diff().compare(model_state, ref_model_state).abs,
-            "optimizer_moments_max_rel_diff": Diff().compare(optimizer_moments(optim_state),
-                                                             optimizer_moments(ref_optim_state)).rel,
-        })
+        result.update(
+            {
+                "checkpoint_keys": {"reference": sorted(ref_model_state), "fsdp": sorted(model_state)},
+                "checkpoint_optimizer_keys": {
+                    "reference": sorted(ref_optim_state["state"]),
+                    "fsdp": sorted(optim_state["state"]),
+                },
+                "checkpoint_max_abs_diff": Diff().compare(model_state, ref_model_state).abs,
+                "optimizer_moments_max_rel_diff": Diff()
+                .compare(optimizer_moments(optim_state), optimizer_moments(ref_optim_state))
+                .rel,
+            }
+        )
         del ref_model_state, ref_optim_state
 
     # Resume: a fresh sharded model and optimizer loaded from rank 0's full state match the trained one.
@@ -236,8 +247,9 @@ def compare(mode: str, batches: list[MicroBatch], model_dir: str, dist: distribu
     distributed.load_full_checkpoint_state(fresh, fresh_optimizer, model_state, optim_state, dist)
     del model_state, optim_state
     reloaded = Diff()
-    for (name, a), (_, b) in zip(distributed.full_state_items(fresh, dist), distributed.full_state_items(model, dist),
-                                 strict=True):
+    for (name, a), (_, b) in zip(
+        distributed.full_state_items(fresh, dist), distributed.full_state_items(model, dist), strict=True
+    ):
         if dist.is_main:
             reloaded.add(name, a, b)
     reload_optimizer = local_optimizer_diff(fresh_optimizer, got["optimizer"], dist)

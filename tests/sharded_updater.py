@@ -25,8 +25,12 @@ CONFIG = GRPOConfig(learning_rate=1e-4, beta=0.01, precision="fp32", token_budge
 
 def episodes(tokenizer) -> list[Trajectory]:
     """Two groups of fixed text; sampler log-probs a little off, so the IS weights take part."""
-    texts = ["Action: get 1 oak log", "Action: craft 4 oak planks using 1 oak log", "Action: inventory",
-             "Thought: I need sticks first. Action: craft 4 sticks using 2 oak planks"]
+    texts = [
+        "Action: get 1 oak log",
+        "Action: craft 4 oak planks using 1 oak log",
+        "Action: inventory",
+        "Thought: I need sticks first. Action: craft 4 sticks using 2 oak planks",
+    ]
     prompt = tokenizer.encode("You are crafting in Minecraft. Goal: a wooden pickaxe.\n")
     out = []
     for i, text in enumerate(texts):
@@ -34,8 +38,17 @@ def episodes(tokenizer) -> list[Trajectory]:
         ids = prompt + turn
         mask = [0] * len(prompt) + [1] * len(turn)
         logprobs = [0.0] * len(prompt) + [-1.0 - 0.1 * (j % 5) for j in range(len(turn))]
-        out.append(Trajectory(env="textcraft", task_id=f"t{i // 2}", group_id=f"g{i // 2}", token_ids=ids,
-                              loss_mask=mask, logprobs=logprobs, reward=float(i % 2)))
+        out.append(
+            Trajectory(
+                env="textcraft",
+                task_id=f"t{i // 2}",
+                group_id=f"g{i // 2}",
+                token_ids=ids,
+                loss_mask=mask,
+                logprobs=logprobs,
+                reward=float(i % 2),
+            )
+        )
     return out
 
 

@@ -45,6 +45,7 @@ def env() -> ALFWorldEnvironment:
 
 # ----- a small hand-made room for the rules --------------------------------------------------------
 
+
 def small_room() -> Room:
     tables = load_tables()
     receptacles = (
@@ -65,8 +66,14 @@ def small_room() -> Room:
         ThingSpec("knife 1", "Knife", cleanable=True),
         ThingSpec("mug 1", "Mug", heatable=True, coolable=True, cleanable=True, receptacle_object=True),
     )
-    placement = (("apple 1", "countertop 1"), ("apple 2", "fridge 1"), ("book 1", "desk 1"),
-                 ("desklamp 1", "desk 1"), ("knife 1", "countertop 1"), ("mug 1", "cabinet 1"))
+    placement = (
+        ("apple 1", "countertop 1"),
+        ("apple 2", "fridge 1"),
+        ("book 1", "desk 1"),
+        ("desklamp 1", "desk 1"),
+        ("knife 1", "countertop 1"),
+        ("mug 1", "cabinet 1"),
+    )
     return Room(0, "Kitchen", receptacles, things, placement, tables.receptacle_objects)
 
 
@@ -87,6 +94,7 @@ def play(ep: ALFWorldEpisode, *script: tuple[str, str | None]) -> None:
 
 # ----- the wheel's data -----------------------------------------------------------------------------
 
+
 def test_tables_come_from_the_installed_wheel():
     t = load_tables()
     assert len(t.all_scenes()) == 120 and len(t.test_scenes) == 24
@@ -100,11 +108,34 @@ def test_tables_come_from_the_installed_wheel():
 
 def test_every_reply_we_write_is_in_the_wheel_grammar():
     grammar = load_tables().grammar_twl2.replace("\\n", "\n")
-    fixed = [T.MIDDLE_OF_ROOM, "You are facing the {r}", "Next to it, you see {listing}.",
-             T.RECEPTACLE_OPEN, T.RECEPTACLE_CLOSED, T.RECEPTACLE_SURFACE, T.OPEN,
-             T.CLOSE, T.TAKE, T.CARRYING, T.CARRYING_NOTHING, T.HEAT, T.COOL, T.CLEAN, T.SLICE, T.TURN_ON,
-             T.PUT_04, T.PUT_COMMAND_04, T.ARRIVE, T.EXAMINE_RECEPTACLE_OBJECT, T.EXAMINE_LAMP_ON,
-             T.EXAMINE_LAMP_OFF, T.EXAMINE_SLICED, T.EXAMINE_PLAIN, T.HELP, T.TASK.replace("{goal}", "UNKNOWN GOAL")]
+    fixed = [
+        T.MIDDLE_OF_ROOM,
+        "You are facing the {r}",
+        "Next to it, you see {listing}.",
+        T.RECEPTACLE_OPEN,
+        T.RECEPTACLE_CLOSED,
+        T.RECEPTACLE_SURFACE,
+        T.OPEN,
+        T.CLOSE,
+        T.TAKE,
+        T.CARRYING,
+        T.CARRYING_NOTHING,
+        T.HEAT,
+        T.COOL,
+        T.CLEAN,
+        T.SLICE,
+        T.TURN_ON,
+        T.PUT_04,
+        T.PUT_COMMAND_04,
+        T.ARRIVE,
+        T.EXAMINE_RECEPTACLE_OBJECT,
+        T.EXAMINE_LAMP_ON,
+        T.EXAMINE_LAMP_OFF,
+        T.EXAMINE_SLICED,
+        T.EXAMINE_PLAIN,
+        T.HELP,
+        T.TASK.replace("{goal}", "UNKNOWN GOAL"),
+    ]
     fixed += [sentence for _, sentence in T.EXAMINE_STATES]
     assert T.FACING == "You are facing the {r}. Next to it, you see {listing}."  # `#look-variations#. Next ...`
     for sentence in fixed:
@@ -118,8 +149,14 @@ def test_every_reply_we_write_is_in_the_wheel_grammar():
 
 
 def test_instances_are_numbered_like_alfworld_demangler():
-    names = number_instances(["Cabinet|+00.68|+00.50|-02.20", "Cabinet|-01.18|+00.50|-02.20",
-                              "Sink|-00.60|+00.93|-03.39|SinkBasin", "Mug|+01.00|+00.90|-00.10"])
+    names = number_instances(
+        [
+            "Cabinet|+00.68|+00.50|-02.20",
+            "Cabinet|-01.18|+00.50|-02.20",
+            "Sink|-00.60|+00.93|-03.39|SinkBasin",
+            "Mug|+01.00|+00.90|-00.10",
+        ]
+    )
     # the planner's sorted ids: `_minus_` < `_plus_`, and the first id gets the highest number
     assert names["Cabinet|-01.18|+00.50|-02.20"] == "cabinet 2"
     assert names["Cabinet|+00.68|+00.50|-02.20"] == "cabinet 1"
@@ -129,57 +166,64 @@ def test_instances_are_numbered_like_alfworld_demangler():
 
 # ----- rules and replies ----------------------------------------------------------------------------
 
+
 def test_first_observation_in_both_wordings():
-    room = ("You are in the middle of a room. Looking quickly around you, you see a cabinet 1, a countertop 1, "
-            "a desk 1, a fridge 1, a garbagecan 1, a microwave 1, and a sinkbasin 1.")
+    room = (
+        "You are in the middle of a room. Looking quickly around you, you see a cabinet 1, a countertop 1, "
+        "a desk 1, a fridge 1, a garbagecan 1, a microwave 1, and a sinkbasin 1."
+    )
     assert episode().reset() == room + "\nYour task is to: put a hot apple in garbagecan."
     assert episode(wording="0.4").reset() == room + "\n\nYour task is to: put a hot apple in garbagecan."
 
 
 def test_moving_opening_taking_and_placing():
     ep = episode()
-    play(ep,
-         ("take apple 1 from countertop 1", None),  # not there yet
-         ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
-         ("go to countertop 1", None),  # already there
-         ("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1."),
-         ("take knife 1 from countertop 1", None),  # hands full
-         ("inventory", "You are carrying: a apple 1."),
-         ("go to cabinet 1", "The cabinet 1 is closed."),
-         ("take mug 1 from cabinet 1", None),
-         ("open cabinet 1", "You open the cabinet 1. The cabinet 1 is open. In it, you see a mug 1."),
-         ("open cabinet 1", None),
-         ("put apple 1 in/on cabinet 1", None),  # a cabinet cannot hold an apple (the wheel's table)
-         ("examine cabinet 1", "The cabinet 1 is open. In it, you see a mug 1."),
-         ("close cabinet 1", "You close the cabinet 1."),
-         ("look", "You are facing the cabinet 1. Next to it, you see nothing."),
-         ("go to garbagecan 1", "On the garbagecan 1, you see nothing."),
-         ("put apple 1 in garbagecan 1", "You put the apple 1 in/on the garbagecan 1."),
-         ("inventory", "You are not carrying anything."),
-         ("go to fridge 1", "The fridge 1 is closed."),
-         ("open fridge 1", "You open the fridge 1. The fridge 1 is open. In it, you see a apple 2."))
+    play(
+        ep,
+        ("take apple 1 from countertop 1", None),  # not there yet
+        ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
+        ("go to countertop 1", None),  # already there
+        ("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1."),
+        ("take knife 1 from countertop 1", None),  # hands full
+        ("inventory", "You are carrying: a apple 1."),
+        ("go to cabinet 1", "The cabinet 1 is closed."),
+        ("take mug 1 from cabinet 1", None),
+        ("open cabinet 1", "You open the cabinet 1. The cabinet 1 is open. In it, you see a mug 1."),
+        ("open cabinet 1", None),
+        ("put apple 1 in/on cabinet 1", None),  # a cabinet cannot hold an apple (the wheel's table)
+        ("examine cabinet 1", "The cabinet 1 is open. In it, you see a mug 1."),
+        ("close cabinet 1", "You close the cabinet 1."),
+        ("look", "You are facing the cabinet 1. Next to it, you see nothing."),
+        ("go to garbagecan 1", "On the garbagecan 1, you see nothing."),
+        ("put apple 1 in garbagecan 1", "You put the apple 1 in/on the garbagecan 1."),
+        ("inventory", "You are not carrying anything."),
+        ("go to fridge 1", "The fridge 1 is closed."),
+        ("open fridge 1", "You open the fridge 1. The fridge 1 is open. In it, you see a apple 2."),
+    )
     assert not ep.won  # the apple in the garbage can is not hot
 
 
 def test_heat_cool_clean_need_their_appliance_and_change_the_object():
     ep = episode()
-    play(ep,
-         ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
-         ("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1."),
-         ("heat apple 1 with countertop 1", None),
-         ("examine apple 1", "There's nothing special about apple 1."),
-         ("go to fridge 1", "The fridge 1 is closed."),
-         ("heat apple 1 with fridge 1", None),
-         ("cool apple 1 with fridge 1", "You cool the apple 1 using the fridge 1."),  # the door may stay shut
-         ("examine apple 1", "This is a cold apple 1."),
-         ("go to microwave 1", "The microwave 1 is closed."),
-         ("clean apple 1 with microwave 1", None),
-         ("heat apple 1 with microwave 1", "You heat the apple 1 using the microwave 1."),
-         ("examine apple 1", "This is a hot apple 1."),  # heating ends the cold
-         ("go to sinkbasin 1", "On the sinkbasin 1, you see nothing."),
-         ("clean apple 1 with sinkbasin 1", "You clean the apple 1 using the sinkbasin 1."),
-         ("examine apple 1", "This is a hot and clean apple 1."),
-         ("go to garbagecan 1", "On the garbagecan 1, you see nothing."))
+    play(
+        ep,
+        ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
+        ("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1."),
+        ("heat apple 1 with countertop 1", None),
+        ("examine apple 1", "There's nothing special about apple 1."),
+        ("go to fridge 1", "The fridge 1 is closed."),
+        ("heat apple 1 with fridge 1", None),
+        ("cool apple 1 with fridge 1", "You cool the apple 1 using the fridge 1."),  # the door may stay shut
+        ("examine apple 1", "This is a cold apple 1."),
+        ("go to microwave 1", "The microwave 1 is closed."),
+        ("clean apple 1 with microwave 1", None),
+        ("heat apple 1 with microwave 1", "You heat the apple 1 using the microwave 1."),
+        ("examine apple 1", "This is a hot apple 1."),  # heating ends the cold
+        ("go to sinkbasin 1", "On the sinkbasin 1, you see nothing."),
+        ("clean apple 1 with sinkbasin 1", "You clean the apple 1 using the sinkbasin 1."),
+        ("examine apple 1", "This is a hot and clean apple 1."),
+        ("go to garbagecan 1", "On the garbagecan 1, you see nothing."),
+    )
     out = ep.step("Action: put apple 1 in/on garbagecan 1")
     assert out.observation == "You put the apple 1 in/on the garbagecan 1."
     assert (out.reward, out.terminated, out.success) == (1.0, True, True)
@@ -187,22 +231,24 @@ def test_heat_cool_clean_need_their_appliance_and_change_the_object():
 
 def test_lamps_slicing_and_examining():
     ep = episode()
-    play(ep,
-         ("go to desk 1", "On the desk 1, you see a book 1, and a desklamp 1."),
-         ("take desklamp 1 from desk 1", None),  # lamps are switched on where they stand
-         ("use book 1", None),
-         ("use desklamp 1", "You turn on the desklamp 1."),
-         ("use desklamp 1", "You turn on the desklamp 1."),  # ALFWorld says "on" every time
-         ("go to cabinet 1", "The cabinet 1 is closed."),
-         ("open cabinet 1", "You open the cabinet 1. The cabinet 1 is open. In it, you see a mug 1."),
-         ("take mug 1 from cabinet 1", "You pick up the mug 1 from the cabinet 1."),
-         ("examine mug 1", "This is a normal mug 1. In it, you see nothing."),
-         ("put mug 1 in/on cabinet 1", "You put the mug 1 in/on the cabinet 1."),
-         ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
-         ("slice apple 1 with knife 1", None),  # the knife must be in hand
-         ("take knife 1 from countertop 1", "You pick up the knife 1 from the countertop 1."),
-         ("slice apple 1 with knife 1", "You sliced the apple 1 with the knife 1."),
-         ("examine apple 1", None))  # only held objects can be examined (as ALFWorld's engine grounds it)
+    play(
+        ep,
+        ("go to desk 1", "On the desk 1, you see a book 1, and a desklamp 1."),
+        ("take desklamp 1 from desk 1", None),  # lamps are switched on where they stand
+        ("use book 1", None),
+        ("use desklamp 1", "You turn on the desklamp 1."),
+        ("use desklamp 1", "You turn on the desklamp 1."),  # ALFWorld says "on" every time
+        ("go to cabinet 1", "The cabinet 1 is closed."),
+        ("open cabinet 1", "You open the cabinet 1. The cabinet 1 is open. In it, you see a mug 1."),
+        ("take mug 1 from cabinet 1", "You pick up the mug 1 from the cabinet 1."),
+        ("examine mug 1", "This is a normal mug 1. In it, you see nothing."),
+        ("put mug 1 in/on cabinet 1", "You put the mug 1 in/on the cabinet 1."),
+        ("go to countertop 1", "On the countertop 1, you see a apple 1, and a knife 1."),
+        ("slice apple 1 with knife 1", None),  # the knife must be in hand
+        ("take knife 1 from countertop 1", "You pick up the knife 1 from the countertop 1."),
+        ("slice apple 1 with knife 1", "You sliced the apple 1 with the knife 1."),
+        ("examine apple 1", None),
+    )  # only held objects can be examined (as ALFWorld's engine grounds it)
     assert ep.world.has_state("apple 1", "sliced")
 
 
@@ -210,8 +256,17 @@ def test_bad_actions_are_nothing_happens_and_change_nothing():
     ep = episode()
     ep.reset()
     before = ep.valid_actions()
-    for turn in ["", "dance", "Action: go to the moon", "go to cabinet", "take apple 1", "put apple 1 in/on desk 1",
-                 "open countertop 1", "Action: heat apple 1 with microwave 1", "x" * 5000]:
+    for turn in [
+        "",
+        "dance",
+        "Action: go to the moon",
+        "go to cabinet",
+        "take apple 1",
+        "put apple 1 in/on desk 1",
+        "open countertop 1",
+        "Action: heat apple 1 with microwave 1",
+        "x" * 5000,
+    ]:
         out = ep.step(turn)
         assert (out.observation, out.action_valid, out.reward) == ("Nothing happens.", False, 0.0)
     assert ep.valid_actions() == before and ep.world.at is None
@@ -220,8 +275,10 @@ def test_bad_actions_are_nothing_happens_and_change_nothing():
 def test_parser_and_both_placing_forms():
     assert extract_action("Thought: hmm.\nAction: Go To  Cabinet 1.") == "go to cabinet 1"
     assert extract_action("ACTION: `open fridge 1`\nmore text") == "open fridge 1"
-    cases = (("agentgym", "put apple 1 in/on countertop 1", "You put the apple 1 in/on the countertop 1."),
-             ("0.4", "move apple 1 to countertop 1", "You move the apple 1 to the countertop 1."))
+    cases = (
+        ("agentgym", "put apple 1 in/on countertop 1", "You put the apple 1 in/on the countertop 1."),
+        ("0.4", "move apple 1 to countertop 1", "You move the apple 1 to the countertop 1."),
+    )
     for wording, form, reply in cases:
         for said in ("put apple 1 in/on countertop 1", "move apple 1 to countertop 1", "put apple 1 on countertop 1"):
             ep = episode(wording=wording)
@@ -243,8 +300,9 @@ def test_wording_04_arrives_and_has_help():
 
 
 def test_look_in_the_middle_lists_nothing_like_alfworld():
-    assert episode().step("look").observation == ("You are in the middle of a room. Looking quickly around you, "
-                                                  "you see nothing.")
+    assert episode().step("look").observation == (
+        "You are in the middle of a room. Looking quickly around you, you see nothing."
+    )
 
 
 def test_valid_actions_follow_the_state():
@@ -262,6 +320,7 @@ def test_valid_actions_follow_the_state():
 
 
 # ----- goals -----------------------------------------------------------------------------------------
+
 
 def test_goal_conditions():
     w = World(small_room(), WORDINGS["agentgym"])
@@ -287,6 +346,7 @@ def test_goal_conditions():
 
 # ----- generated tasks: ids, splits, tiers, determinism ------------------------------------------------
 
+
 def test_catalogue_shape_and_disjoint_splits(env):
     cat = env.catalogue()
     counts = cat.counts()
@@ -310,17 +370,27 @@ def test_ids_resolve_and_reject(env):
     assert task.id == "gen:pick_heat_then_place_in_recep:FloorPlan12:77" and task.split == "train"
     assert parse_generated_id(task.id).seed == 77
     assert cat.get("gen:pick_and_place_simple:FloorPlan3:0").split == "test"
-    for bad in ("gen:pick_heat_then_place_in_recep:FloorPlan301:0",  # heat only in kitchens
-                "gen:look_at_obj_in_light:FloorPlan1:0", "gen:unknown_type:FloorPlan1:0",
-                "gen:pick_and_place_simple:FloorPlan99:0", "pick_and_place_simple", ""):
+    for bad in (
+        "gen:pick_heat_then_place_in_recep:FloorPlan301:0",  # heat only in kitchens
+        "gen:look_at_obj_in_light:FloorPlan1:0",
+        "gen:unknown_type:FloorPlan1:0",
+        "gen:pick_and_place_simple:FloorPlan99:0",
+        "pick_and_place_simple",
+        "",
+    ):
         with pytest.raises(UnknownTask):
             cat.get(bad)
 
 
 def test_tiers_are_a_parameter():
-    env = ALFWorldEnvironment(per_scene=1, tiers={"easy": [SIMPLE, "pick_two_obj_and_place"],
-                                                  "medium": ["pick_clean_then_place", LOOK],
-                                                  "hard": [HEAT, COOL]})
+    env = ALFWorldEnvironment(
+        per_scene=1,
+        tiers={
+            "easy": [SIMPLE, "pick_two_obj_and_place"],
+            "medium": ["pick_clean_then_place", LOOK],
+            "hard": [HEAT, COOL],
+        },
+    )
     assert {t.category for t in env.catalogue().list(difficulty="medium")} == {CLEAN, LOOK}
     with pytest.raises(ValueError, match="without a tier"):
         ALFWorldEnvironment(per_scene=0, tiers={"easy": [SIMPLE]})
@@ -344,8 +414,11 @@ def test_generated_goals_never_hold_at_the_start_and_fit_the_room():
                 assert len(world.of_kind(made.goal.obj)) >= 2
 
 
-DETERMINISM_IDS = ["gen:pick_cool_then_place_in_recep:FloorPlan7:0", "gen:look_at_obj_in_light:FloorPlan301:5",
-                   "gen:pick_two_obj_and_place:FloorPlan401:12"]
+DETERMINISM_IDS = [
+    "gen:pick_cool_then_place_in_recep:FloorPlan7:0",
+    "gen:look_at_obj_in_light:FloorPlan301:5",
+    "gen:pick_two_obj_and_place:FloorPlan401:12",
+]
 DETERMINISM_SCRIPT = """
 import json, sys
 from gymwire.env_servers.alfworld import ALFWorldEnvironment
@@ -361,9 +434,13 @@ print(json.dumps(out))
 def test_same_first_observation_across_processes():
     runs = []
     for hash_seed in ("0", "12345"):
-        proc = subprocess.run([sys.executable, "-c", DETERMINISM_SCRIPT, json.dumps(DETERMINISM_IDS)],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        proc = subprocess.run(
+            [sys.executable, "-c", DETERMINISM_SCRIPT, json.dumps(DETERMINISM_IDS)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(proc.stdout))
     env = ALFWorldEnvironment(per_scene=0)
@@ -376,6 +453,7 @@ def test_same_first_observation_across_processes():
 
 
 # ----- the oracle --------------------------------------------------------------------------------------
+
 
 def run_expert(env: ALFWorldEnvironment, task, limit: int = 100) -> tuple[bool, int]:
     ep = env.start(task)
@@ -435,10 +513,16 @@ def test_oracle_takes_over_after_random_play(env):
 
 # ----- a real server ---------------------------------------------------------------------------------
 
+
 def test_description():
     d = ALFWorldEnvironment(per_scene=0).describe()
     assert (d.name, d.provides_valid_actions, d.provides_expert, d.default_max_turns, d.max_turns_limit) == (
-        "alfworld", True, True, 30, 100)
+        "alfworld",
+        True,
+        True,
+        30,
+        100,
+    )
     assert "put <object> in/on <receptacle>" in d.instruction and "Nothing happens." in d.instruction
 
 
@@ -452,19 +536,25 @@ def test_conformance_on_a_real_server():
 
 # ----- ALFWorld's own engine: cross-check and the real-game loader --------------------------------------
 
+
 def test_real_games_need_the_engine_and_say_which_package(monkeypatch, tmp_path):
     from gymwire.env_servers.alfworld import real_data
 
     real_find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("textworld", "fast_downward") else real_find(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("textworld", "fast_downward") else real_find(name, *a),
+    )
     with pytest.raises(RuntimeError, match="textworld, fast_downward_textworld"):
         real_data.require_engine()
 
 
-CROSS_CHECK = [("pick_clean_then_place_in_recep", 2, 0, "train", "0.3"),
-               ("look_at_obj_in_light", 301, 0, "valid_unseen", "0.3"),
-               ("pick_two_obj_and_place", 401, 0, "valid_seen", "0.4")]
+CROSS_CHECK = [
+    ("pick_clean_then_place_in_recep", 2, 0, "train", "0.3"),
+    ("look_at_obj_in_light", 301, 0, "valid_unseen", "0.3"),
+    ("pick_two_obj_and_place", 401, 0, "valid_seen", "0.4"),
+]
 
 
 @pytest.fixture(scope="module")

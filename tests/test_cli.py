@@ -53,14 +53,32 @@ def test_eval_with_an_openai_server(vllm_server, tmp_path):
     `gymwire masks` on what it stored."""
     out = tmp_path / "eval"
     with LocalServer("guess") as guess, LocalServer("textcraft") as textcraft:
-        result = gymwire_cli("eval", "--policy", f"openai:{vllm_server}/v1#{default_model_dir()}",
-                             "--env", guess.address, "--env", textcraft.address, "-k", "1", "--tasks-per-env", "1",
-                             "--max-turns", "2", "--max-new-tokens", "16", "--out", str(out), "--keep-tokens",
-                             timeout=600)
+        result = gymwire_cli(
+            "eval",
+            "--policy",
+            f"openai:{vllm_server}/v1#{default_model_dir()}",
+            "--env",
+            guess.address,
+            "--env",
+            textcraft.address,
+            "-k",
+            "1",
+            "--tasks-per-env",
+            "1",
+            "--max-turns",
+            "2",
+            "--max-new-tokens",
+            "16",
+            "--out",
+            str(out),
+            "--keep-tokens",
+            timeout=600,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {(r["env"], r["difficulty"]) for r in rows} == {(e, d) for e in ("guess", "textcraft")
-                                                           for d in ("easy", "hard")}
+    assert {(r["env"], r["difficulty"]) for r in rows} == {
+        (e, d) for e in ("guess", "textcraft") for d in ("easy", "hard")
+    }
     assert all(r["episodes"] == 1 and r["aborted"] == 0 for r in rows)
     episodes = [t for _, t in read_trajectories(out / "trajectories.jsonl")]
     assert len(episodes) == 4

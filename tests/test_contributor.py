@@ -67,8 +67,22 @@ def test_the_guide_works_as_written(tmp_path: Path) -> None:
                 # Installed beside the test, not into the shared venv: a wheel into a folder on PYTHONPATH
                 # registers the entry point just the same.
                 site = tmp_path / "site"
-                result = run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                              "--target", str(site), "."], folder, env)
+                result = run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "install",
+                        "-q",
+                        "--no-deps",
+                        "--no-build-isolation",
+                        "--target",
+                        str(site),
+                        ".",
+                    ],
+                    folder,
+                    env,
+                )
                 assert result.returncode == 0, result.stdout + result.stderr
                 env["PYTHONPATH"] = str(site)
             elif words[:2] == ["gymwire", "serve"]:
@@ -95,4 +109,3 @@ def test_the_guide_works_as_written(tmp_path: Path) -> None:
             server.kill()
             server.wait()
     assert done == ["python -m", "gymwire serve", "gymwire check", "pip install", "gymwire serve", "gymwire check"]
-

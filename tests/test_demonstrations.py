@@ -30,8 +30,12 @@ from tests.conftest import gymwire_cli
 
 SYSTEM = "You are a careful agent."
 SETTINGS = {"textcraft": EnvSettings(), "guess": EnvSettings(show_valid_actions=True, history_turns=1)}
-REFS = [TaskRef("textcraft", "goal:blue_dye"), TaskRef("textcraft", "goal:oak_planks"),
-        TaskRef("guess", "test-hard-45"), TaskRef("guess", "test-easy-0")]
+REFS = [
+    TaskRef("textcraft", "goal:blue_dye"),
+    TaskRef("textcraft", "goal:oak_planks"),
+    TaskRef("guess", "test-hard-45"),
+    TaskRef("guess", "test-easy-0"),
+]
 
 
 class WritesTheseTurns(Policy):
@@ -58,6 +62,7 @@ def tokenizer():
 def played(tokenizer) -> list[tuple[Trajectory, Trajectory]]:
     """(demonstration, rollout of the same text turns) for every task."""
     with BackgroundServer(TextCraftEnvironment) as textcraft, BackgroundServer(GuessEnvironment) as guess:
+
         async def main():
             async with EnvPool([textcraft.address, guess.address]) as pool:
                 demos = await collect_demonstrations(pool, REFS, tokenizer, SETTINGS, 2048, SYSTEM)
@@ -78,12 +83,22 @@ def test_demonstration_is_what_a_rollout_of_its_turns_builds(played):
         assert demo.success and rollout.success and demo.turns == rollout.turns > 1
         assert demo.token_ids == rollout.token_ids and demo.loss_mask == rollout.loss_mask
         assert demo.prompt_length == rollout.prompt_length and demo.messages == rollout.messages
-        assert [asdict(w) | {"logprobs": []} for w in demo.windowed_turns] == \
-               [asdict(w) | {"logprobs": []} for w in rollout.windowed_turns]
-        fields = ("turn", "parsed_action", "action_valid", "reward", "terminated", "truncated", "info",
-                  "generated_tokens")
-        assert [[getattr(s, f) for f in fields] for s in demo.steps] == \
-               [[getattr(s, f) for f in fields] for s in rollout.steps]
+        assert [asdict(w) | {"logprobs": []} for w in demo.windowed_turns] == [
+            asdict(w) | {"logprobs": []} for w in rollout.windowed_turns
+        ]
+        fields = (
+            "turn",
+            "parsed_action",
+            "action_valid",
+            "reward",
+            "terminated",
+            "truncated",
+            "info",
+            "generated_tokens",
+        )
+        assert [[getattr(s, f) for f in fields] for s in demo.steps] == [
+            [getattr(s, f) for f in fields] for s in rollout.steps
+        ]
         assert demo.generated_tokens == sum(s.generated_tokens for s in demo.steps) > 0
     assert any(d.windowed_turns for d, _ in played if d.env == "guess")  # the history window was exercised
 

@@ -98,8 +98,21 @@ def free_port() -> int:
 def two_ranks(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("fsdp") / "results.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), str(SCRIPT), str(out), "full", "lora"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        str(SCRIPT),
+        str(out),
+        "full",
+        "lora",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads(out.read_text())
@@ -151,12 +164,32 @@ def test_sharded_updater_driven_by_rank0_takes_the_one_process_step(tmp_path) ->
     loss, same mismatch metrics, same updated weights as one process."""
     script = Path(__file__).with_name("sharded_updater.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parent.parent)}
-    single = subprocess.run([sys.executable, str(script), "single", str(tmp_path / "single")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(script), "single", str(tmp_path / "single")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                              "--master_port", str(free_port()), str(script), "sharded", str(tmp_path / "sharded")],
-                             env=env, capture_output=True, text=True, timeout=400)
+    sharded = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(free_port()),
+            str(script),
+            "sharded",
+            str(tmp_path / "sharded"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     one = json.loads((tmp_path / "single" / "metrics.json").read_text())
     two = json.loads((tmp_path / "sharded" / "metrics.json").read_text())

@@ -61,11 +61,16 @@ def test_eval_resumes_from_its_folder(servers, tmp_path):
 
 def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):
     """A run folder written by real evaluations: random play as the 'base', the expert after stages."""
-    config = parse_config({
-        "envs": servers, "run_dir": str(tmp_path),
-        "stages": [{"name": "tc", "steps": 1, "mix": [{"env": "textcraft"}]},
-                   {"name": "guess", "steps": 1, "mix": [{"env": "guess"}]}],
-    })
+    config = parse_config(
+        {
+            "envs": servers,
+            "run_dir": str(tmp_path),
+            "stages": [
+                {"name": "tc", "steps": 1, "mix": [{"env": "textcraft"}]},
+                {"name": "guess", "steps": 1, "mix": [{"env": "guess"}]},
+            ],
+        }
+    )
     (tmp_path / "config.json").write_text(json.dumps(asdict(config)))
     spec = EvalSpec(split="test", tasks_per_env=2, k=2)
     run_eval(list(servers.values()), "random", spec, tmp_path / "eval" / "base")
@@ -73,8 +78,19 @@ def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):
     run_eval(list(servers.values()), "oracle", spec, tmp_path / "eval" / "stage-1-guess")
     with (tmp_path / "metrics.jsonl").open("w") as f:
         for step, stage in enumerate(["tc", "tc", "guess"]):
-            f.write(json.dumps({"stage": stage, "step": step, "success": 0.1 * step, "reward": 0.1 * step,
-                                "turns": 3 - step, "tokens": 100 - step}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "stage": stage,
+                        "step": step,
+                        "success": 0.1 * step,
+                        "reward": 0.1 * step,
+                        "turns": 3 - step,
+                        "tokens": 100 - step,
+                    }
+                )
+                + "\n"
+            )
     page = write_report(tmp_path)
     text = page.read_text()
     assert "## Held-in vs held-out" in text and "| textcraft | in |" in text
@@ -89,8 +105,11 @@ def test_trajectories_keep_a_record_per_turn(servers, tmp_path):
     spec = EvalSpec(split="test", tasks_per_env=2, k=1)
     run_eval(list(servers.values()), "oracle", spec, tmp_path / "oracle")
     run_eval([servers["textcraft"]], "random", spec, tmp_path / "random")  # no valid actions: invalid turns
-    lines = [json.loads(line) for folder in ("oracle", "random")
-             for line in (tmp_path / folder / "trajectories.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(line)
+        for folder in ("oracle", "random")
+        for line in (tmp_path / folder / "trajectories.jsonl").read_text().splitlines()
+    ]
     episodes = [t for _, t in read_trajectories(tmp_path / "oracle" / "trajectories.jsonl")]
     episodes += [t for _, t in read_trajectories(tmp_path / "random" / "trajectories.jsonl")]
     assert len(episodes) == len(lines) == 12  # 2 tasks x 2 tiers: 2 envs oracle, 1 random
@@ -117,10 +136,17 @@ def test_trajectories_keep_a_record_per_turn(servers, tmp_path):
 def test_report_plots_intervals_over_tasks(servers, tmp_path):
     """The evaluations plot and its table carry the Student's t interval of each env's avg@k, tasks as the unit."""
     spec = EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=4, seed=1)
+
     async def main():
         async with EnvPool([servers["guess"]]) as pool:  # four guesses: some episodes win, some do not
-            return await evaluate(pool, "random", spec, out_dir=tmp_path / "eval" / "base", progress=False,
-                                  env_settings={"guess": EnvSettings(max_turns=4)})
+            return await evaluate(
+                pool,
+                "random",
+                spec,
+                out_dir=tmp_path / "eval" / "base",
+                progress=False,
+                env_settings={"guess": EnvSettings(max_turns=4)},
+            )
 
     result = asyncio.run(main())
     [row] = summarize(result.trajectories, k=4)

@@ -41,8 +41,9 @@ class ScriptedTurns(TurnSource):
 def play(address: str, env: str, task_id: str, turns: Sequence[str | None], max_turns: int = 0) -> Trajectory:
     async def main() -> Trajectory:
         async with EnvPool([address]) as pool:
-            return await play_episode(pool, TaskRef(env, task_id), ScriptedTurns(turns),
-                                      EnvSettings(max_turns=max_turns), group_id="g")
+            return await play_episode(
+                pool, TaskRef(env, task_id), ScriptedTurns(turns), EnvSettings(max_turns=max_turns), group_id="g"
+            )
 
     return asyncio.run(main())
 
@@ -93,8 +94,12 @@ def test_buying_without_opening_the_details(webshop):
 
 
 def test_buying_after_reading_the_description(webshop):
-    t = play(webshop, "webshop", SHOP_TASK,
-             [EXPERT, EXPERT, "Action: click[description]", "Action: click[< prev]", "Action: click[buy now]"])
+    t = play(
+        webshop,
+        "webshop",
+        SHOP_TASK,
+        [EXPERT, EXPERT, "Action: click[description]", "Action: click[< prev]", "Action: click[buy now]"],
+    )
     assert t.steps[2].info["verified"] is True and t.steps[-1].info["verified"] is True
     assert not t.success and tags(t) == ["wrong_commit"]
     expert = play(webshop, "webshop", SHOP_TASK, [EXPERT] * 4)
@@ -124,11 +129,17 @@ def test_commit_checked_by_an_earlier_step():
 
 def test_report_does_not_guess_without_records(guess_server, tmp_path: Path):
     """A run stored before per-turn records existed: the report says so instead of tagging."""
+
     async def main() -> None:
         async with EnvPool([guess_server.address]) as pool:
-            await evaluate(pool, "random", EvalSpec(split="test", tasks_per_env=2, k=1),
-                           out_dir=tmp_path / "eval" / "base", env_settings={"guess": EnvSettings(max_turns=1)},
-                           progress=False)
+            await evaluate(
+                pool,
+                "random",
+                EvalSpec(split="test", tasks_per_env=2, k=1),
+                out_dir=tmp_path / "eval" / "base",
+                env_settings={"guess": EnvSettings(max_turns=1)},
+                progress=False,
+            )
 
     asyncio.run(main())
     jsonl = tmp_path / "eval" / "base" / "trajectories.jsonl"

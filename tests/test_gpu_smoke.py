@@ -20,8 +20,13 @@ STEPS = ["rollouts", "grpo", "sync", "train", "7b"]
 
 def run_smoke(tmp_path: Path, *args: str, timeout: float) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "smoke.json"
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu_smoke", *args, "--out", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_smoke", *args, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
     assert out.exists(), proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert json.loads(proc.stdout) == report  # stdout carries the same JSON, and nothing else
@@ -32,8 +37,9 @@ def run_smoke(tmp_path: Path, *args: str, timeout: float) -> tuple[subprocess.Co
 @pytest.mark.timeout(1500)
 def test_cpu_dry_run_passes_every_step(tmp_path):
     pytest.importorskip("vllm")
-    proc, report = run_smoke(tmp_path, "--cpu", "--steps", ",".join(STEPS), "--work-dir", str(tmp_path / "work"),
-                             timeout=1400)
+    proc, report = run_smoke(
+        tmp_path, "--cpu", "--steps", ",".join(STEPS), "--work-dir", str(tmp_path / "work"), timeout=1400
+    )
     steps = {s["name"]: s for s in report["steps"]}
     assert list(steps) == STEPS
     failed = {name: s["error"] for name, s in steps.items() if not s["passed"]}

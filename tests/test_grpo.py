@@ -277,10 +277,18 @@ def test_loss_reads_only_mask1_tokens(lora_updater, group) -> None:
 def split_last_turn(t: Trajectory) -> Trajectory:
     """The same episode with its second turn carried as a windowed turn whose context is the full prefix."""
     start = next(i for i in range(len(t.loss_mask) - 1, 0, -1) if t.loss_mask[i] and not t.loss_mask[i - 1])
-    turn = TurnSample(token_ids=list(t.token_ids), loss_mask=[0] * start + t.loss_mask[start:],
-                      logprobs=[0.0] * start + t.logprobs[start:], prompt_length=start)
-    return replace(t, loss_mask=t.loss_mask[:start] + [0] * (len(t.loss_mask) - start),
-                   logprobs=t.logprobs[:start] + [0.0] * (len(t.logprobs) - start), windowed_turns=[turn])
+    turn = TurnSample(
+        token_ids=list(t.token_ids),
+        loss_mask=[0] * start + t.loss_mask[start:],
+        logprobs=[0.0] * start + t.logprobs[start:],
+        prompt_length=start,
+    )
+    return replace(
+        t,
+        loss_mask=t.loss_mask[:start] + [0] * (len(t.loss_mask) - start),
+        logprobs=t.logprobs[:start] + [0.0] * (len(t.logprobs) - start),
+        windowed_turns=[turn],
+    )
 
 
 @pytest.mark.slow
@@ -397,8 +405,12 @@ def test_mismatch_metrics_measure_the_sampler_trainer_gap(lora_updater, group) -
     matched = lora_updater.objective(group)
     assert 0 < matched["mismatch_abs_mean"] < 2e-3 and matched["mismatch_tokens"] == matched["tokens"]
     first = group[0].loss_mask.index(1)
-    off = [replace(group[0], logprobs=group[0].logprobs[:first] + [group[0].logprobs[first] - 1.5]
-                   + group[0].logprobs[first + 1:])] + group[1:]
+    off = [
+        replace(
+            group[0],
+            logprobs=group[0].logprobs[:first] + [group[0].logprobs[first] - 1.5] + group[0].logprobs[first + 1 :],
+        )
+    ] + group[1:]
     shifted = lora_updater.objective(off)
     assert shifted["mismatch_abs_max"] == pytest.approx(1.5, abs=2e-3)
     assert shifted["is_capped_fraction"] == pytest.approx(1 / shifted["tokens"])  # e^1.5 > cap 2
@@ -421,8 +433,9 @@ def test_a_nonfinite_gradient_is_never_applied(model_dir, group) -> None:
 def test_updates_per_step_splits_the_batch_into_off_policy_minibatches(model_dir, base_model, tokenizer) -> None:
     episodes = sample_group(base_model, tokenizer, "u0", [1.0, 0.0], seed=4)
     episodes += sample_group(base_model, tokenizer, "u1", [0.0, 1.0], seed=5)
-    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=3e-4, updates_per_step=2,
-                                                lora=LoRASettings(rank=4)))
+    updater = GRPOUpdater(
+        model_dir, GRPOConfig(beta=0.0, learning_rate=3e-4, updates_per_step=2, lora=LoRASettings(rank=4))
+    )
     metrics = updater.step(episodes)
     assert metrics["optimizer_steps"] == 2.0 and metrics["microbatches"] >= 2
     # The second mini-batch ran on weights the first one moved: its ratio is no longer 1.
@@ -434,11 +447,19 @@ def test_engine_settings_from_a_config_are_in_the_built_updater(model_dir) -> No
     from gymwire.trainer.config import parse_config
 
     base = {"envs": {"textcraft": "127.0.0.1:1"}, "stages": [{"name": "s", "steps": 1, "mix": [{"env": "textcraft"}]}]}
-    run = parse_config({
-        **base,
-        "grpo": {"precision": "bf16", "gradient_checkpointing": True, "warmup_steps": 4, "learning_rate": 1e-5,
-                 "epsilon_high": 0.28, "lora": {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}},
-    })
+    run = parse_config(
+        {
+            **base,
+            "grpo": {
+                "precision": "bf16",
+                "gradient_checkpointing": True,
+                "warmup_steps": 4,
+                "learning_rate": 1e-5,
+                "epsilon_high": 0.28,
+                "lora": {"rank": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+            },
+        }
+    )
     updater = GRPOUpdater(model_dir, run.grpo)
     assert updater.precision == "bf16" and not updater.mixed_precision
     assert {p.dtype for p in updater.model.parameters()} == {torch.bfloat16}
@@ -469,7 +490,8 @@ def test_named_weights_stream_the_merged_policy_in_hf_names(model_dir, base_mode
     ids = group[0].token_ids
     assert updater.sequence_logprobs(ids)[1:] == pytest.approx(
         token_logprobs(updater.model, torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long), 1)[0].tolist(),
-        abs=1e-5)
+        abs=1e-5,
+    )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -21,21 +21,35 @@ from tests.test_policy import needs_vllm
 vllm_server = test_policy.server  # vLLM's OpenAI server on CPU with the default model
 
 
-@pytest.mark.parametrize(("answer", "category"), [
-    ("confirmation_bias", "confirmation_bias"), ("  `invalid_action`.\n", "invalid_action"),
-    ('"Other"', "other"), ("confirmation bias", UNPARSEABLE), ("The answer is misread_task", UNPARSEABLE),
-    ("misread_task, wrong_reasoning", UNPARSEABLE), ("", UNPARSEABLE),
-])
+@pytest.mark.parametrize(
+    ("answer", "category"),
+    [
+        ("confirmation_bias", "confirmation_bias"),
+        ("  `invalid_action`.\n", "invalid_action"),
+        ('"Other"', "other"),
+        ("confirmation bias", UNPARSEABLE),
+        ("The answer is misread_task", UNPARSEABLE),
+        ("misread_task, wrong_reasoning", UNPARSEABLE),
+        ("", UNPARSEABLE),
+    ],
+)
 def test_reply_is_parsed_strictly(answer: str, category: str) -> None:
     assert parse_category(answer) == category
 
 
 def failing_run(address: str, run_dir: Path) -> list[dict]:
     """A run folder whose evaluation failed: random guesses with one turn each."""
+
     async def main() -> None:
         async with EnvPool([address]) as pool:
-            await evaluate(pool, "random", EvalSpec(split="test", tasks_per_env=2, k=1), progress=False,
-                           out_dir=run_dir / "eval" / "base", env_settings={"guess": EnvSettings(max_turns=1)})
+            await evaluate(
+                pool,
+                "random",
+                EvalSpec(split="test", tasks_per_env=2, k=1),
+                progress=False,
+                out_dir=run_dir / "eval" / "base",
+                env_settings={"guess": EnvSettings(max_turns=1)},
+            )
 
     asyncio.run(main())
     lines = (run_dir / "eval" / "base" / "trajectories.jsonl").read_text().splitlines()
@@ -56,8 +70,9 @@ def _served_requests(url: str) -> float:
     """vLLM's count of finished requests, from its Prometheus endpoint."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("vllm:request_success_total"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:request_success_total")
+    )
 
 
 @pytest.mark.slow

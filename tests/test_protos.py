@@ -34,8 +34,13 @@ def breaking(tmp_path: Path, old: str | None = None, new: str = "") -> subproces
         text = (copy / PROTO).read_text()
         assert text.count(old) == 1, f"{old!r} is not in the contract exactly once"
         (copy / PROTO).write_text(text.replace(old, new))
-    return subprocess.run([BUF, "breaking", ".", "--against", str(latest_release())], cwd=copy,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [BUF, "breaking", ".", "--against", str(latest_release())],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_current_contract_keeps_the_release(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def rollout_config(tokens: int = 24) -> RolloutConfig:
 
 def test_multi_turn_masks_are_exact(policy):
     with BackgroundServer(TextCraftEnvironment) as server:
+
         async def main():
             async with EnvPool([server.address]) as pool:
                 engine = RolloutEngine(pool, policy, rollout_config(), {"textcraft": EnvSettings(max_turns=3)})

@@ -60,36 +60,52 @@ def play_expert(env: SearchQAEnvironment, task: Task, max_turns: int = 5) -> lis
 # --- grammar and scoring -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("turn", "expected"), [
-    ("<search>capital of Ostravia</search>", ("search", "capital of Ostravia")),
-    ("Thought: easy.\n<answer> Port Calder </answer>", ("answer", "Port Calder")),
-    ("<search>first</search> then <answer>second</answer>", ("search", "first")),
-    ("<answer>first</answer> then <search>second</search>", ("answer", "first")),
-    ("<search>a</search><search>b</search>", ("search", "a")),
-    ("<search>spans\ntwo lines</search>", ("search", "spans\ntwo lines")),
-    ("<search>unclosed <answer>closed</answer>", ("answer", "closed")),  # the first *complete* pair
-    ("<think>hmm</think><answer>x</answer>", ("answer", "x")),
-])
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        ("<search>capital of Ostravia</search>", ("search", "capital of Ostravia")),
+        ("Thought: easy.\n<answer> Port Calder </answer>", ("answer", "Port Calder")),
+        ("<search>first</search> then <answer>second</answer>", ("search", "first")),
+        ("<answer>first</answer> then <search>second</search>", ("answer", "first")),
+        ("<search>a</search><search>b</search>", ("search", "a")),
+        ("<search>spans\ntwo lines</search>", ("search", "spans\ntwo lines")),
+        ("<search>unclosed <answer>closed</answer>", ("answer", "closed")),  # the first *complete* pair
+        ("<think>hmm</think><answer>x</answer>", ("answer", "x")),
+    ],
+)
 def test_first_complete_tag_counts(turn: str, expected: tuple[str, str]) -> None:
     action = grammar.parse_turn(turn)
     assert action is not None and (action.kind, action.content) == expected
 
 
-@pytest.mark.parametrize("turn", ["", "just text", "<search>never closed", "<search>x</answer>",
-                                  "<SEARCH>x</SEARCH>", "search: x", "<answer x</answer>"])
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "",
+        "just text",
+        "<search>never closed",
+        "<search>x</answer>",
+        "<SEARCH>x</SEARCH>",
+        "search: x",
+        "<answer x</answer>",
+    ],
+)
 def test_turns_without_a_tag_pair(turn: str) -> None:
     assert grammar.parse_turn(turn) is None
 
 
-@pytest.mark.parametrize(("text", "normalised"), [
-    ("The Beatles!", "beatles"),
-    ("  An   apple,  pie ", "apple pie"),
-    ("a.b-c", "abc"),
-    ("THE THEORY", "theory"),
-    ("Anne of the Island", "anne of island"),  # only whole-word articles go
-    ("1,650", "1650"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("The Beatles!", "beatles"),
+        ("  An   apple,  pie ", "apple pie"),
+        ("a.b-c", "abc"),
+        ("THE THEORY", "theory"),
+        ("Anne of the Island", "anne of island"),  # only whole-word articles go
+        ("1,650", "1650"),
+        ("", ""),
+    ],
+)
 def test_squad_normalisation(text: str, normalised: str) -> None:
     assert grammar.normalize_answer(text) == normalised
 
@@ -106,9 +122,11 @@ def test_exact_match_any_gold() -> None:
 
 def test_result_format_is_search_r1s() -> None:
     shown = format_information(['"First Title"\nFirst text.', '"Second"\nline one\nline two', "no newline"])
-    assert shown == ('<information>Doc 1(Title: "First Title") First text.\n'
-                     'Doc 2(Title: "Second") line one\nline two\n'
-                     'Doc 3(Title: no newline)</information>')
+    assert shown == (
+        '<information>Doc 1(Title: "First Title") First text.\n'
+        'Doc 2(Title: "Second") line one\nline two\n'
+        "Doc 3(Title: no newline)</information>"
+    )
     assert format_information([]) == f"<information>{grammar.NO_MATCH}</information>"
 
 
@@ -127,7 +145,11 @@ def test_invalid_and_empty_turns(env: SearchQAEnvironment) -> None:
     episode.reset()
     invalid = episode.step("I think the answer is Port Calder.")
     assert (invalid.observation, invalid.action_valid, invalid.terminated, invalid.reward) == (
-        grammar.INVALID, False, False, 0.0)
+        grammar.INVALID,
+        False,
+        False,
+        0.0,
+    )
     assert "<search>" in invalid.observation and "<answer>" in invalid.observation
     empty = episode.step("<search>  </search>")
     assert not empty.action_valid and not empty.terminated and "empty" in empty.observation
@@ -271,7 +293,12 @@ def test_custom_tiers(cache: Path) -> None:
 def test_description(env: SearchQAEnvironment) -> None:
     d = env.describe()
     assert (d.name, d.provides_expert, d.provides_valid_actions, d.default_max_turns, d.max_turns_limit) == (
-        "searchqa", True, False, 5, 50)
+        "searchqa",
+        True,
+        False,
+        5,
+        50,
+    )
     assert "<search>query</search>" in d.instruction and "<answer>text</answer>" in d.instruction
     assert "first answer ends" in d.instruction
 
@@ -310,9 +337,14 @@ def test_determinism_across_processes(env: SearchQAEnvironment, tmp_path: Path) 
     for task_id in DETERMINISM_IDS:
         episode = env.start(env.catalogue().get(task_id))
         here.append([episode.reset(), episode.step(episode.expert_action()).observation])
-    result = subprocess.run([sys.executable, "-c", _PRINT_OBSERVATIONS, str(tmp_path), *DETERMINISM_IDS],
-                            capture_output=True, text=True, check=True, timeout=120,
-                            env={**os.environ, "PYTHONHASHSEED": "4242"})  # and a fresh cache: a fresh build
+    result = subprocess.run(
+        [sys.executable, "-c", _PRINT_OBSERVATIONS, str(tmp_path), *DETERMINISM_IDS],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONHASHSEED": "4242"},
+    )  # and a fresh cache: a fresh build
     assert json.loads(result.stdout) == here
 
 
@@ -381,19 +413,30 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 
 @pytest.fixture()
 def real_files(tmp_path: Path) -> tuple[Path, Path]:
-    corpus = write_jsonl(tmp_path / "wiki.jsonl", [
-        {"id": "0", "contents": '"Lake Ostra"\nLake Ostra is the deepest lake of the Velm valley.'},
-        {"id": "1", "contents": '"Orin Tazel"\nOrin Tazel was a glassmaker born in Kettering Mill in 1822.'},
-        {"id": "2", "contents": '"Kettering Mill"\nKettering Mill is a village on the river Sorn.\nIt has a mill.'},
-        {"id": "3", "contents": '"Sorn"\nThe Sorn is a river that flows into Lake Ostra.'},
-        {"id": "4", "contents": '"Velm"\nThe Velm valley lies between two ranges.'},
-    ])
-    qa = write_jsonl(tmp_path / "nq_dev.jsonl", [
-        {"id": "q-a", "question": "Where was Orin Tazel born?", "golden_answers": ["Kettering Mill"],
-         "metadata": {"level": "easy"}, "category": "birthplace"},
-        {"question": "Into which lake does the Sorn flow?", "golden_answers": "Lake Ostra", "difficulty": "hard"},
-        {"question": "What is the deepest lake of the Velm valley?", "golden_answers": ["Lake Ostra", "Ostra"]},
-    ])
+    corpus = write_jsonl(
+        tmp_path / "wiki.jsonl",
+        [
+            {"id": "0", "contents": '"Lake Ostra"\nLake Ostra is the deepest lake of the Velm valley.'},
+            {"id": "1", "contents": '"Orin Tazel"\nOrin Tazel was a glassmaker born in Kettering Mill in 1822.'},
+            {"id": "2", "contents": '"Kettering Mill"\nKettering Mill is a village on the river Sorn.\nIt has a mill.'},
+            {"id": "3", "contents": '"Sorn"\nThe Sorn is a river that flows into Lake Ostra.'},
+            {"id": "4", "contents": '"Velm"\nThe Velm valley lies between two ranges.'},
+        ],
+    )
+    qa = write_jsonl(
+        tmp_path / "nq_dev.jsonl",
+        [
+            {
+                "id": "q-a",
+                "question": "Where was Orin Tazel born?",
+                "golden_answers": ["Kettering Mill"],
+                "metadata": {"level": "easy"},
+                "category": "birthplace",
+            },
+            {"question": "Into which lake does the Sorn flow?", "golden_answers": "Lake Ostra", "difficulty": "hard"},
+            {"question": "What is the deepest lake of the Velm valley?", "golden_answers": ["Lake Ostra", "Ostra"]},
+        ],
+    )
     return qa, corpus
 
 
@@ -422,8 +465,15 @@ def test_real_data_loader(real_files: tuple[Path, Path], tmp_path: Path) -> None
 
 def test_real_data_options(real_files: tuple[Path, Path], tmp_path: Path) -> None:
     qa, corpus = real_files
-    env = SearchQAEnvironment(qa_path=qa, corpus_path=corpus, cache_dir=tmp_path, qa_split="test",
-                              difficulty_field="metadata.level", category_field=None, default_difficulty="mixed")
+    env = SearchQAEnvironment(
+        qa_path=qa,
+        corpus_path=corpus,
+        cache_dir=tmp_path,
+        qa_split="test",
+        difficulty_field="metadata.level",
+        category_field=None,
+        default_difficulty="mixed",
+    )
     tasks = env.catalogue().list()
     assert {t.split for t in tasks} == {"test"}
     assert [t.difficulty for t in tasks] == ["easy", "mixed", "mixed"]
@@ -438,8 +488,9 @@ def test_real_data_errors_name_the_line(tmp_path: Path) -> None:
     bad_qa.write_text('{"question": "ok?", "golden_answers": ["x"]}\n{"question": "no answers"}\n')
     with pytest.raises(ValueError, match=r"qa.jsonl:2: 'golden_answers'"):
         SearchQAEnvironment(qa_path=bad_qa, corpus_path=corpus, cache_dir=tmp_path)
-    bad_qa.write_text('{"id": 1, "question": "a?", "golden_answers": ["x"]}\n{"id": "1", "question": "b?", '
-                      '"golden_answers": ["y"]}\n')
+    bad_qa.write_text(
+        '{"id": 1, "question": "a?", "golden_answers": ["x"]}\n{"id": "1", "question": "b?", "golden_answers": ["y"]}\n'
+    )
     with pytest.raises(ValueError, match="duplicate id '1'"):
         SearchQAEnvironment(qa_path=bad_qa, corpus_path=corpus, cache_dir=tmp_path)
     good_qa = write_jsonl(tmp_path / "good.jsonl", [{"question": "q?", "golden_answers": ["x"]}])

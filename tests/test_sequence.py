@@ -36,8 +36,17 @@ def chatml():
 @pytest.fixture(scope="module")
 def llama3(chatml):
     tok = copy.deepcopy(chatml)
-    tok.add_special_tokens({"additional_special_tokens": [
-        "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|end_of_text|>"]})
+    tok.add_special_tokens(
+        {
+            "additional_special_tokens": [
+                "<|begin_of_text|>",
+                "<|start_header_id|>",
+                "<|end_header_id|>",
+                "<|eot_id|>",
+                "<|end_of_text|>",
+            ]
+        }
+    )
     tok.bos_token = "<|begin_of_text|>"
     tok.eos_token = "<|end_of_text|>"  # as in Llama 3 base: the turn ends with a different token
     tok.chat_template = LLAMA3_TEMPLATE
@@ -124,7 +133,7 @@ def test_stop_token_kept_once_and_trained(chatml):
     b.add_observation("next")
     end = chatml.convert_tokens_to_ids("<|im_end|>")
     start = b.prompt_length
-    assert b.token_ids[start: start + len(g.token_ids)] == g.token_ids
+    assert b.token_ids[start : start + len(g.token_ids)] == g.token_ids
     assert b.token_ids[start + len(g.token_ids)] != end  # not appended twice
     assert b.loss_mask[start + len(g.token_ids) - 1] == 1
 
@@ -180,7 +189,7 @@ def test_max_total_tokens(tok):
     long = sampled(tok, "word " * 30, stop=False)
     b.add_generation(long)
     assert b.truncated and len(b.token_ids) == limit
-    assert b.token_ids[b.prompt_length:] == long.token_ids[:12]
+    assert b.token_ids[b.prompt_length :] == long.token_ids[:12]
     assert not b.add_observation("o") and b.finished
 
     # A prompt that does not fit at all.
@@ -198,7 +207,7 @@ def test_history_window_contexts_and_masks(tok):
         b.add_generation(gens[-1])
         assert b.add_observation(f"observation {i + 1}")
     # The windowed prompt is what the template renders for initial messages + last k exchanges.
-    windowed = b.messages[:1] + b.messages[-2 * k:]
+    windowed = b.messages[:1] + b.messages[-2 * k :]
     assert sequence_text(tok, b.prompt_ids) == render(tok, windowed, add_generation_prompt=True)
     assert len(b.prompt_ids) < len(b.token_ids)
     b.finish()
@@ -215,7 +224,7 @@ def test_history_window_contexts_and_masks(tok):
     assert sum(1 for m in b.loss_mask if m) == sum(len(g.token_ids) for g in gens)
     assert traj.info["history_turns"] == k
     # The turns the full sequence masks out travel as their own exact sequences, for GRPO and SFT.
-    assert traj.windowed_turns == samples[k + 1:]
+    assert traj.windowed_turns == samples[k + 1 :]
 
 
 REWRITING_TEMPLATE = (
@@ -235,7 +244,7 @@ def test_template_that_rewrites_the_assistant_text(chatml):
     gens = [sampled(tok, "<think>maybe north</think> go north"), sampled(tok, "<think>now</think> look")]
     b.add_generation(gens[0])
     assert b.add_observation("A hall.")
-    delta = b.token_ids[b.prompt_length + len(gens[0].token_ids):]
+    delta = b.token_ids[b.prompt_length + len(gens[0].token_ids) :]
     assert decode(tok, delta) == "\n<|im_start|>user\nA hall.<|im_end|>\n<|im_start|>assistant\n"
     b.add_generation(gens[1])
     b.finish()

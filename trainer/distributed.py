@@ -113,8 +113,9 @@ def init_from_env(device_type: str | None = None, *, timeout: timedelta = DEFAUL
         torch_dist.init_process_group(backend, timeout=timeout, device_id=device if device_type == "cuda" else None)
     rank = torch_dist.get_rank()
     mesh = init_device_mesh(device_type, (torch_dist.get_world_size(),))
-    return Distributed(rank=rank, world_size=torch_dist.get_world_size(), local_rank=local_rank, device=device,
-                       mesh=mesh)
+    return Distributed(
+        rank=rank, world_size=torch_dist.get_world_size(), local_rank=local_rank, device=device, mesh=mesh
+    )
 
 
 def broadcast_object(obj: T, dist: Distributed, src: int = 0) -> T:
@@ -379,8 +380,9 @@ def _flush_lora(pending_layer: tuple[str, Any], tensors: dict[str, torch.Tensor]
 def _state_dict_options(*, broadcast_from_rank0: bool = False, strict: bool = True) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-    return StateDictOptions(full_state_dict=True, cpu_offload=True, broadcast_from_rank0=broadcast_from_rank0,
-                            strict=strict)
+    return StateDictOptions(
+        full_state_dict=True, cpu_offload=True, broadcast_from_rank0=broadcast_from_rank0, strict=strict
+    )
 
 
 def full_checkpoint_state(
@@ -413,8 +415,9 @@ def load_full_checkpoint_state(
     # tensors) so that the caller's full state stays full.
     set_model_state_dict(model, dict(model_state), options=options)
     if optimizer is not None and optimizer_state is not None:
-        optimizer_state = {key: (dict(value) if isinstance(value, dict) else value)
-                           for key, value in optimizer_state.items()}
+        optimizer_state = {
+            key: (dict(value) if isinstance(value, dict) else value) for key, value in optimizer_state.items()
+        }
         if isinstance(optimizer_state.get("state"), dict):
             optimizer_state["state"] = {k: dict(v) for k, v in optimizer_state["state"].items()}
         set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)

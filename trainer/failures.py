@@ -32,14 +32,23 @@ from gymwire.trainer.types import StepRecord, Trajectory
 
 LOOP_REPEATS = 3
 NO_RECORDS = "no per-turn records"
-TAGS = ("aborted", "turn_limit", "cut_short", "invalid_action", "repeated_action_loop", "unverified_commit",
-        "wrong_commit", "other")
+TAGS = (
+    "aborted",
+    "turn_limit",
+    "cut_short",
+    "invalid_action",
+    "repeated_action_loop",
+    "unverified_commit",
+    "wrong_commit",
+    "other",
+)
 
 
 def _looped(steps: list[StepRecord]) -> bool:
     actions = [s.parsed_action for s in steps]
-    return any(actions[i] and len(set(actions[i:i + LOOP_REPEATS])) == 1
-               for i in range(len(actions) - LOOP_REPEATS + 1))
+    return any(
+        actions[i] and len(set(actions[i : i + LOOP_REPEATS])) == 1 for i in range(len(actions) - LOOP_REPEATS + 1)
+    )
 
 
 def commits(steps: list[StepRecord]) -> list[bool]:

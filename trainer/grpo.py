@@ -354,8 +354,9 @@ class GRPOUpdater:
                 # Only ever evaluated without gradients: under bf16 maths its fp32 copy would be waste.
                 ref_dtype = torch.float32 if self.precision == "fp32" else torch.bfloat16
                 self.ref_model = copy.deepcopy(base).to(ref_dtype).eval().requires_grad_(False)
-                self.ref_model = shard_model(self.ref_model, self.dist,
-                                             precision="fp32" if self.precision == "fp32" else "bf16")
+                self.ref_model = shard_model(
+                    self.ref_model, self.dist, precision="fp32" if self.precision == "fp32" else "bf16"
+                )
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if cfg.lora.rank > 0:
@@ -406,8 +407,17 @@ class GRPOUpdater:
         metrics["tokens"] = tokens
         metrics["microbatches"] = float(sum(len(plan) for plan in plans))
         if tokens == 0:
-            metrics.update(loss=0.0, pg_loss=0.0, kl=0.0, clip_fraction=0.0, ratio_mean=1.0, grad_norm=0.0,
-                           optimizer_steps=0.0, nonfinite_skipped=0.0, updated=0.0)
+            metrics.update(
+                loss=0.0,
+                pg_loss=0.0,
+                kl=0.0,
+                clip_fraction=0.0,
+                ratio_mean=1.0,
+                grad_norm=0.0,
+                optimizer_steps=0.0,
+                nonfinite_skipped=0.0,
+                updated=0.0,
+            )
             metrics.update(_mismatch_metrics([]))
         else:
             if len(plans) > 1:
@@ -452,16 +462,24 @@ class GRPOUpdater:
     @torch.no_grad()
     def objective(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """The step's loss and statistics at the current weights, without changing anything."""
-        plans = [p for p in (self._microbatches(c) for c in _split(self._advantages(trajectories),
-                                                                     self.config.updates_per_step)) if p]
+        plans = [
+            p
+            for p in (
+                self._microbatches(c) for c in _split(self._advantages(trajectories), self.config.updates_per_step)
+            )
+            if p
+        ]
         tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         sums: dict[str, float] = defaultdict(float)
         gaps: dict[int, torch.Tensor] = {}
         for plan in plans:
             for key, value in accumulate(plan, lambda b: self._loss(b, gaps), self.dist, backward=False).items():
                 sums[key] += value
-        return {**self._summarise(sums, tokens, max(len(plans), 1)), **_mismatch_metrics(self._gathered(gaps)),
-                "tokens": tokens}
+        return {
+            **self._summarise(sums, tokens, max(len(plans), 1)),
+            **_mismatch_metrics(self._gathered(gaps)),
+            "tokens": tokens,
+        }
 
     @torch.no_grad()
     def sequence_logprobs(self, token_ids: Sequence[int], temperature: float = 1.0) -> list[float]:
@@ -599,8 +617,11 @@ class GRPOUpdater:
 
         out.mkdir(parents=True, exist_ok=True)
         tied = _tied_keys(self._hf_model())
-        save_file({k: v.contiguous() for k, v in weights.items() if k not in tied}, str(out / "model.safetensors"),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in weights.items() if k not in tied},
+            str(out / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
         self._hf_model().config.save_pretrained(str(out))
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(out))
@@ -609,17 +630,24 @@ class GRPOUpdater:
         """Checkpoint of a sharded run: full model (HF names, LoRA merged) and, unless weights_only,
         the full optimizer state keyed by parameter name, written by rank 0 (every rank must call)."""
         if self.is_lora:
-            raise NotImplementedError("checkpoints of LoRA training under torchrun are not supported yet; "
-                                      "train LoRA in one process (it fits one GPU) or use full fine-tuning")
+            raise NotImplementedError(
+                "checkpoints of LoRA training under torchrun are not supported yet; "
+                "train LoRA in one process (it fits one GPU) or use full fine-tuning"
+            )
         model_state, optimizer_state = full_checkpoint_state(self.model, self.optimizer)
         if self.dist.is_main:
             self._write_hf_folder(out, model_state)
             if not weights_only:
                 torch.save(optimizer_state, out / OPTIMIZER_FILE)
             torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
-            state = {"global_step": self.global_step, "weights_only": weights_only, "lora": False, "sharded": True,
-                     "reference_model": str(self.model_dir) if self.model_dir else None,
-                     "config": dataclasses.asdict(self.config)}
+            state = {
+                "global_step": self.global_step,
+                "weights_only": weights_only,
+                "lora": False,
+                "sharded": True,
+                "reference_model": str(self.model_dir) if self.model_dir else None,
+                "config": dataclasses.asdict(self.config),
+            }
             (out / STATE_FILE).write_text(json.dumps(state, indent=2))
         self.dist.barrier()
         return out
@@ -637,8 +665,13 @@ class GRPOUpdater:
         optim_file = src / OPTIMIZER_FILE
         has_optimizer = optim_file.exists()
         optimizer_state = torch.load(optim_file, map_location="cpu") if main and has_optimizer else {}
-        load_full_checkpoint_state(self.model, self.optimizer if has_optimizer else None, weights,
-                                   optimizer_state if has_optimizer else None, self.dist)
+        load_full_checkpoint_state(
+            self.model,
+            self.optimizer if has_optimizer else None,
+            weights,
+            optimizer_state if has_optimizer else None,
+            self.dist,
+        )
         if not has_optimizer:
             log.warning("%s holds weights only: AdamW starts with fresh moments", src)
         self.scheduler.load_state_dict(torch.load(src / SCHEDULER_FILE, map_location="cpu"))
@@ -681,8 +714,9 @@ class GRPOUpdater:
             if self.config.loss_normalization == "tokens":
                 weights = mask / max(total_tokens, 1)
             else:  # each episode's tokens (its windowed turns included) average to one episode's share
-                per_episode = torch.tensor([[max(episode_tokens[seqs[i].episode], 1)] for i in indices],
-                                           dtype=torch.float32)
+                per_episode = torch.tensor(
+                    [[max(episode_tokens[seqs[i].episode], 1)] for i in indices], dtype=torch.float32
+                )
                 weights = mask / per_episode / n_episodes
             batches.append(
                 _MicroBatch(
@@ -710,8 +744,9 @@ class GRPOUpdater:
 
     def _logprobs(self, model: torch.nn.Module, batch: _MicroBatch) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
-            return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.positions,
-                                  self.config.temperature).float()
+            return token_logprobs(
+                model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
+            ).float()
 
     def _reference_logps(self, batch: _MicroBatch) -> torch.Tensor | None:
         if self.config.beta == 0.0:
@@ -728,8 +763,9 @@ class GRPOUpdater:
         cfg = self.config
         ref = self._reference_logps(batch)
         with self._autocast():
-            logps = token_logprobs(self.model, batch.input_ids, batch.attention_mask, batch.positions,
-                                   cfg.temperature).float()
+            logps = token_logprobs(
+                self.model, batch.input_ids, batch.attention_mask, batch.positions, cfg.temperature
+            ).float()
         # The trainer's log-probs under the weights that sampled: computed before the first update, or
         # these very ones when this is the step's first (or only) mini-batch.
         trainer_old = batch.trainer_old if batch.trainer_old is not None else logps.detach()
@@ -740,14 +776,23 @@ class GRPOUpdater:
         if cfg.old_logprobs == "trainer":
             old = trainer_old
             if cfg.importance_sampling != "none":
-                is_weights, capped = importance_weights(trainer_old, sampler, batch.mask, cap=cfg.importance_cap,
-                                                        mode=cfg.importance_sampling)
+                is_weights, capped = importance_weights(
+                    trainer_old, sampler, batch.mask, cap=cfg.importance_cap, mode=cfg.importance_sampling
+                )
         else:  # the sampler's own log-probs; a backend that gives none falls back to on-policy (ratio 1)
             old = torch.where(torch.isnan(sampler), trainer_old, sampler)
         eps_high = cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high
         per_token, kl, ratio, clipped = clipped_policy_loss(
-            logps, old, batch.advantages, batch.mask, epsilon_low=cfg.epsilon, epsilon_high=eps_high,
-            dual_clip=cfg.dual_clip, is_weights=is_weights, ref_logps=ref, beta=cfg.beta,
+            logps,
+            old,
+            batch.advantages,
+            batch.mask,
+            epsilon_low=cfg.epsilon,
+            epsilon_high=eps_high,
+            dual_clip=cfg.dual_clip,
+            is_weights=is_weights,
+            ref_logps=ref,
+            beta=cfg.beta,
         )
         loss = (per_token * batch.weights).sum()
         m = batch.mask
@@ -784,7 +829,6 @@ class GRPOUpdater:
         }
 
 
-
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -793,7 +837,9 @@ def _split(adv: Advantages, parts: int) -> list[Advantages]:
     """The step's episodes in `parts` mini-batches of whole episodes, in order (the last may be smaller)."""
     n = len(adv.trajectories)
     size = max(1, math.ceil(n / parts))
-    return [Advantages(adv.trajectories[i:i + size], adv.advantages[i:i + size]) for i in range(0, n, size)] or [adv]
+    return [Advantages(adv.trajectories[i : i + size], adv.advantages[i : i + size]) for i in range(0, n, size)] or [
+        adv
+    ]
 
 
 def _mismatch_metrics(gaps: list[torch.Tensor]) -> dict[str, float]:

@@ -57,25 +57,36 @@ def transcript(trajectory: Trajectory) -> str:
     replies = iter(m["content"] for m in messages if m["role"] == "assistant")
     turns = []
     for step in trajectory.steps:
-        turns.append(f"Turn {step.turn + 1}. Agent wrote: {next(replies, '')!r}\n  the environment parsed "
-                     f"{step.parsed_action!r} (valid: {step.action_valid}, reward: {step.reward:g})")
+        turns.append(
+            f"Turn {step.turn + 1}. Agent wrote: {next(replies, '')!r}\n  the environment parsed "
+            f"{step.parsed_action!r} (valid: {step.action_valid}, reward: {step.reward:g})"
+        )
     end = "reached the turn limit" if trajectory.truncated else "ended" if trajectory.terminated else "was stopped"
     text = "\n".join(turns) + f"\nThe episode {end} without success (return {trajectory.reward:g})."
-    return f"Task and first observation:\n{task[:TRANSCRIPT_CHARS // 3]}\n\nTurns:\n{text[-TRANSCRIPT_CHARS:]}"
+    return f"Task and first observation:\n{task[: TRANSCRIPT_CHARS // 3]}\n\nTurns:\n{text[-TRANSCRIPT_CHARS:]}"
 
 
 def judge_messages(trajectory: Trajectory) -> list[dict[str, str]]:
     listing = "\n".join(f"- {name}: the agent {meaning}" for name, meaning in CATEGORIES.items())
-    question = (f"{transcript(trajectory)}\n\nWhy did the agent fail? Categories:\n{listing}\n\n"
-                "Answer with exactly one category name from the list and nothing else.")
+    question = (
+        f"{transcript(trajectory)}\n\nWhy did the agent fail? Categories:\n{listing}\n\n"
+        "Answer with exactly one category name from the list and nothing else."
+    )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
 
 
 class Judge:
     """`Judge.from_spec("http://host:port/v1#model")`; without a model, the first the server lists."""
 
-    def __init__(self, base_url: str, model: str | None = None, *, max_concurrency: int = 4,
-                 timeout_s: float = 300.0, max_tokens: int = 16) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        max_concurrency: int = 4,
+        timeout_s: float = 300.0,
+        max_tokens: int = 16,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.timeout_s = timeout_s
@@ -103,8 +114,12 @@ class Judge:
         return self._model
 
     def judge(self, trajectory: Trajectory) -> Judgement:
-        body = {"model": self.model, "messages": judge_messages(trajectory), "temperature": 0.0,
-                "max_tokens": self.max_tokens}
+        body = {
+            "model": self.model,
+            "messages": judge_messages(trajectory),
+            "temperature": 0.0,
+            "max_tokens": self.max_tokens,
+        }
         try:
             reply = self._request("/chat/completions", body)["choices"][0]["message"]["content"] or ""
         except (OSError, urllib.error.URLError, KeyError, IndexError, ValueError) as exc:

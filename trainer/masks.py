@@ -36,9 +36,11 @@ def render_masked(tokenizer: Any, token_ids: Sequence[int], loss_mask: Sequence[
 def step_line(step: StepRecord) -> str:
     """One turn as the server judged it: the action it parsed, whether it was valid, the reward, the cost."""
     ended = " terminated" if step.terminated else " truncated" if step.truncated else ""
-    return (f"turn {step.turn}: action {step.parsed_action!r} {'valid' if step.action_valid else 'INVALID'}, "
-            f"reward {step.reward:g}{ended}; {step.generated_tokens} tokens, generate {step.generate_s:.2f} s, "
-            f"step {step.step_s:.3f} s")
+    return (
+        f"turn {step.turn}: action {step.parsed_action!r} {'valid' if step.action_valid else 'INVALID'}, "
+        f"reward {step.reward:g}{ended}; {step.generated_tokens} tokens, generate {step.generate_s:.2f} s, "
+        f"step {step.step_s:.3f} s"
+    )
 
 
 def describe(trajectory: Trajectory, tokenizer: Any, *, color: bool) -> str:
@@ -57,6 +59,9 @@ def describe(trajectory: Trajectory, tokenizer: Any, *, color: bool) -> str:
         render_masked(tokenizer, t.token_ids, t.loss_mask, color=color),
     ]
     for i, turn in enumerate(t.windowed_turns):
-        lines += ["", f"--- windowed turn {i}: context of {turn.prompt_length} tokens, then the sampled tokens ---",
-                  render_masked(tokenizer, turn.token_ids, turn.loss_mask, color=color)]
+        lines += [
+            "",
+            f"--- windowed turn {i}: context of {turn.prompt_length} tokens, then the sampled tokens ---",
+            render_masked(tokenizer, turn.token_ids, turn.loss_mask, color=color),
+        ]
     return "\n".join(lines)

@@ -106,22 +106,34 @@ def summarize(trajectories: Iterable[Trajectory], k: int, by: Sequence[str] = ("
         avg, avg_ci = mean_ci(task_avg)
         pk, pk_ci = mean_ci(task_pass)
         turns = sum(t.turns for t in done)
-        rows.append(EvalRow(
-            env=labels.get("env", "all"), split=labels.get("split", ""), difficulty=labels.get("difficulty", ""),
-            category=labels.get("category", ""), tasks=len(per_task), episodes=len(done), k=k,
-            avg_at_k=avg, avg_ci=avg_ci, pass_at_k=pk, pass_ci=pk_ci,
-            mean_reward=sum(t.reward for t in done) / max(len(done), 1),
-            mean_turns=turns / max(len(done), 1),
-            mean_tokens=sum(t.generated_tokens for t in done) / max(len(done), 1),
-            invalid_rate=sum(t.invalid_actions for t in done) / max(turns, 1),
-            aborted=len(items) - len(done),
-        ))
+        rows.append(
+            EvalRow(
+                env=labels.get("env", "all"),
+                split=labels.get("split", ""),
+                difficulty=labels.get("difficulty", ""),
+                category=labels.get("category", ""),
+                tasks=len(per_task),
+                episodes=len(done),
+                k=k,
+                avg_at_k=avg,
+                avg_ci=avg_ci,
+                pass_at_k=pk,
+                pass_ci=pk_ci,
+                mean_reward=sum(t.reward for t in done) / max(len(done), 1),
+                mean_turns=turns / max(len(done), 1),
+                mean_tokens=sum(t.generated_tokens for t in done) / max(len(done), 1),
+                invalid_rate=sum(t.invalid_actions for t in done) / max(turns, 1),
+                aborted=len(items) - len(done),
+            )
+        )
     return rows
 
 
 def markdown_table(rows: Sequence[EvalRow], title: str = "") -> str:
-    head = ("| env | split | tier | category | tasks | eps | avg@k | pass@k | reward | turns | tokens | invalid "
-            "| aborted |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| env | split | tier | category | tasks | eps | avg@k | pass@k | reward | turns | tokens | invalid "
+        "| aborted |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [f"### {title}\n" if title else "", head]
     for r in rows:
         lines.append(
@@ -129,5 +141,6 @@ def markdown_table(rows: Sequence[EvalRow], title: str = "") -> str:
             f"| {100 * r.avg_at_k:.1f} ± {100 * r.avg_ci:.1f} (k={r.k}) "
             f"| {100 * r.pass_at_k:.1f} ± {100 * r.pass_ci:.1f} "
             f"| {r.mean_reward:.3f} | {r.mean_turns:.2f} | {r.mean_tokens:.1f} | {100 * r.invalid_rate:.1f}% "
-            f"| {r.aborted} |")
+            f"| {r.aborted} |"
+        )
     return "\n".join(line for line in lines if line) + "\n"

@@ -123,8 +123,14 @@ def _plot_evals(labels: list[str], success: dict[str, dict[str, tuple[float, flo
     width = 0.8 / max(len(envs), 1)
     for i, env in enumerate(envs):
         cells = [success[lbl].get(env, (0.0, None)) for lbl in labels]
-        ax.bar([j + i * width for j in range(len(labels))], [100 * v for v, _ in cells], width, label=env,
-               yerr=[100 * ci if ci is not None else 0.0 for _, ci in cells], capsize=3)
+        ax.bar(
+            [j + i * width for j in range(len(labels))],
+            [100 * v for v, _ in cells],
+            width,
+            label=env,
+            yerr=[100 * ci if ci is not None else 0.0 for _, ci in cells],
+            capsize=3,
+        )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels, rotation=20, ha="right")
     ax.set_ylabel("avg@k success (%), 95% CI")
     ax.legend(fontsize=8)
@@ -137,13 +143,21 @@ def _plot_evals(labels: list[str], success: dict[str, dict[str, tuple[float, flo
 def _interval_table(labels: list[str], success: dict[str, dict[str, tuple[float, float | None]]]) -> list[str]:
     """The numbers behind the evaluations plot."""
     envs = sorted({e for s in success.values() for e in s})
-    lines = ["## Success per evaluation (avg@k %, ± 95% Student's t interval over tasks)\n",
-             "| evaluation | " + " | ".join(envs) + " |", "|---|" + "---:|" * len(envs)]
+    lines = [
+        "## Success per evaluation (avg@k %, ± 95% Student's t interval over tasks)\n",
+        "| evaluation | " + " | ".join(envs) + " |",
+        "|---|" + "---:|" * len(envs),
+    ]
     for lbl in labels:
         cells = [success[lbl].get(env) for env in envs]
-        lines.append(f"| {lbl} | " + " | ".join(
-            "" if c is None else f"{100 * c[0]:.1f}" + (f" ± {100 * c[1]:.1f}" if c[1] is not None else "")
-            for c in cells) + " |")
+        lines.append(
+            f"| {lbl} | "
+            + " | ".join(
+                "" if c is None else f"{100 * c[0]:.1f}" + (f" ± {100 * c[1]:.1f}" if c[1] is not None else "")
+                for c in cells
+            )
+            + " |"
+        )
     return [*lines, ""]
 
 
@@ -160,8 +174,11 @@ def _count_table(title: str, counts: dict[str, Counter], names: Sequence[str]) -
 def _judge_failures(label: str, evaluation: Evaluation, judge: Judge | None, out: Path) -> list[str]:
     """Every failed episode's rule-based tags (and the judge's category) in report/failures/<label>.jsonl;
     the judge's categories as a table."""
-    failed = [(i, t) for i, t in zip(evaluation.samples, evaluation.trajectories, strict=True)
-              if not t.success and not t.aborted]
+    failed = [
+        (i, t)
+        for i, t in zip(evaluation.samples, evaluation.trajectories, strict=True)
+        if not t.success and not t.aborted
+    ]
     if not failed:
         return []
     judged = judge.judge_all([t for _, t in failed]) if judge is not None else []
@@ -178,8 +195,9 @@ def _judge_failures(label: str, evaluation: Evaluation, judge: Judge | None, out
     counts: dict[str, Counter] = {}
     for (_, t), judgement in zip(failed, judged, strict=True):
         counts.setdefault(t.env, Counter())[judgement.category] += 1
-    return _count_table(f"Judge ({judge.model}): one category per failed episode:", counts,
-                        (*CATEGORIES, UNPARSEABLE, NO_ANSWER))
+    return _count_table(
+        f"Judge ({judge.model}): one category per failed episode:", counts, (*CATEGORIES, UNPARSEABLE, NO_ANSWER)
+    )
 
 
 def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
@@ -187,8 +205,10 @@ def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
     lines = _count_table("Failure tags (episodes; see trainer/failures.py):", counts, (*TAGS, NO_RECORDS))
     untagged = sum(c.get(NO_RECORDS, 0) for c in counts.values())
     if untagged:
-        lines.append(f"{untagged} failed episodes were stored without per-turn records (written before they "
-                     "existed): they are not tagged.\n")
+        lines.append(
+            f"{untagged} failed episodes were stored without per-turn records (written before they "
+            "existed): they are not tagged.\n"
+        )
     return lines
 
 
@@ -219,8 +239,11 @@ def write_report(run_dir: str | Path, judge: Judge | None = None) -> Path:
             b = base.get(env) if base else None
             held = "in" if env in trained else "out"
             delta = f"{100 * (final[env] - b):+.1f}" if b is not None else "n/a"
-            parts.append(f"| {env} | {held} | {100 * b:.1f} | {100 * final[env]:.1f} | {delta} |" if b is not None
-                         else f"| {env} | {held} | n/a | {100 * final[env]:.1f} | n/a |")
+            parts.append(
+                f"| {env} | {held} | {100 * b:.1f} | {100 * final[env]:.1f} | {delta} |"
+                if b is not None
+                else f"| {env} | {held} | n/a | {100 * final[env]:.1f} | n/a |"
+            )
         parts.append("")
         parts.append("## Transfer matrix (avg@k after each stage, delta vs base)\n")
         envs = sorted({e for lbl in stage_labels for e in success[lbl]})
@@ -243,8 +266,10 @@ def write_report(run_dir: str | Path, judge: Judge | None = None) -> Path:
                 if first is None or first >= len(stage_labels):
                     continue
                 after, last = success[stage_labels[first]].get(env, 0), final.get(env, 0)
-                parts.append(f"| {env} | {stage_labels[first]} | {100 * after:.1f} | {100 * last:.1f} "
-                             f"| {100 * (after - last):+.1f} |")
+                parts.append(
+                    f"| {env} | {stage_labels[first]} | {100 * after:.1f} | {100 * last:.1f} "
+                    f"| {100 * (after - last):+.1f} |"
+                )
             parts.append("")
     for label, evaluation in evals.items():
         parts.append(markdown_table(evaluation.rows, f"Evaluation: {label}"))

@@ -82,12 +82,22 @@ def observation_text(obs: pb.Observation) -> str:
     return f"{obs.text}\nAvailable actions: {json.dumps(list(obs.valid_actions))}"
 
 
-def step_record(turn: int, obs: pb.Observation, *, generated_tokens: int = 0, generate_s: float = 0.0,
-                step_s: float = 0.0) -> StepRecord:
+def step_record(
+    turn: int, obs: pb.Observation, *, generated_tokens: int = 0, generate_s: float = 0.0, step_s: float = 0.0
+) -> StepRecord:
     """What the server said about one turn, with the info Struct as plain JSON types for the JSONL."""
-    return StepRecord(turn=turn, parsed_action=obs.parsed_action, action_valid=obs.action_valid, reward=obs.reward,
-                      terminated=obs.terminated, truncated=obs.truncated, info=MessageToDict(obs.info),
-                      generated_tokens=generated_tokens, generate_s=generate_s, step_s=step_s)
+    return StepRecord(
+        turn=turn,
+        parsed_action=obs.parsed_action,
+        action_valid=obs.action_valid,
+        reward=obs.reward,
+        terminated=obs.terminated,
+        truncated=obs.truncated,
+        info=MessageToDict(obs.info),
+        generated_tokens=generated_tokens,
+        generate_s=generate_s,
+        step_s=step_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -155,21 +165,39 @@ def text_turn(conversation: Conversation, text: str) -> Generation:
     return Generation(ids, [0.0] * len(ids), text, "stop")
 
 
-async def play_episode(pool: EnvPool, ref: TaskRef, source: TurnSource, settings: EnvSettings = EnvSettings(), *,
-                       group_id: str, system: str | None = None, max_total_tokens: int | None = None,
-                       stream: bool = True) -> Trajectory:
+async def play_episode(
+    pool: EnvPool,
+    ref: TaskRef,
+    source: TurnSource,
+    settings: EnvSettings = EnvSettings(),
+    *,
+    group_id: str,
+    system: str | None = None,
+    max_total_tokens: int | None = None,
+    stream: bool = True,
+) -> Trajectory:
     """The episode loop of rollouts, evaluation and demonstrations: open the conversation, then
     turn, step, observation until the episode ends, the context is full or the source stops."""
     trajectory = Trajectory(env=ref.env, task_id=ref.task_id, group_id=group_id)
     episode = None
     try:
         info = await pool.info(ref.env)
-        episode = await pool.reset(ref.env, ref.task_id, include_valid_actions=settings.show_valid_actions,
-                                   max_turns=settings.max_turns, stream=stream)
+        episode = await pool.reset(
+            ref.env,
+            ref.task_id,
+            include_valid_actions=settings.show_valid_actions,
+            max_turns=settings.max_turns,
+            stream=stream,
+        )
         trajectory.info.update(task_info(episode.task))
         opening = opening_messages(observation_text(episode.observation), instruction=info.instruction, system=system)
-        conversation: Conversation = TextConversation(opening) if source.tokenizer is None else ConversationBuilder(
-            source.tokenizer, opening, max_total_tokens=max_total_tokens, history_turns=settings.history_turns)
+        conversation: Conversation = (
+            TextConversation(opening)
+            if source.tokenizer is None
+            else ConversationBuilder(
+                source.tokenizer, opening, max_total_tokens=max_total_tokens, history_turns=settings.history_turns
+            )
+        )
         while not conversation.done:
             started = time.perf_counter()
             turn = await source.next_turn(episode, conversation)
@@ -182,9 +210,15 @@ async def play_episode(pool: EnvPool, ref: TaskRef, source: TurnSource, settings
             before = conversation.generated_tokens
             conversation.add_generation(turn)
             obs = await episode.step(turn.text)
-            trajectory.add_step(step_record(conversation.turns - 1, obs,
-                                            generated_tokens=conversation.generated_tokens - before,
-                                            generate_s=produced - started, step_s=time.perf_counter() - produced))
+            trajectory.add_step(
+                step_record(
+                    conversation.turns - 1,
+                    obs,
+                    generated_tokens=conversation.generated_tokens - before,
+                    generate_s=produced - started,
+                    step_s=time.perf_counter() - produced,
+                )
+            )
             if obs.terminated or obs.truncated:
                 trajectory.terminated, trajectory.truncated = obs.terminated, obs.truncated
                 trajectory.success = obs.success
@@ -227,8 +261,13 @@ class PolicyTurns(TurnSource):
 
 
 class RolloutEngine:
-    def __init__(self, pool: EnvPool, policy: Policy, config: RolloutConfig = RolloutConfig(),
-                 env_settings: dict[str, EnvSettings] | None = None):
+    def __init__(
+        self,
+        pool: EnvPool,
+        policy: Policy,
+        config: RolloutConfig = RolloutConfig(),
+        env_settings: dict[str, EnvSettings] | None = None,
+    ):
         self.pool = pool
         self.policy = policy
         self.config = config
@@ -254,9 +293,16 @@ class RolloutEngine:
 
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
         sampling = self.config.sampling if seed is None else replace(self.config.sampling, seed=seed)
-        return await play_episode(self.pool, ref, PolicyTurns(self.policy, sampling), self.settings(ref.env),
-                                  group_id=group_id, system=self.config.system_prompt,
-                                  max_total_tokens=self.config.max_total_tokens, stream=self.config.stream)
+        return await play_episode(
+            self.pool,
+            ref,
+            PolicyTurns(self.policy, sampling),
+            self.settings(ref.env),
+            group_id=group_id,
+            system=self.config.system_prompt,
+            max_total_tokens=self.config.max_total_tokens,
+            stream=self.config.stream,
+        )
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:
         """G episodes of one task (a GRPO group), all at once."""

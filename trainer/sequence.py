@@ -50,8 +50,9 @@ from .types import Generation, Trajectory, TurnSample
 Message = dict[str, str]
 
 
-def render(tokenizer: Any, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool,
-           **template_kwargs: Any) -> str:
+def render(
+    tokenizer: Any, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool, **template_kwargs: Any
+) -> str:
     """The chat template's rendering of `messages` as text."""
     text = tokenizer.apply_chat_template(
         [dict(m) for m in messages], tokenize=False, add_generation_prompt=add_generation_prompt, **template_kwargs
@@ -193,8 +194,15 @@ class ConversationBuilder:
             self.finished = True
 
     @classmethod
-    def start(cls, tokenizer: Any, observation: str, *, instruction: str | None = None, system: str | None = None,
-              **kwargs: Any) -> ConversationBuilder:
+    def start(
+        cls,
+        tokenizer: Any,
+        observation: str,
+        *,
+        instruction: str | None = None,
+        system: str | None = None,
+        **kwargs: Any,
+    ) -> ConversationBuilder:
         """A conversation that begins with `opening_messages`."""
         return cls(tokenizer, opening_messages(observation, instruction=instruction, system=system), **kwargs)
 
@@ -334,8 +342,9 @@ class ConversationBuilder:
         boundary = _text_end(rendered, self.messages[-1]["content"], len(before))
         if boundary is None:
             probe = [*self.messages[:-1], {"role": "assistant", "content": _SENTINEL}, *following]
-            rendered = render(self.tokenizer, probe, add_generation_prompt=add_generation_prompt,
-                              **self.template_kwargs)
+            rendered = render(
+                self.tokenizer, probe, add_generation_prompt=add_generation_prompt, **self.template_kwargs
+            )
             boundary = _text_end(rendered, _SENTINEL, len(before)) if rendered.startswith(before) else None
             if boundary is None:
                 raise ValueError("cannot locate the end of the assistant's turn in the chat template's rendering")
@@ -358,7 +367,7 @@ class ConversationBuilder:
         mask = list(self.loss_mask)
         for turn in self._turns:
             if turn.context_start is not None:
-                mask[turn.start: turn.start + turn.length] = [0] * turn.length
+                mask[turn.start : turn.start + turn.length] = [0] * turn.length
         return mask
 
     def turn_samples(self) -> list[TurnSample]:
@@ -368,14 +377,16 @@ class ConversationBuilder:
             if turn.context_start is None:
                 context = self.token_ids[: turn.start]
             else:
-                context = self.prompt + self.token_ids[turn.context_start: turn.start]
-            completion = self.token_ids[turn.start: turn.start + turn.length]
-            samples.append(TurnSample(
-                token_ids=context + completion,
-                loss_mask=[0] * len(context) + [1] * len(completion),
-                logprobs=[0.0] * len(context) + self.logprobs[turn.start: turn.start + turn.length],
-                prompt_length=len(context),
-            ))
+                context = self.prompt + self.token_ids[turn.context_start : turn.start]
+            completion = self.token_ids[turn.start : turn.start + turn.length]
+            samples.append(
+                TurnSample(
+                    token_ids=context + completion,
+                    loss_mask=[0] * len(context) + [1] * len(completion),
+                    logprobs=[0.0] * len(context) + self.logprobs[turn.start : turn.start + turn.length],
+                    prompt_length=len(context),
+                )
+            )
         return samples
 
     def fill(self, trajectory: Trajectory) -> Trajectory:

@@ -86,8 +86,9 @@ class GRPOConfig:
         if self.old_logprobs not in ("trainer", "sampler"):
             raise ValueError(f"old_logprobs must be 'trainer' or 'sampler', got {self.old_logprobs!r}")
         if self.importance_sampling not in ("token_truncate", "token_mask", "none"):
-            raise ValueError("importance_sampling must be token_truncate, token_mask or none, "
-                             f"got {self.importance_sampling!r}")
+            raise ValueError(
+                f"importance_sampling must be token_truncate, token_mask or none, got {self.importance_sampling!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.temperature <= 0:

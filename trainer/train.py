@@ -70,8 +70,10 @@ class TaskStream:
         if key not in self._lists:
             listed = await self.pool.list_tasks(entry.env, entry.split, entry.difficulty, entry.category)
             if not listed:
-                raise ValueError(f"{entry.env} lists no task for split={entry.split!r} "
-                                 f"difficulty={entry.difficulty!r} category={entry.category!r}")
+                raise ValueError(
+                    f"{entry.env} lists no task for split={entry.split!r} "
+                    f"difficulty={entry.difficulty!r} category={entry.category!r}"
+                )
             self._lists[key] = sorted(t.id for t in listed)
         return self._lists[key]
 
@@ -107,11 +109,17 @@ class Trainer:
 
     def _rollout_config(self, for_eval: bool = False) -> RolloutConfig:
         r, e = self.config.rollout, self.config.eval
-        sampling = SamplingParams(max_new_tokens=(e.max_new_tokens or r.max_new_tokens) if for_eval else
-                                  r.max_new_tokens, temperature=e.temperature if for_eval else r.temperature,
-                                  top_p=r.top_p)
-        return RolloutConfig(sampling=sampling, max_total_tokens=r.max_total_tokens, abort_retries=r.abort_retries,
-                             system_prompt=r.system_prompt)
+        sampling = SamplingParams(
+            max_new_tokens=(e.max_new_tokens or r.max_new_tokens) if for_eval else r.max_new_tokens,
+            temperature=e.temperature if for_eval else r.temperature,
+            top_p=r.top_p,
+        )
+        return RolloutConfig(
+            sampling=sampling,
+            max_total_tokens=r.max_total_tokens,
+            abort_retries=r.abort_retries,
+            system_prompt=r.system_prompt,
+        )
 
     def _eval_settings(self) -> dict[str, EnvSettings]:
         """Evaluation uses each env's turn limit from the stages (first mention wins); no action lists
@@ -129,11 +137,19 @@ class Trainer:
         if label in self.state.evaluations:
             return
         e = self.config.eval
-        spec = EvalSpec(envs=e.envs, split=e.split, difficulty=e.difficulty, category=e.category,
-                        tasks_per_env=e.tasks_per_env, k=e.k, seed=self.config.seed)
+        spec = EvalSpec(
+            envs=e.envs,
+            split=e.split,
+            difficulty=e.difficulty,
+            category=e.category,
+            tasks_per_env=e.tasks_per_env,
+            k=e.k,
+            seed=self.config.seed,
+        )
         engine = RolloutEngine(pool, policy, self._rollout_config(for_eval=True), self._eval_settings())
-        result = await evaluate(pool, engine, spec, out_dir=self.run_dir / "eval" / label, progress=self.progress,
-                                desc=f"eval {label}")
+        result = await evaluate(
+            pool, engine, spec, out_dir=self.run_dir / "eval" / label, progress=self.progress, desc=f"eval {label}"
+        )
         log.info("evaluation %s:\n%s", label, result.markdown())
         self.state.evaluations.append(label)
         self.state.save(self.run_dir)
@@ -149,8 +165,14 @@ class Trainer:
         mix = ws.mix or self.config.stages[0].mix
         stream = TaskStream(pool, self.config.seed)
         refs = await stream.draw("warm_start", 0, mix, ws.episodes)
-        demos = await collect_demonstrations(pool, refs, tokenizer, env_settings_for(mix),
-                                             self.config.rollout.max_total_tokens, self.config.rollout.system_prompt)
+        demos = await collect_demonstrations(
+            pool,
+            refs,
+            tokenizer,
+            env_settings_for(mix),
+            self.config.rollout.max_total_tokens,
+            self.config.rollout.system_prompt,
+        )
         if not demos:
             raise RuntimeError("the expert solved none of the warm-start tasks; cannot clone behaviour")
         log.info("warm start: %d expert demonstrations", len(demos))
@@ -221,8 +243,14 @@ class Trainer:
 
         cfg = self.config
         if cfg.model.backend == "openai":
-            return make_policy("openai", cfg.vllm.server_url, tokenizer=str(model_dir), settings=cfg.vllm,
-                               nccl_address=cfg.vllm.nccl_address or None, nccl_port=cfg.vllm.nccl_port)
+            return make_policy(
+                "openai",
+                cfg.vllm.server_url,
+                tokenizer=str(model_dir),
+                settings=cfg.vllm,
+                nccl_address=cfg.vllm.nccl_address or None,
+                nccl_port=cfg.vllm.nccl_port,
+            )
         if cfg.model.backend == "vllm":
             return make_policy("vllm", model_dir, settings=cfg.vllm, seed=cfg.seed)
         return make_policy(cfg.model.backend, model_dir)
@@ -254,8 +282,7 @@ class Trainer:
         metrics = check_sync(policy, updater, episodes, tolerance=self.config.vllm.sync_check_tolerance)
         return {"sync_s": synced, **metrics}
 
-    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any,
-                           policy: Any) -> None:
+    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any) -> None:
         cfg = self.config
         engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
         bar = tqdm(total=stage.steps, initial=self.state.step, desc=f"stage {stage.name}", disable=not self.progress)
@@ -272,8 +299,7 @@ class Trainer:
             metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
             if cfg.model.backend != "hf":
                 metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
-            self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s,
-                           engine)
+            self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine)
             self.state.step = step + 1
             every = cfg.checkpoint.every
             if (every and self.state.step % every == 0) or self.state.step == stage.steps:
@@ -297,9 +323,11 @@ class Trainer:
         os.replace(tmp, folder / name)
         self.state.checkpoint = f"checkpoints/{name}"
         self.state.save(self.run_dir)
-        done = sorted((p for p in folder.glob("step-*") if p.name.split("-")[1].isdigit()),
-                      key=lambda p: int(p.name.split("-")[1]))
-        for old in done[:-settings.keep_last]:
+        done = sorted(
+            (p for p in folder.glob("step-*") if p.name.split("-")[1].isdigit()),
+            key=lambda p: int(p.name.split("-")[1]),
+        )
+        for old in done[: -settings.keep_last]:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
 
@@ -311,24 +339,37 @@ class Trainer:
                 for sample, trajectory in enumerate(group):
                     write_trajectory(sink, trajectory, sample=sample)
 
-    def _log_step(self, stage: Stage, step: int, episodes: list[Trajectory], metrics: dict[str, float],
-                  rollout_s: float, update_s: float, engine: RolloutEngine) -> None:
+    def _log_step(
+        self,
+        stage: Stage,
+        step: int,
+        episodes: list[Trajectory],
+        metrics: dict[str, float],
+        rollout_s: float,
+        update_s: float,
+        engine: RolloutEngine,
+    ) -> None:
         scored = [t for t in episodes if not t.aborted]
         record = {
-            "stage": stage.name, "stage_index": self.state.stage, "step": step, "time": time.time(),
+            "stage": stage.name,
+            "stage_index": self.state.stage,
+            "step": step,
+            "time": time.time(),
             "tasks": sorted({f"{t.env}/{t.task_id}" for t in episodes}),
-            "episodes": len(scored), "aborted": len(episodes) - len(scored),
+            "episodes": len(scored),
+            "aborted": len(episodes) - len(scored),
             "success": sum(t.success for t in scored) / max(len(scored), 1),
             "reward": sum(t.reward for t in scored) / max(len(scored), 1),
             "turns": sum(t.turns for t in scored) / max(len(scored), 1),
             "tokens": sum(t.generated_tokens for t in scored) / max(len(scored), 1),
-            "rollout_s": rollout_s, "update_s": update_s,
-            "aborted_retried": engine.stats.aborted_retried, "aborted_dropped": engine.stats.aborted_dropped,
+            "rollout_s": rollout_s,
+            "update_s": update_s,
+            "aborted_retried": engine.stats.aborted_retried,
+            "aborted_dropped": engine.stats.aborted_dropped,
             **metrics,
         }
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
-
 
     def run_sync(self) -> RunState:
         return asyncio.run(self.run())
@@ -350,11 +391,15 @@ def train(config: RunConfig, progress: bool = True) -> RunState:
     from gymwire.trainer.update_group import follow, stop_followers
 
     if config.model.backend == "hf":
-        raise ConfigError("model.backend: hf samples with the live training model, which torchrun shards; "
-                          "use vllm (on rank 0's GPU) or openai (a vLLM server) for a sharded update")
+        raise ConfigError(
+            "model.backend: hf samples with the live training model, which torchrun shards; "
+            "use vllm (on rank 0's GPU) or openai (a vLLM server) for a sharded update"
+        )
     if config.warm_start is not None:
-        raise ConfigError("warm_start: run the warm start in one process first and point model.name at its "
-                          "output; under torchrun only the GRPO update is sharded")
+        raise ConfigError(
+            "warm_start: run the warm start in one process first and point model.name at its "
+            "output; under torchrun only the GRPO update is sharded"
+        )
     dist = init_from_env()
     try:
         if not dist.is_main:

@@ -39,8 +39,9 @@ def check_sync(policy: Any, updater: Any, episodes: Sequence[Trajectory], *, tol
     if episode is None:
         return {"gap_mean": 0.0, "gap_max": 0.0, "gap_tokens": 0.0}
     # At temperature 1: vLLM scores a prompt from the raw logits whatever the sampling settings.
-    gaps = logprob_gaps(policy.score(episode.token_ids, 1.0), updater.sequence_logprobs(episode.token_ids, 1.0),
-                        episode.loss_mask)
+    gaps = logprob_gaps(
+        policy.score(episode.token_ids, 1.0), updater.sequence_logprobs(episode.token_ids, 1.0), episode.loss_mask
+    )
     mean = sum(gaps) / len(gaps)
     if mean > tolerance:
         raise WeightSyncError(

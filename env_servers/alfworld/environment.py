@@ -82,8 +82,15 @@ class ALFWorldEpisode(Episode):
         action = canonical(extract_action(text), self.world.wording)
         reply, valid = self.world.act(action)
         self.won = self.won or (valid and self.goal.satisfied(self.world))
-        return StepOutcome(observation=reply, reward=1.0 if self.won else 0.0, terminated=self.won,
-                           success=self.won, action_valid=valid, parsed_action=action, info={"won": self.won})
+        return StepOutcome(
+            observation=reply,
+            reward=1.0 if self.won else 0.0,
+            terminated=self.won,
+            success=self.won,
+            action_valid=valid,
+            parsed_action=action,
+            info={"won": self.won},
+        )
 
     def valid_actions(self) -> list[str]:
         return self.world.commands()

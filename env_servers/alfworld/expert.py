@@ -88,9 +88,11 @@ class Expert:
             return Step(f"The {w.at} is closed. I will open it and look inside.", f"open {w.at}")
         target = todo[0]
         if not w.seen:
-            thought = (f"{self._plan_sentence()} First I need to find {_a(what)}. "
-                       f"{_a(what).capitalize()} is more likely to appear in {self._likely_places(order)}. "
-                       f"I will check them one by one, starting with {target}.")
+            thought = (
+                f"{self._plan_sentence()} First I need to find {_a(what)}. "
+                f"{_a(what).capitalize()} is more likely to appear in {self._likely_places(order)}. "
+                f"I will check them one by one, starting with {target}."
+            )
         else:
             thought = f"I have not found {_a(what)} yet. Next, I will check {target}."
         return Step(thought, f"go to {target}")
@@ -128,10 +130,14 @@ class Expert:
         step = self._reach(recep, f"I saw {_a(self.obj)} ({thing}) in/on {recep}. I will go there and take it.")
         if step is not None:
             return step
-        then = "look for the lamp" if g.task_type == LOOK else (
-            f"{g.treatment[2]} it" if g.treatment is not None else f"put it in/on {g.recep.lower()}")
-        return Step(f"Now I find {_a(self.obj)} ({thing}). Next, I need to take it and {then}.",
-                    f"take {thing} from {recep}")
+        then = (
+            "look for the lamp"
+            if g.task_type == LOOK
+            else (f"{g.treatment[2]} it" if g.treatment is not None else f"put it in/on {g.recep.lower()}")
+        )
+        return Step(
+            f"Now I find {_a(self.obj)} ({thing}). Next, I need to take it and {then}.", f"take {thing} from {recep}"
+        )
 
     def _pair_target(self) -> str | None:
         """For two objects: the receptacle of the goal's class that already holds one, if any."""
@@ -181,7 +187,8 @@ class Expert:
             put = w.wording.put_command.format(o=held, r=w.at)
             return Step(f"I do not need the {held}. I will put it down here.", put)
         origin = w.taken_from.get(held) or next(
-            r.name for r in w.room.receptacles if spec.kind in w.room.can_contain.get(r.kind, ()))
+            r.name for r in w.room.receptacles if spec.kind in w.room.can_contain.get(r.kind, ())
+        )
         step = self._reach(origin, f"I do not need the {held}. I will put it back on/in {origin}.")
         assert step is not None, "the put-back above covers an open, compatible receptacle"
         return step

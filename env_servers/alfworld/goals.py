@@ -59,8 +59,10 @@ class Goal:
             held = world.holding
             if held is None or world.things[held].kind != self.obj or world.at is None:
                 return False
-            return any(world.where[lamp] == world.at and world.has_state(lamp, "toggled")
-                       for lamp in world.of_kind(self.toggle))
+            return any(
+                world.where[lamp] == world.at and world.has_state(lamp, "toggled")
+                for lamp in world.of_kind(self.toggle)
+            )
         inside: dict[str, int] = {}
         for thing in world.of_kind(self.obj):
             r = world.where[thing]

@@ -66,11 +66,20 @@ def problem_pddl(task: GeneratedTask) -> str:
     where = dict(room.placement)
     for t in room.things:
         o, recep = pid[t.name], where[t.name]
-        init += [f"(objectType {o} {t.kind}Type)", f"(inReceptacle {o} {pid[recep]})",
-                 f"(objectAtLocation {o} {loc[recep]})"]
-        flags = {"pickupable": t.pickupable, "heatable": t.heatable, "coolable": t.coolable,
-                 "cleanable": t.cleanable, "toggleable": t.toggleable, "sliceable": t.sliceable,
-                 "isReceptacleObject": t.receptacle_object}
+        init += [
+            f"(objectType {o} {t.kind}Type)",
+            f"(inReceptacle {o} {pid[recep]})",
+            f"(objectAtLocation {o} {loc[recep]})",
+        ]
+        flags = {
+            "pickupable": t.pickupable,
+            "heatable": t.heatable,
+            "coolable": t.coolable,
+            "cleanable": t.cleanable,
+            "toggleable": t.toggleable,
+            "sliceable": t.sliceable,
+            "isReceptacleObject": t.receptacle_object,
+        }
         init += [f"({flag} {o})" for flag, on in flags.items() if on]
     kinds = sorted({r.kind for r in room.receptacles})
     init += [f"(canContain {rk}Type {ok}Type)" for rk in kinds for ok in otypes if ok in room.can_contain.get(rk, ())]
@@ -81,8 +90,9 @@ def problem_pddl(task: GeneratedTask) -> str:
     return "\n".join(lines) + "\n" + goal_text
 
 
-def export_game(task: GeneratedTask, folder: str | Path, *, version: str = "0.3",
-                walkthrough: list[str] | None = None) -> Path:
+def export_game(
+    task: GeneratedTask, folder: str | Path, *, version: str = "0.3", walkthrough: list[str] | None = None
+) -> Path:
     """Write the game into `folder`; returns the path of its `game.tw-pddl`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,8 +109,13 @@ def export_game(task: GeneratedTask, folder: str | Path, *, version: str = "0.3"
         "task_type": goal.task_type,
         "task_id": f"gymwire_{goal.task_type}_{task.scene}_{task.seed}",
         "scene": {"floor_plan": f"FloorPlan{task.scene}", "scene_num": task.scene},
-        "pddl_params": {"object_target": goal.obj, "parent_target": goal.recep, "toggle_target": goal.toggle,
-                        "mrecep_target": "", "object_sliced": False},
+        "pddl_params": {
+            "object_target": goal.obj,
+            "parent_target": goal.recep,
+            "toggle_target": goal.toggle,
+            "mrecep_target": "",
+            "object_sliced": False,
+        },
         "turk_annotations": {"anns": [{"task_desc": goal.text}]},
     }
     (folder / "traj_data.json").write_text(json.dumps(traj, indent=1))

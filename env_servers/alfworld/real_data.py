@@ -60,9 +60,17 @@ def require_engine() -> None:
     """Raise a clear error naming every missing package of the real-game path."""
     import importlib.util
 
-    missing = [pkg for mod, pkg in (("alfworld", "alfworld"), ("textworld", "textworld"), ("jericho", "jericho"),
-                                    ("fast_downward", "fast_downward_textworld"), ("tatsu", "tatsu"))
-               if importlib.util.find_spec(mod) is None]
+    missing = [
+        pkg
+        for mod, pkg in (
+            ("alfworld", "alfworld"),
+            ("textworld", "textworld"),
+            ("jericho", "jericho"),
+            ("fast_downward", "fast_downward_textworld"),
+            ("tatsu", "tatsu"),
+        )
+        if importlib.util.find_spec(mod) is None
+    ]
     if missing:
         raise RuntimeError(ENGINE_MISSING.format(", ".join(missing)))
 
@@ -173,8 +181,13 @@ class RealGames:
         metadata[key] = recep.lower()
         if game.walkthrough_turns is not None:
             metadata["expert_turns"] = str(game.walkthrough_turns)
-        return Task(id=game.task_id, split=game.split, difficulty=self.tier_of[game.task_type],
-                    category=game.task_type, metadata=metadata)
+        return Task(
+            id=game.task_id,
+            split=game.split,
+            difficulty=self.tier_of[game.task_type],
+            category=game.task_type,
+            metadata=metadata,
+        )
 
     def listed(self) -> list[Task]:
         return [self.task(g) for g in self.games.values()]
@@ -249,9 +262,15 @@ class RealEpisode(Episode):
             reply = _ARRIVE_LOC.sub("", reply)
         self.won = bool(self.state["won"])
         self._advance_expert(action)
-        return StepOutcome(observation=reply, reward=1.0 if self.won else 0.0, terminated=self.won,
-                           success=self.won, action_valid=valid and reply != NOTHING_HAPPENS,
-                           parsed_action=action, info={"won": self.won})
+        return StepOutcome(
+            observation=reply,
+            reward=1.0 if self.won else 0.0,
+            terminated=self.won,
+            success=self.won,
+            action_valid=valid and reply != NOTHING_HAPPENS,
+            parsed_action=action,
+            info={"won": self.won},
+        )
 
     def _advance_expert(self, last: str) -> None:
         from alfworld.agents.expert import HandCodedAgentFailed, HandCodedAgentTimeout

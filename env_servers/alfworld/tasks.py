@@ -114,8 +114,13 @@ class GeneratedTasks:
             metadata["receptacle"] = goal.recep.lower()
         if goal.toggle:
             metadata["lamp"] = goal.toggle.lower()
-        return Task(id=gen.task_id(), split=self.split_of(gen.scene), difficulty=self.tier_of[gen.task_type],
-                    category=gen.task_type, metadata=metadata)
+        return Task(
+            id=gen.task_id(),
+            split=self.split_of(gen.scene),
+            difficulty=self.tier_of[gen.task_type],
+            category=gen.task_type,
+            metadata=metadata,
+        )
 
     def resolve(self, task_id: str) -> Task | None:
         gen = parse_generated_id(task_id)

@@ -109,8 +109,7 @@ class Wording:
 
 
 WORDINGS = {
-    "agentgym": Wording("agentgym", PUT_COMMAND_03, PUT_03, arrive_prefix=False, intro_separator="\n",
-                        has_help=False),
+    "agentgym": Wording("agentgym", PUT_COMMAND_03, PUT_03, arrive_prefix=False, intro_separator="\n", has_help=False),
     "0.4": Wording("0.4", PUT_COMMAND_04, PUT_04, arrive_prefix=True, intro_separator="\n\n", has_help=True),
 }
 

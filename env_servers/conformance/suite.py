@@ -64,8 +64,9 @@ class Probe:
         return reply.tasks[0]
 
     def reset(self, task_id: str | None = None, **options) -> pb.ResetResponse:
-        reply = self.call("Reset", pb.ResetRequest(task_id=task_id or self.first_task().id,
-                                                   options=pb.ResetOptions(**options)))
+        reply = self.call(
+            "Reset", pb.ResetRequest(task_id=task_id or self.first_task().id, options=pb.ResetOptions(**options))
+        )
         self.sessions.append(reply.session_id)
         return reply
 
@@ -106,6 +107,7 @@ NONSENSE = "xyzzy plugh qwfp 12345"
 
 # --- discovery -------------------------------------------------------------------------------
 
+
 @rule("health service says SERVING")
 def _health(p: Probe) -> None:
     reply = health_pb2_grpc.HealthStub(p.channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=p.timeout)
@@ -137,11 +139,14 @@ def _info(p: Probe) -> None:
     c = i.catalogue
     check(bool(c.splits) and bool(c.difficulties), "catalogue needs at least one split and one difficulty")
     for n in c.counts:
-        check(n.split in c.splits and n.difficulty in c.difficulties,
-              f"catalogue count ({n.split}, {n.difficulty}) names an undeclared split or difficulty")
+        check(
+            n.split in c.splits and n.difficulty in c.difficulties,
+            f"catalogue count ({n.split}, {n.difficulty}) names an undeclared split or difficulty",
+        )
 
 
 # --- tasks -----------------------------------------------------------------------------------
+
 
 @rule("ListTasks pages are complete, stable and filtered")
 def _list_tasks(p: Probe) -> None:
@@ -152,8 +157,9 @@ def _list_tasks(p: Probe) -> None:
     def all_pages() -> list[pb.Task]:
         out, token = [], ""
         for _ in range(10_000):
-            page = p.call("ListTasks", pb.ListTasksRequest(split=split, difficulty=difficulty, page_size=7,
-                                                           page_token=token))
+            page = p.call(
+                "ListTasks", pb.ListTasksRequest(split=split, difficulty=difficulty, page_size=7, page_token=token)
+            )
             check(len(page.tasks) <= 7, f"page of {len(page.tasks)} tasks exceeds page_size 7")
             out.extend(page.tasks)
             token = page.next_page_token
@@ -171,8 +177,12 @@ def _list_tasks(p: Probe) -> None:
 
 @rule("ListTasks rejects a foreign page_token")
 def _bad_token(p: Probe) -> None:
-    p.expect_code(grpc.StatusCode.INVALID_ARGUMENT, "ListTasks", pb.ListTasksRequest(page_token="not-a-token!"),
-                  "ListTasks with a made-up page_token")
+    p.expect_code(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ListTasks",
+        pb.ListTasksRequest(page_token="not-a-token!"),
+        "ListTasks with a made-up page_token",
+    )
 
 
 @rule("Reset of the same task gives the same first observation")
@@ -182,8 +192,10 @@ def _reset_deterministic(p: Probe) -> None:
     check(a.session_id != b.session_id, "two Resets returned the same session id")
     check(a.observation.text == b.observation.text, "the same task id gave different first observations")
     o = a.observation
-    check(o.turn == 0 and o.reward == 0 and not o.terminated and not o.truncated,
-          "first observation must have turn 0, reward 0, not terminated/truncated")
+    check(
+        o.turn == 0 and o.reward == 0 and not o.terminated and not o.truncated,
+        "first observation must have turn 0, reward 0, not terminated/truncated",
+    )
     check(a.task.id == task.id, f"ResetResponse.task.id {a.task.id!r} is not the requested {task.id!r}")
 
 
@@ -201,8 +213,12 @@ def _reset_sample(p: Probe) -> None:
 
 @rule("Reset of an unknown task is INVALID_ARGUMENT")
 def _reset_unknown(p: Probe) -> None:
-    p.expect_code(grpc.StatusCode.INVALID_ARGUMENT, "Reset", pb.ResetRequest(task_id="no-such-task-\u2603-0"),
-                  "Reset of an unknown task id")
+    p.expect_code(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Reset",
+        pb.ResetRequest(task_id="no-such-task-\u2603-0"),
+        "Reset of an unknown task id",
+    )
     p.expect_code(grpc.StatusCode.INVALID_ARGUMENT, "Reset", pb.ResetRequest(), "Reset with no target")
 
 
@@ -215,12 +231,21 @@ def _reset_turn_limit(p: Probe) -> None:
 
 # --- steps -----------------------------------------------------------------------------------
 
+
 @rule("Step on an unknown session is NOT_FOUND")
 def _unknown_session(p: Probe) -> None:
-    p.expect_code(grpc.StatusCode.NOT_FOUND, "Step", pb.StepRequest(session_id="no-such-session", action="look"),
-                  "Step on an unknown session")
-    p.expect_code(grpc.StatusCode.NOT_FOUND, "ValidActions", pb.ValidActionsRequest(session_id="no-such-session"),
-                  "ValidActions on an unknown session")
+    p.expect_code(
+        grpc.StatusCode.NOT_FOUND,
+        "Step",
+        pb.StepRequest(session_id="no-such-session", action="look"),
+        "Step on an unknown session",
+    )
+    p.expect_code(
+        grpc.StatusCode.NOT_FOUND,
+        "ValidActions",
+        pb.ValidActionsRequest(session_id="no-such-session"),
+        "ValidActions on an unknown session",
+    )
 
 
 @rule("an empty or nonsense action is an observation, not an error")
@@ -237,8 +262,12 @@ def _bad_actions(p: Probe) -> None:
 def _oversized(p: Probe) -> None:
     sid = p.reset(max_turns=p.info.features.max_turns_limit).session_id
     too_long = "a" * (p.info.features.max_action_bytes + 1)
-    p.expect_code(grpc.StatusCode.INVALID_ARGUMENT, "Step", pb.StepRequest(session_id=sid, action=too_long),
-                  f"Step with {len(too_long)} bytes")
+    p.expect_code(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Step",
+        pb.StepRequest(session_id=sid, action=too_long),
+        f"Step with {len(too_long)} bytes",
+    )
     o = p.step(sid, NONSENSE, 0)
     check(o.turn == 1, f"after a rejected oversized step, the next step reports turn {o.turn}, not 1")
 
@@ -249,16 +278,19 @@ def _non_utf8(p: Probe) -> None:
     # Hand-encode a StepRequest: field 1 (session_id), field 2 (action) with invalid UTF-8 bytes.
     sid_bytes, bad = sid.encode(), b"\xff\xfe\xc3("
     raw = bytes([0x0A, len(sid_bytes)]) + sid_bytes + bytes([0x12, len(bad)]) + bad
-    step = p.channel.unary_unary(f"/{SERVICE}/Step", request_serializer=lambda b: b,
-                                 response_deserializer=pb.StepResponse.FromString)
+    step = p.channel.unary_unary(
+        f"/{SERVICE}/Step", request_serializer=lambda b: b, response_deserializer=pb.StepResponse.FromString
+    )
     advanced = 0
     try:
         reply = step(raw, timeout=p.timeout, metadata=p.metadata)
         check(not reply.observation.action_valid, "non-UTF-8 action bytes were reported as a valid action")
         advanced = 1
     except grpc.RpcError as exc:
-        check(exc.code() == grpc.StatusCode.INVALID_ARGUMENT,
-              f"non-UTF-8 action: expected INVALID_ARGUMENT or an invalid-action observation, got {exc.code().name}")
+        check(
+            exc.code() == grpc.StatusCode.INVALID_ARGUMENT,
+            f"non-UTF-8 action: expected INVALID_ARGUMENT or an invalid-action observation, got {exc.code().name}",
+        )
     o = p.step(sid, NONSENSE, advanced)
     check(o.turn == advanced + 1, "the session was corrupted by non-UTF-8 input")
 
@@ -271,8 +303,12 @@ def _idempotent(p: Probe) -> None:
     check(first == again, "a retried step_index 0 returned a different observation")
     second = p.step(sid, NONSENSE, 1)
     check(second.turn == 2, f"after a duplicate, the next step reports turn {second.turn}, not 2")
-    p.expect_code(grpc.StatusCode.FAILED_PRECONDITION, "Step",
-                  pb.StepRequest(session_id=sid, action=NONSENSE, step_index=7), "Step with step_index 7 at turn 2")
+    p.expect_code(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "Step",
+        pb.StepRequest(session_id=sid, action=NONSENSE, step_index=7),
+        "Step with step_index 7 at turn 2",
+    )
 
 
 @rule("concurrent steps on one session are applied one at a time")
@@ -281,8 +317,10 @@ def _concurrent(p: Probe) -> None:
     sid = p.reset(max_turns=p.info.features.max_turns_limit).session_id
     with ThreadPoolExecutor(n) as pool:
         dup = list(pool.map(lambda _: p.step(sid, NONSENSE, 0), range(n)))
-        check(all(o == dup[0] for o in dup) and dup[0].turn == 1,
-              "concurrent copies of step_index 0 did not all return the one stored reply")
+        check(
+            all(o == dup[0] for o in dup) and dup[0].turn == 1,
+            "concurrent copies of step_index 0 did not all return the one stored reply",
+        )
         turns = sorted(o.turn for o in pool.map(lambda _: p.step(sid, NONSENSE), range(n)))
     limit = p.info.features.max_turns_limit
     expected = list(range(2, min(n + 2, limit + 1)))
@@ -297,8 +335,12 @@ def _after_end(p: Probe) -> None:
     check(not (o.terminated and o.truncated), "terminated and truncated are both set")
     again = p.step(sid, NONSENSE, 0)
     check(again == o, "a retry of the final step did not return the stored reply")
-    p.expect_code(grpc.StatusCode.FAILED_PRECONDITION, "Step", pb.StepRequest(session_id=sid, action=NONSENSE),
-                  "Step after the episode ended")
+    p.expect_code(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "Step",
+        pb.StepRequest(session_id=sid, action=NONSENSE),
+        "Step after the episode ended",
+    )
 
 
 @rule("rewards stay within the declared range")
@@ -314,6 +356,7 @@ def _reward_range(p: Probe) -> None:
 
 # --- valid actions and the expert --------------------------------------------------------------
 
+
 @rule("valid actions appear only when asked, and match ValidActions")
 def _valid_actions(p: Probe) -> None:
     task_id = p.first_task().id
@@ -321,19 +364,26 @@ def _valid_actions(p: Probe) -> None:
         sid = p.reset(task_id).session_id
         reply = p.call("ValidActions", pb.ValidActionsRequest(session_id=sid))
         check(not reply.provided, "ValidActions says provided, but Features.provides_valid_actions is false")
-        p.expect_code(grpc.StatusCode.INVALID_ARGUMENT, "Reset",
-                      pb.ResetRequest(task_id=task_id, options=pb.ResetOptions(include_valid_actions=True)),
-                      "Reset asking for valid actions from an env without them")
+        p.expect_code(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Reset",
+            pb.ResetRequest(task_id=task_id, options=pb.ResetOptions(include_valid_actions=True)),
+            "Reset asking for valid actions from an env without them",
+        )
         return
     plain = p.reset(task_id)
-    check(not plain.observation.valid_actions_included and not plain.observation.valid_actions,
-          "valid actions were sent though the Reset did not ask for them")
+    check(
+        not plain.observation.valid_actions_included and not plain.observation.valid_actions,
+        "valid actions were sent though the Reset did not ask for them",
+    )
     asked = p.reset(task_id, include_valid_actions=True)
     check(asked.observation.valid_actions_included, "Reset asked for valid actions but none were included")
     listed = p.call("ValidActions", pb.ValidActionsRequest(session_id=asked.session_id))
     check(listed.provided, "ValidActions not provided though Features says it is")
-    check(list(listed.actions) == list(asked.observation.valid_actions),
-          "Observation.valid_actions differs from ValidActions")
+    check(
+        list(listed.actions) == list(asked.observation.valid_actions),
+        "Observation.valid_actions differs from ValidActions",
+    )
     o = p.step(asked.session_id, listed.actions[0] if listed.actions else NONSENSE, 0)
     check(o.valid_actions_included or o.terminated or o.truncated, "a later observation dropped the valid actions")
 
@@ -343,8 +393,10 @@ def _expert(p: Probe) -> None:
     f = p.info.features
     if not f.provides_expert:
         sid = p.reset().session_id
-        check(not p.call("ExpertAction", pb.ExpertActionRequest(session_id=sid)).provided,
-              "ExpertAction says provided, but Features.provides_expert is false")
+        check(
+            not p.call("ExpertAction", pb.ExpertActionRequest(session_id=sid)).provided,
+            "ExpertAction says provided, but Features.provides_expert is false",
+        )
         raise Skipped("the environment declares no expert")
     for difficulty in p.info.catalogue.difficulties:
         tasks = p.call("ListTasks", pb.ListTasksRequest(difficulty=difficulty, page_size=1)).tasks
@@ -363,13 +415,15 @@ def _expert(p: Probe) -> None:
 
 # --- lifecycle -------------------------------------------------------------------------------
 
+
 @rule("Close is idempotent and ends the session")
 def _close(p: Probe) -> None:
     sid = p.reset().session_id
     check(p.call("Close", pb.CloseRequest(session_id=sid)).was_open, "first Close reported was_open = false")
     check(not p.call("Close", pb.CloseRequest(session_id=sid)).was_open, "second Close reported was_open = true")
-    p.expect_code(grpc.StatusCode.NOT_FOUND, "Step", pb.StepRequest(session_id=sid, action=NONSENSE),
-                  "Step after Close")
+    p.expect_code(
+        grpc.StatusCode.NOT_FOUND, "Step", pb.StepRequest(session_id=sid, action=NONSENSE), "Step after Close"
+    )
 
 
 @rule("sessions beyond capacity are RESOURCE_EXHAUSTED, and capacity returns after Close")
@@ -385,8 +439,10 @@ def _capacity(p: Probe) -> None:
             p.reset(task_id)
             opened += 1
     except grpc.RpcError as exc:
-        check(exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED,
-              f"Reset at capacity failed with {exc.code().name}, not RESOURCE_EXHAUSTED")
+        check(
+            exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"Reset at capacity failed with {exc.code().name}, not RESOURCE_EXHAUSTED",
+        )
     else:
         raise Violation(f"{cap + 1} sessions opened though max_sessions is {cap}")
     check(opened >= 1, "no session could be opened at all")
@@ -408,8 +464,10 @@ def _stream(p: Probe) -> None:
     check(len(replies) == len(requests), f"{len(requests)} requests got {len(replies)} replies")
     kinds = [r.WhichOneof("result") for r in replies]
     check(kinds == ["reset", "step", "error", "step", "valid_actions"], f"replies were {kinds}")
-    check(replies[2].error.code == grpc.StatusCode.NOT_FOUND.value[0], "stream error for an unknown session "
-          f"has code {replies[2].error.code}, not NOT_FOUND")
+    check(
+        replies[2].error.code == grpc.StatusCode.NOT_FOUND.value[0],
+        f"stream error for an unknown session has code {replies[2].error.code}, not NOT_FOUND",
+    )
     check(replies[1].step == replies[3].step, "a duplicate step_index on the stream stepped twice")
     sid = replies[0].reset.session_id
     deadline = time.monotonic() + 5
@@ -425,6 +483,7 @@ def _stream(p: Probe) -> None:
 
 # --- runner ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     name: str
@@ -433,11 +492,19 @@ class Result:
     seconds: float = 0.0
 
 
-def run_suite(address: str, *, token: str | None = None, timeout: float = 30.0, capacity_limit: int = 5000,
-              only: str | None = None, credentials: grpc.ChannelCredentials | None = None) -> list[Result]:
+def run_suite(
+    address: str,
+    *,
+    token: str | None = None,
+    timeout: float = 30.0,
+    capacity_limit: int = 5000,
+    only: str | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> list[Result]:
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    channel = (grpc.secure_channel(address, credentials, options) if credentials
-               else grpc.insecure_channel(address, options))
+    channel = (
+        grpc.secure_channel(address, credentials, options) if credentials else grpc.insecure_channel(address, options)
+    )
     metadata = (("authorization", f"Bearer {token}"),) if token else None
     stub = pb_grpc.EnvironmentServiceStub(channel)
     try:

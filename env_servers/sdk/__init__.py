@@ -17,5 +17,14 @@ from gymwire.env_servers.sdk.environment import (
     UnknownTask,
 )
 
-__all__ = ["EnvDescription", "Environment", "Episode", "StepOutcome", "Task", "TaskCatalogue", "UnknownTask",
-           "action_line", "extract_action"]
+__all__ = [
+    "EnvDescription",
+    "Environment",
+    "Episode",
+    "StepOutcome",
+    "Task",
+    "TaskCatalogue",
+    "UnknownTask",
+    "action_line",
+    "extract_action",
+]

@@ -15,8 +15,12 @@ from gymwire.env_servers.sdk.service import EnvService
 class BackgroundServer:
     """`with BackgroundServer(GuessEnvironment) as server: client = EnvClient(server.address)`."""
 
-    def __init__(self, env_factory: Callable[[], Environment], config: ServerConfig | None = None,
-                 service_cls: type[EnvService] = EnvService):
+    def __init__(
+        self,
+        env_factory: Callable[[], Environment],
+        config: ServerConfig | None = None,
+        service_cls: type[EnvService] = EnvService,
+    ):
         self._factory = env_factory
         self._service_cls = service_cls
         self._config = replace(config or ServerConfig(port=0, grace_seconds=1.0), workers=1)
@@ -49,8 +53,9 @@ class BackgroundServer:
             self._ready.set()
 
         try:
-            self._loop.run_until_complete(run_server(self._factory, self._config, stop=self._stop, on_bound=bound,
-                                                      service_cls=self._service_cls))
+            self._loop.run_until_complete(
+                run_server(self._factory, self._config, stop=self._stop, on_bound=bound, service_cls=self._service_cls)
+            )
         except BaseException as exc:  # reported to start()
             self._error = exc
         finally:

@@ -22,8 +22,13 @@ class Metrics:
         self._sessions = Gauge("gymwire_sessions_open", "Open sessions", names, registry=r).labels(**labels)
         self._resets = Counter("gymwire_resets_total", "Episodes started", names, registry=r).labels(**labels)
         self._steps = Counter("gymwire_steps_total", "Steps applied", names, registry=r).labels(**labels)
-        self._latency = Histogram("gymwire_step_seconds", "Step latency inside the server", names, registry=r,
-                                  buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3)).labels(**labels)
+        self._latency = Histogram(
+            "gymwire_step_seconds",
+            "Step latency inside the server",
+            names,
+            registry=r,
+            buckets=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3),
+        ).labels(**labels)
         self._errors = Counter("gymwire_errors_total", "Failed calls by status code", ["env", "code"], registry=r)
         self._env = env_name
 

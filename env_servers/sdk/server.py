@@ -92,7 +92,8 @@ class _Handlers:
                 await context.abort(exc.code, exc.message)
 
         return grpc.unary_unary_rpc_method_handler(
-            handle, request_deserializer=_deserializer(request_cls), response_serializer=response_cls.SerializeToString)
+            handle, request_deserializer=_deserializer(request_cls), response_serializer=response_cls.SerializeToString
+        )
 
     def stream(self) -> grpc.RpcMethodHandler:
         async def handle(requests, context: grpc.aio.ServicerContext):
@@ -113,8 +114,10 @@ class _Handlers:
                     self.service.close(pb.CloseRequest(session_id=owned))
 
         return grpc.stream_stream_rpc_method_handler(
-            handle, request_deserializer=_deserializer(pb.SessionRequest),
-            response_serializer=pb.SessionResponse.SerializeToString)
+            handle,
+            request_deserializer=_deserializer(pb.SessionRequest),
+            response_serializer=pb.SessionResponse.SerializeToString,
+        )
 
     @staticmethod
     async def _stream_op(service: EnvService, request: pb.SessionRequest, owned: str | None):
@@ -152,10 +155,12 @@ class _Handlers:
             "ListTasks": self.unary(lambda s, r: s.list_tasks(r), pb.ListTasksRequest, pb.ListTasksResponse),
             "Reset": self.unary(reset, pb.ResetRequest, pb.ResetResponse),
             "Step": self.unary(step, pb.StepRequest, pb.StepResponse),
-            "ValidActions": self.unary(lambda s, r: s.valid_actions(r), pb.ValidActionsRequest,
-                                       pb.ValidActionsResponse),
-            "ExpertAction": self.unary(lambda s, r: s.expert_action(r), pb.ExpertActionRequest,
-                                       pb.ExpertActionResponse),
+            "ValidActions": self.unary(
+                lambda s, r: s.valid_actions(r), pb.ValidActionsRequest, pb.ValidActionsResponse
+            ),
+            "ExpertAction": self.unary(
+                lambda s, r: s.expert_action(r), pb.ExpertActionRequest, pb.ExpertActionResponse
+            ),
             "Close": self.unary(lambda s, r: s.close(r), pb.CloseRequest, pb.CloseResponse),
             "Session": self.stream(),
         }
@@ -200,9 +205,15 @@ def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
-async def run_server(env_factory: Callable[[], Environment], config: ServerConfig, *,
-                     stop: asyncio.Event | None = None, on_bound: Callable[[int], None] | None = None,
-                     worker_index: int | None = None, service_cls: type[EnvService] = EnvService) -> None:
+async def run_server(
+    env_factory: Callable[[], Environment],
+    config: ServerConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_bound: Callable[[int], None] | None = None,
+    worker_index: int | None = None,
+    service_cls: type[EnvService] = EnvService,
+) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT when `stop` is None), then drain and return."""
     metrics_port = config.metrics_port
     metrics_on = metrics_port is not None
@@ -213,7 +224,8 @@ async def run_server(env_factory: Callable[[], Environment], config: ServerConfi
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
     address = f"{config.host}:{config.port}"
     if config.tls_cert and config.tls_key:
         creds = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
@@ -297,8 +309,10 @@ def serve(env_spec: str, options: dict, config: ServerConfig) -> None:
     if config.port == 0:
         raise ValueError("--workers > 1 needs an explicit --port (all workers share it)")
     ctx = multiprocessing.get_context("spawn")  # gRPC does not survive fork after initialisation
-    procs = [ctx.Process(target=_run_worker, args=(env_spec, options, replace(config), i), daemon=False)
-             for i in range(config.workers)]
+    procs = [
+        ctx.Process(target=_run_worker, args=(env_spec, options, replace(config), i), daemon=False)
+        for i in range(config.workers)
+    ]
     for p in procs:
         p.start()
 

@@ -34,15 +34,23 @@ class ServiceLimits:
 
 
 def _task_pb(task: Task) -> pb.Task:
-    return pb.Task(id=task.id, split=task.split, difficulty=task.difficulty, category=task.category,
-                   metadata=task.metadata)
+    return pb.Task(
+        id=task.id, split=task.split, difficulty=task.difficulty, category=task.category, metadata=task.metadata
+    )
 
 
 class EnvService:
     """Sessions over one environment. `executor` runs env code off the event loop when given."""
 
-    def __init__(self, env: Environment, limits: ServiceLimits = ServiceLimits(), *,
-                 executor: Executor | None = None, metrics: Metrics | None = None, session_prefix: str = ""):
+    def __init__(
+        self,
+        env: Environment,
+        limits: ServiceLimits = ServiceLimits(),
+        *,
+        executor: Executor | None = None,
+        metrics: Metrics | None = None,
+        session_prefix: str = "",
+    ):
         self.env = env
         self.limits = limits
         self.description = env.describe()
@@ -64,18 +72,31 @@ class EnvService:
             splits=sorted({k[0] for k in counts}),
             difficulties=sorted({k[1] for k in counts}),
             categories=sorted({k[2] for k in counts if k[2]}),
-            counts=[pb.CatalogueCount(split=s, difficulty=dd, category=c, count=n)
-                    for (s, dd, c), n in sorted(counts.items())],
+            counts=[
+                pb.CatalogueCount(split=s, difficulty=dd, category=c, count=n)
+                for (s, dd, c), n in sorted(counts.items())
+            ],
         )
         features = pb.Features(
-            provides_valid_actions=d.provides_valid_actions, provides_expert=d.provides_expert,
-            default_max_turns=d.default_max_turns, max_turns_limit=d.max_turns_limit,
-            reward_min=d.reward_min, reward_max=d.reward_max, max_action_bytes=self.limits.max_action_bytes,
-            max_sessions=self.limits.max_sessions, session_ttl_seconds=int(self.limits.session_ttl_seconds),
+            provides_valid_actions=d.provides_valid_actions,
+            provides_expert=d.provides_expert,
+            default_max_turns=d.default_max_turns,
+            max_turns_limit=d.max_turns_limit,
+            reward_min=d.reward_min,
+            reward_max=d.reward_max,
+            max_action_bytes=self.limits.max_action_bytes,
+            max_sessions=self.limits.max_sessions,
+            session_ttl_seconds=int(self.limits.session_ttl_seconds),
         )
         return pb.GetInfoResponse(
-            name=d.name, env_version=d.version, protocol_version=PROTOCOL_VERSION, description=d.description,
-            instruction=d.instruction, action_grammar=d.action_grammar, features=features, catalogue=catalogue,
+            name=d.name,
+            env_version=d.version,
+            protocol_version=PROTOCOL_VERSION,
+            description=d.description,
+            instruction=d.instruction,
+            action_grammar=d.action_grammar,
+            features=features,
+            catalogue=catalogue,
         )
 
     def get_info(self) -> pb.GetInfoResponse:
@@ -91,8 +112,11 @@ class EnvService:
         if start < 0 or start > len(tasks):
             raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is out of range")
         end = min(start + size, len(tasks))
-        return pb.ListTasksResponse(tasks=[_task_pb(t) for t in tasks[start:end]],
-                                    next_page_token=str(end) if end < len(tasks) else "", total_size=len(tasks))
+        return pb.ListTasksResponse(
+            tasks=[_task_pb(t) for t in tasks[start:end]],
+            next_page_token=str(end) if end < len(tasks) else "",
+            total_size=len(tasks),
+        )
 
     def _resolve_task(self, request: pb.ResetRequest) -> Task:
         target = request.WhichOneof("target")
@@ -131,27 +155,39 @@ class EnvService:
     async def step(self, request: pb.StepRequest) -> pb.Observation:
         started = time.perf_counter()
         session = self.sessions.get(request.session_id)
-        if len(request.action) > self.limits.max_action_bytes // 4 and \
-                len(request.action.encode()) > self.limits.max_action_bytes:
+        if (
+            len(request.action) > self.limits.max_action_bytes // 4
+            and len(request.action.encode()) > self.limits.max_action_bytes
+        ):
             raise ServiceError.invalid_argument(
                 f"action is {len(request.action.encode())} bytes; this server accepts at most "
-                f"{self.limits.max_action_bytes}")
+                f"{self.limits.max_action_bytes}"
+            )
         async with session.lock:
             if request.HasField("step_index"):
                 if request.step_index == session.turn - 1 and session.last_reply is not None:
                     return session.last_reply  # a retry: never step twice
                 if request.step_index != session.turn:
                     raise ServiceError.failed_precondition(
-                        f"step_index {request.step_index} does not follow this session's {session.turn} steps")
+                        f"step_index {request.step_index} does not follow this session's {session.turn} steps"
+                    )
             if session.done:
                 raise ServiceError.failed_precondition(
-                    f"episode of session {session.id!r} ended at turn {session.turn}; Reset to play again")
+                    f"episode of session {session.id!r} ended at turn {session.turn}; Reset to play again"
+                )
             outcome = await self._guard(session, session.episode.step, request.action)
             session.turn += 1
             truncated = not outcome.terminated and session.turn >= session.max_turns
-            obs = pb.Observation(text=outcome.observation, reward=outcome.reward, terminated=outcome.terminated,
-                                 truncated=truncated, success=outcome.success, action_valid=outcome.action_valid,
-                                 parsed_action=outcome.parsed_action, turn=session.turn)
+            obs = pb.Observation(
+                text=outcome.observation,
+                reward=outcome.reward,
+                terminated=outcome.terminated,
+                truncated=truncated,
+                success=outcome.success,
+                action_valid=outcome.action_valid,
+                parsed_action=outcome.parsed_action,
+                turn=session.turn,
+            )
             if outcome.info:
                 obs.info.update(outcome.info)
             session.done = outcome.terminated or truncated
@@ -200,7 +236,8 @@ class EnvService:
                 self.sessions.remove(session.id)
                 self.metrics.session_closed(len(self.sessions))
             raise ServiceError.internal(
-                f"environment error ({type(exc).__name__}: {exc}); session {sid} was dropped") from None
+                f"environment error ({type(exc).__name__}: {exc}); session {sid} was dropped"
+            ) from None
 
     def sweep(self) -> int:
         expired = self.sessions.expire()

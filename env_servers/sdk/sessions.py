@@ -82,6 +82,8 @@ class SessionStore:
             return "session_id is empty; pass the id returned by Reset"
         owner = session_id.partition("-")[0]
         if self._id_prefix and owner.startswith("w") and session_id[: len(self._id_prefix)] != self._id_prefix:
-            return (f"unknown session {session_id!r}: it belongs to worker {owner[1:]} but this connection reached "
-                    f"worker {self._id_prefix[1:-1]}; keep one channel per session or use the Session stream")
+            return (
+                f"unknown session {session_id!r}: it belongs to worker {owner[1:]} but this connection reached "
+                f"worker {self._id_prefix[1:-1]}; keep one channel per session or use the Session stream"
+            )
         return f"unknown or closed session {session_id!r}"

@@ -30,7 +30,8 @@ _WORD = re.compile(r"[^\W_]+")
 STOPWORDS = frozenset(
     "a an and are as at be been but by for from had has have he her his i in into is it its of on or she "
     "that the their them there these they this those to was were what when where which who whom whose why "
-    "will with you your than then so not no do does did can could would should may might also".split())
+    "will with you your than then so not no do does did can could would should may might also".split()
+)
 MAX_QUERY_TERMS = 64  # distinct terms; bounds the work a long query can cause
 _BLOCK = 1 << 22  # postings weighted per step while building
 _FEW = 16  # up to this k, top-k by repeated argmax
@@ -48,8 +49,16 @@ class Hit:
 
 
 class Bm25Index:
-    def __init__(self, vocab: dict[str, int], indptr: np.ndarray, docs: np.ndarray, weights: np.ndarray,
-                 n_docs: int, k1: float, b: float):
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        indptr: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        n_docs: int,
+        k1: float,
+        b: float,
+    ):
         self.vocab, self.indptr, self.docs, self.weights = vocab, indptr, docs, weights
         self.n_docs, self.k1, self.b = n_docs, k1, b
 
@@ -123,9 +132,15 @@ class Bm25Index:
         terms = text.split("\n") if text else []
         if len(terms) != meta["n_terms"]:
             raise ValueError(f"{folder}: vocabulary has {len(terms)} terms, expected {meta['n_terms']}")
-        return cls({t: i for i, t in enumerate(terms)}, np.load(folder / "indptr.npy", mmap_mode=mode),
-                   np.load(folder / "docs.npy", mmap_mode=mode), np.load(folder / "weights.npy", mmap_mode=mode),
-                   meta["n_docs"], meta["k1"], meta["b"])
+        return cls(
+            {t: i for i, t in enumerate(terms)},
+            np.load(folder / "indptr.npy", mmap_mode=mode),
+            np.load(folder / "docs.npy", mmap_mode=mode),
+            np.load(folder / "weights.npy", mmap_mode=mode),
+            meta["n_docs"],
+            meta["k1"],
+            meta["b"],
+        )
 
     # --- search ------------------------------------------------------------------------------
 
@@ -174,5 +189,8 @@ def _chunk_postings(ids: array, lengths: array, first_doc: int) -> tuple[np.ndar
     n = len(lengths)
     local = np.repeat(np.arange(n, dtype=np.int64), np.frombuffer(lengths, dtype=np.int32))
     keys, tf = np.unique(terms * n + local, return_counts=True)
-    return ((keys // n).astype(np.int32), (keys % n + first_doc).astype(np.int32),
-            np.minimum(tf, 65535).astype(np.uint16))
+    return (
+        (keys // n).astype(np.int32),
+        (keys % n + first_doc).astype(np.int32),
+        np.minimum(tf, 65535).astype(np.uint16),
+    )

@@ -40,15 +40,19 @@ Write your turns like this:
 Thought: <your reasoning>
 <search>query</search>"""
 
-_GENERATED_SOURCE = ("The question is about fictional people, places, organisations and works, so you cannot "
-                     "know the answer from memory: find it by searching a collection of encyclopedia-style "
-                     "passages about them.")
+_GENERATED_SOURCE = (
+    "The question is about fictional people, places, organisations and works, so you cannot "
+    "know the answer from memory: find it by searching a collection of encyclopedia-style "
+    "passages about them."
+)
 _REAL_SOURCE = "Search a collection of encyclopedia passages for the facts you need, rather than guessing."
 _END_RULE = "Your first answer ends the task, so search until you are sure."
 _RETRY_RULE = "If your answer is wrong you are told so and may search again and answer again."
 
-ACTION_GRAMMAR = ("One action per turn: <search>query</search> or <answer>text</answer>; the first complete "
-                  "tag pair in the turn counts and other text is ignored; an empty tag is invalid.")
+ACTION_GRAMMAR = (
+    "One action per turn: <search>query</search> or <answer>text</answer>; the first complete "
+    "tag pair in the turn counts and other text is ignored; an empty tag is invalid."
+)
 
 
 class SearchQAEnvironment(Environment):
@@ -99,9 +103,15 @@ class SearchQAEnvironment(Environment):
             assert corpus_path is not None  # both or neither, checked above
             items = read_qa(qa_path)
             self.retriever = Retriever.for_corpus(corpus_path, top_k=top_k, cache_root=cache_dir, k1=k1, b=b)
-            self._real = RealTasks(items, source=Path(qa_path).stem, test_percent=test_percent, split=qa_split,
-                                   difficulty_field=difficulty_field, default_difficulty=default_difficulty,
-                                   category_field=category_field)
+            self._real = RealTasks(
+                items,
+                source=Path(qa_path).stem,
+                test_percent=test_percent,
+                split=qa_split,
+                difficulty_field=difficulty_field,
+                default_difficulty=default_difficulty,
+                category_field=category_field,
+            )
             self._catalogue = self._real.catalogue()
             self.kb = None
             passage_count = len(self.retriever.documents)
@@ -112,8 +122,10 @@ class SearchQAEnvironment(Environment):
             self.questions = QuestionFactory(self.kb, self.retriever.retrieves)
             label = f"seed={seed},passages={self.kb.size}"
             self._catalogue = GeneratedTasks(tiers, test_percent, label).catalogue(questions_per_category)
-            self.summary = (f"generated knowledge base ({label}): fictional people, places, organisations and works; "
-                            "single-hop, bridge, comparison and three-hop questions")
+            self.summary = (
+                f"generated knowledge base ({label}): fictional people, places, organisations and works; "
+                "single-hop, bridge, comparison and three-hop questions"
+            )
 
     def describe(self) -> EnvDescription:
         rule = _END_RULE if self.end_on_answer else _RETRY_RULE
@@ -121,8 +133,9 @@ class SearchQAEnvironment(Environment):
             name="searchqa",
             version=VERSION,
             description=f"Search-R1-style question answering with a BM25 search tool; {self.summary}.",
-            instruction=_INSTRUCTION.format(source=_REAL_SOURCE if self.real else _GENERATED_SOURCE,
-                                            top_k=self.top_k, answer_rule=rule),
+            instruction=_INSTRUCTION.format(
+                source=_REAL_SOURCE if self.real else _GENERATED_SOURCE, top_k=self.top_k, answer_rule=rule
+            ),
             action_grammar=ACTION_GRAMMAR,
             provides_valid_actions=False,
             provides_expert=True,
@@ -140,8 +153,13 @@ class SearchQAEnvironment(Environment):
             if item is None:
                 raise UnknownTask(task.id)
             hop = Hop(item.question, None, "I will search for the question to find a passage that answers it.")
-            return Question(task.category, item.question, item.answers, (hop,),
-                            f"The passages point to {item.answers[0]}, so the answer is {item.answers[0]}.")
+            return Question(
+                task.category,
+                item.question,
+                item.answers,
+                (hop,),
+                f"The passages point to {item.answers[0]}, so the answer is {item.answers[0]}.",
+            )
         parsed = parse_generated(task.id)
         if parsed is None:
             raise UnknownTask(task.id)
@@ -149,5 +167,3 @@ class SearchQAEnvironment(Environment):
 
     def start(self, task: Task) -> SearchQAEpisode:
         return SearchQAEpisode(self.question(task), self.retriever, self.end_on_answer)
-
-

@@ -59,8 +59,9 @@ class SearchQAEpisode(Episode):
         info = {"correct": correct, INFO_COMMITTED: True, INFO_VERIFIED: self._checked()}
         if correct:
             self.solved = True
-            return StepOutcome(grammar.CORRECT, reward=1.0, terminated=True, success=True, parsed_action=str(action),
-                               info=info)
+            return StepOutcome(
+                grammar.CORRECT, reward=1.0, terminated=True, success=True, parsed_action=str(action), info=info
+            )
         reply = grammar.WRONG_FINAL if self.end_on_answer else grammar.WRONG_RETRY
         return StepOutcome(reply, terminated=self.end_on_answer, parsed_action=str(action), info=info)
 
@@ -69,8 +70,11 @@ class SearchQAEpisode(Episode):
         if self.needed:
             return any(hit.doc in self.needed for hit in hits)
         golds = [f" {grammar.normalize_answer(a)} " for a in self.question.answers]
-        found = any(g.strip() and g in f" {grammar.normalize_answer(self.retriever.documents.contents(hit.doc))} "
-                    for hit in hits for g in golds)
+        found = any(
+            g.strip() and g in f" {grammar.normalize_answer(self.retriever.documents.contents(hit.doc))} "
+            for hit in hits
+            for g in golds
+        )
         self.answer_seen |= found
         return found
 

@@ -24,9 +24,11 @@ _TAG = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
-INVALID = ("Your previous action is invalid. If you want to search, you should put the query between <search> "
-           "and </search>. If you want to give the final answer, you should put the answer between <answer> and "
-           "</answer>. Please try again.")
+INVALID = (
+    "Your previous action is invalid. If you want to search, you should put the query between <search> "
+    "and </search>. If you want to give the final answer, you should put the answer between <answer> and "
+    "</answer>. Please try again."
+)
 CORRECT = "Congratulations! You have answered the question correctly."
 WRONG_RETRY = "Sorry, your answer is incorrect. Please try again."
 WRONG_FINAL = "Sorry, your answer is incorrect."

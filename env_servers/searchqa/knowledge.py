@@ -32,8 +32,13 @@ MIN_PASSAGES = 60
 WORK_KINDS = ("novel", "film", "album")
 WORK_SINCE = {"novel": 0, "film": 1905, "album": 1925}  # no films before cinema, no albums before records
 WORK_WEIGHTS = {"novel": 5, "film": 3, "album": 2}
-ORG_FOUNDED = {"university": (1740, 1950), "company": (1760, 2015), "publisher": (1750, 2015),
-               "studio": (1905, 2015), "label": (1925, 2015)}
+ORG_FOUNDED = {
+    "university": (1740, 1950),
+    "company": (1760, 2015),
+    "publisher": (1750, 2015),
+    "studio": (1905, 2015),
+    "label": (1925, 2015),
+}
 WORK_PUBLISHER_KIND = {"novel": "publisher", "film": "studio", "album": "label"}
 
 
@@ -90,33 +95,96 @@ class Layout:
         return out
 
 
-_NAME_SPACES = {"country": nm.country_names, "city": nm.city_names, "organisation": nm.organisation_names,
-                "work": nm.work_names, "person": nm.person_names}
+_NAME_SPACES = {
+    "country": nm.country_names,
+    "city": nm.city_names,
+    "organisation": nm.organisation_names,
+    "work": nm.work_names,
+    "person": nm.person_names,
+}
 
-OCCUPATIONS = ("novelist", "engineer", "painter", "composer", "physician", "architect", "merchant",
-               "film director", "botanist", "cartographer", "poet", "historian", "chemist", "sculptor",
-               "astronomer", "diplomat", "photographer", "economist")
-KNOWN_FOR = ("work on tidal engines", "essays on rural life", "a survey of coastal birds", "designs for river locks",
-             "portraits of dock workers", "a theory of trade winds", "studies of old ballads",
-             "reforms of the postal service", "maps of the inland marshes", "a method for preserving fruit",
-             "lectures on glassmaking", "a history of the salt roads", "experiments with lamp oils",
-             "restoration of chapel organs", "a catalogue of southern stars", "public gardens and fountains")
-CITY_FEATURES = ("its covered markets", "a harbour of painted boats", "clock towers", "an annual lantern festival",
-                 "terraced vineyards", "a cathedral of grey stone", "its textile mills", "narrow canals",
-                 "a university quarter", "hot springs", "a ruined fortress", "its spring horse fair",
-                 "copper mines in the hills", "a long sea wall", "orchards of late pears", "a famous puppet theatre")
-REGIONS = ("the Amber Coast", "the Northern Reach", "the Salt Plains", "the Veiled Archipelago", "the High Moors",
-           "the Eastern Marches", "the Lantern Isles", "the Cinder Steppe", "the Green Basin", "the Frost Shelf")
+OCCUPATIONS = (
+    "novelist",
+    "engineer",
+    "painter",
+    "composer",
+    "physician",
+    "architect",
+    "merchant",
+    "film director",
+    "botanist",
+    "cartographer",
+    "poet",
+    "historian",
+    "chemist",
+    "sculptor",
+    "astronomer",
+    "diplomat",
+    "photographer",
+    "economist",
+)
+KNOWN_FOR = (
+    "work on tidal engines",
+    "essays on rural life",
+    "a survey of coastal birds",
+    "designs for river locks",
+    "portraits of dock workers",
+    "a theory of trade winds",
+    "studies of old ballads",
+    "reforms of the postal service",
+    "maps of the inland marshes",
+    "a method for preserving fruit",
+    "lectures on glassmaking",
+    "a history of the salt roads",
+    "experiments with lamp oils",
+    "restoration of chapel organs",
+    "a catalogue of southern stars",
+    "public gardens and fountains",
+)
+CITY_FEATURES = (
+    "its covered markets",
+    "a harbour of painted boats",
+    "clock towers",
+    "an annual lantern festival",
+    "terraced vineyards",
+    "a cathedral of grey stone",
+    "its textile mills",
+    "narrow canals",
+    "a university quarter",
+    "hot springs",
+    "a ruined fortress",
+    "its spring horse fair",
+    "copper mines in the hills",
+    "a long sea wall",
+    "orchards of late pears",
+    "a famous puppet theatre",
+)
+REGIONS = (
+    "the Amber Coast",
+    "the Northern Reach",
+    "the Salt Plains",
+    "the Veiled Archipelago",
+    "the High Moors",
+    "the Eastern Marches",
+    "the Lantern Isles",
+    "the Cinder Steppe",
+    "the Green Basin",
+    "the Frost Shelf",
+)
 CURRENCIES = ("crown", "mark", "florin", "thaler", "shilling", "ducat", "guilder", "rand", "sol", "talent")
 LANGUAGE_ENDINGS = ("ic", "ish", "ian", "ese")
-GENRES = {"novel": ("mystery", "historical", "comic", "adventure", "romance", "gothic"),
-          "film": ("drama", "thriller", "comedy", "documentary", "western", "musical"),
-          "album": ("folk", "jazz", "choral", "electronic", "chamber", "rock")}
-PRODUCTS = {"university": ("law and medicine", "engineering", "music and the arts", "agriculture", "navigation"),
-            "company": ("precision tools", "river barges", "tinned fish", "wool cloth", "steam pumps", "clocks"),
-            "publisher": ("poetry", "school books", "travel guides", "translated novels", "maps"),
-            "studio": ("silent comedies", "costume dramas", "nature films", "animated shorts"),
-            "label": ("folk recordings", "brass bands", "jazz singles", "choral music")}
+GENRES = {
+    "novel": ("mystery", "historical", "comic", "adventure", "romance", "gothic"),
+    "film": ("drama", "thriller", "comedy", "documentary", "western", "musical"),
+    "album": ("folk", "jazz", "choral", "electronic", "chamber", "rock"),
+}
+PRODUCTS = {
+    "university": ("law and medicine", "engineering", "music and the arts", "agriculture", "navigation"),
+    "company": ("precision tools", "river barges", "tinned fish", "wool cloth", "steam pumps", "clocks"),
+    "publisher": ("poetry", "school books", "travel guides", "translated novels", "maps"),
+    "studio": ("silent comedies", "costume dramas", "nature films", "animated shorts"),
+    "label": ("folk recordings", "brass bands", "jazz singles", "choral music"),
+}
 
 
 class KnowledgeBase:
@@ -196,12 +264,18 @@ class KnowledgeBase:
     def _country(self, k, index, name, pattern, parts, rng) -> Entity:
         root = parts[0]
         form = rng.choice(nm.COUNTRY_FORMS)
-        attrs = {"long_name": f"{form} {name}", "language": root + rng.choice(LANGUAGE_ENDINGS),
-                 "currency": rng.choice(CURRENCIES), "region": rng.choice(REGIONS),
-                 "population_millions": round(rng.uniform(0.4, 60.0), 1), "founded": rng.randint(1150, 1960)}
+        attrs = {
+            "long_name": f"{form} {name}",
+            "language": root + rng.choice(LANGUAGE_ENDINGS),
+            "currency": rng.choice(CURRENCIES),
+            "region": rng.choice(REGIONS),
+            "population_millions": round(rng.uniform(0.4, 60.0), 1),
+            "founded": rng.randint(1150, 1960),
+        }
         links = {"capital": self._starts["city"] + index}
-        return Entity(k, "country", "country", name, (name, attrs["long_name"]), links, attrs,
-                      self._twin("country", index))
+        return Entity(
+            k, "country", "country", name, (name, attrs["long_name"]), links, attrs, self._twin("country", index)
+        )
 
     def _city(self, k, index, name, pattern, parts, rng) -> Entity:
         capital_of = self._starts["country"] + index if index < self._counts["country"] else None
@@ -210,8 +284,13 @@ class KnowledgeBase:
         links = {"located_in": country}
         if twinned != k:
             links["twinned_with"] = twinned
-        attrs = {"founded": rng.randint(880, 1890), "population": _population(rng, big=capital_of is not None),
-                 "river": rng.choice(nm.ROOTS), "feature": rng.choice(CITY_FEATURES), "capital_of": capital_of}
+        attrs = {
+            "founded": rng.randint(880, 1890),
+            "population": _population(rng, big=capital_of is not None),
+            "river": rng.choice(nm.ROOTS),
+            "feature": rng.choice(CITY_FEATURES),
+            "capital_of": capital_of,
+        }
         return Entity(k, "city", "city", name, (name,), links, attrs, self._twin("city", index))
 
     def _organisation(self, k, index, name, pattern, parts, rng) -> Entity:
@@ -264,9 +343,15 @@ class KnowledgeBase:
             links["lives_in"] = home
         prize_year = born + rng.randint(28, 60)
         died = max(born + rng.randint(48, 92), prize_year + 1) if born < 1935 else None
-        attrs = {"born": born, "pronoun": rng.choice(("she", "he")), "occupation": rng.choice(OCCUPATIONS),
-                 "known_for": rng.choice(KNOWN_FOR), "prize": f"{rng.choice(nm.ROOTS)} Prize",
-                 "prize_year": prize_year if prize_year <= 2024 else None, "died": died}
+        attrs = {
+            "born": born,
+            "pronoun": rng.choice(("she", "he")),
+            "occupation": rng.choice(OCCUPATIONS),
+            "known_for": rng.choice(KNOWN_FOR),
+            "prize": f"{rng.choice(nm.ROOTS)} Prize",
+            "prize_year": prize_year if prize_year <= 2024 else None,
+            "died": died,
+        }
         aliases = (name, f"{surname}, {given}")  # not "A. Venholm": normalised, "A." is an article
         return Entity(k, "person", "person", name, aliases, links, attrs, self._twin("person", index))
 

@@ -20,8 +20,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 
-ONSETS = ("b", "br", "c", "d", "dr", "f", "g", "gr", "h", "k", "l", "m", "n", "p", "r", "s", "st", "t",
-          "th", "tr", "v", "w", "z", "ch", "sh", "bl", "cr", "fl", "gl")
+ONSETS = (
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "gr",
+    "h",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "st",
+    "t",
+    "th",
+    "tr",
+    "v",
+    "w",
+    "z",
+    "ch",
+    "sh",
+    "bl",
+    "cr",
+    "fl",
+    "gl",
+)
 VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "ia")
 CODAS = ("", "n", "r", "l", "s", "th", "nd", "rn", "lm", "rd", "v", "x")
 GIVEN_ENDINGS = ("a", "o", "in", "an", "el", "ric", "wen", "ith", "ara", "ian", "ys", "ette")
@@ -37,41 +66,137 @@ def _syllables() -> list[str]:
 
 ROOTS: tuple[str, ...] = tuple(_cap(s) for s in _syllables())  # 3,132 one-syllable roots
 GIVEN_NAMES: tuple[str, ...] = tuple(
-    sorted(random.Random("searchqa-given-names").sample(
-        [_cap(o + v + e) for o, v, e in product(ONSETS, VOWELS, GIVEN_ENDINGS)], 300)))
+    sorted(
+        random.Random("searchqa-given-names").sample(
+            [_cap(o + v + e) for o, v, e in product(ONSETS, VOWELS, GIVEN_ENDINGS)], 300
+        )
+    )
+)
 
-SURNAME_SUFFIXES = (("holm", "hold"), ("ard", "art"), ("wick", "wich"), ("ley", "ly"), ("ton", "ten"),
-                    ("more", "mere"), ("by", "bey"), ("stad", "stead"), ("win", "wyn"), ("ford", "forth"))
+SURNAME_SUFFIXES = (
+    ("holm", "hold"),
+    ("ard", "art"),
+    ("wick", "wich"),
+    ("ley", "ly"),
+    ("ton", "ten"),
+    ("more", "mere"),
+    ("by", "bey"),
+    ("stad", "stead"),
+    ("win", "wyn"),
+    ("ford", "forth"),
+)
 CITY_PREFIXES = ("", "Port ", "New ", "Upper ", "Lower ", "East ", "West ", "North ", "South ")
-CITY_SUFFIXES = (("mouth", "muth"), ("bridge", "brigg"), ("field", "feld"), ("burg", "borg"),
-                 ("dale", "dal"), ("haven", "hafen"), ("minster", "minter"), ("crest", "crast"))
-COUNTRY_SUFFIXES = (("ovia", "ovea"), ("enland", "enlund"), ("aria", "area"), ("istan", "istein"),
-                    ("onia", "onea"))
+CITY_SUFFIXES = (
+    ("mouth", "muth"),
+    ("bridge", "brigg"),
+    ("field", "feld"),
+    ("burg", "borg"),
+    ("dale", "dal"),
+    ("haven", "hafen"),
+    ("minster", "minter"),
+    ("crest", "crast"),
+)
+COUNTRY_SUFFIXES = (("ovia", "ovea"), ("enland", "enlund"), ("aria", "area"), ("istan", "istein"), ("onia", "onea"))
 COUNTRY_FORMS = ("Republic of", "Kingdom of", "Federation of", "Grand Duchy of", "Commonwealth of")
 
 # Organisation words by kind; the pair is the twin variant.
 ORG_WORDS: dict[str, tuple[tuple[str, str], ...]] = {
     "university": (("University", "College"), ("Institute", "Academy")),
-    "company": (("Instruments", "Industries"), ("Motors", "Machines"), ("Foods", "Farms"),
-                ("Textiles", "Tailors"), ("Shipping", "Shipyards")),
+    "company": (
+        ("Instruments", "Industries"),
+        ("Motors", "Machines"),
+        ("Foods", "Farms"),
+        ("Textiles", "Tailors"),
+        ("Shipping", "Shipyards"),
+    ),
     "publisher": (("Press", "Publishing"), ("Books", "Editions")),
     "studio": (("Pictures", "Studios"), ("Films", "Features")),
     "label": (("Records", "Recordings"),),
 }
-ADJECTIVES = ("Silent", "Hollow", "Crimson", "Distant", "Broken", "Golden", "Hidden", "Iron", "Last",
-              "Lonely", "Northern", "Pale", "Quiet", "Restless", "Salt", "Scarlet", "Secret", "Shattered",
-              "Silver", "Sleeping", "Stone", "Summer", "Sunken", "Tender", "Twelfth", "Wandering",
-              "Winter", "Amber", "Bitter", "Burning", "Copper", "Drowned", "Emerald", "Fading",
-              "Forgotten", "Gentle", "Glass", "Howling", "Ivory", "Long", "Midnight", "Narrow", "Obsidian",
-              "Painted", "Patient", "Red", "Rusted", "Seventh", "Small", "Velvet")
-NOUN_PAIRS = (("Garden", "Gardens"), ("Lantern", "Lanterns"), ("Orchard", "Orchards"), ("River", "Rivers"),
-              ("Mirror", "Mirrors"), ("Tower", "Towers"), ("Harbour", "Harbours"), ("Letter", "Letters"),
-              ("Bell", "Bells"), ("Crown", "Crowns"), ("Window", "Windows"), ("Bridge", "Bridges"),
-              ("Feather", "Feathers"), ("Island", "Islands"), ("Mountain", "Mountains"), ("Road", "Roads"),
-              ("Shadow", "Shadows"), ("Song", "Songs"), ("Star", "Stars"), ("Voyage", "Voyages"),
-              ("Winter", "Winters"), ("Wolf", "Wolves"), ("Clock", "Clocks"), ("Map", "Maps"),
-              ("Sister", "Sisters"), ("Door", "Doors"), ("Field", "Fields"), ("Ship", "Ships"),
-              ("Tide", "Tides"), ("Veil", "Veils"))
+ADJECTIVES = (
+    "Silent",
+    "Hollow",
+    "Crimson",
+    "Distant",
+    "Broken",
+    "Golden",
+    "Hidden",
+    "Iron",
+    "Last",
+    "Lonely",
+    "Northern",
+    "Pale",
+    "Quiet",
+    "Restless",
+    "Salt",
+    "Scarlet",
+    "Secret",
+    "Shattered",
+    "Silver",
+    "Sleeping",
+    "Stone",
+    "Summer",
+    "Sunken",
+    "Tender",
+    "Twelfth",
+    "Wandering",
+    "Winter",
+    "Amber",
+    "Bitter",
+    "Burning",
+    "Copper",
+    "Drowned",
+    "Emerald",
+    "Fading",
+    "Forgotten",
+    "Gentle",
+    "Glass",
+    "Howling",
+    "Ivory",
+    "Long",
+    "Midnight",
+    "Narrow",
+    "Obsidian",
+    "Painted",
+    "Patient",
+    "Red",
+    "Rusted",
+    "Seventh",
+    "Small",
+    "Velvet",
+)
+NOUN_PAIRS = (
+    ("Garden", "Gardens"),
+    ("Lantern", "Lanterns"),
+    ("Orchard", "Orchards"),
+    ("River", "Rivers"),
+    ("Mirror", "Mirrors"),
+    ("Tower", "Towers"),
+    ("Harbour", "Harbours"),
+    ("Letter", "Letters"),
+    ("Bell", "Bells"),
+    ("Crown", "Crowns"),
+    ("Window", "Windows"),
+    ("Bridge", "Bridges"),
+    ("Feather", "Feathers"),
+    ("Island", "Islands"),
+    ("Mountain", "Mountains"),
+    ("Road", "Roads"),
+    ("Shadow", "Shadows"),
+    ("Song", "Songs"),
+    ("Star", "Stars"),
+    ("Voyage", "Voyages"),
+    ("Winter", "Winters"),
+    ("Wolf", "Wolves"),
+    ("Clock", "Clocks"),
+    ("Map", "Maps"),
+    ("Sister", "Sisters"),
+    ("Door", "Doors"),
+    ("Field", "Fields"),
+    ("Ship", "Ships"),
+    ("Tide", "Tides"),
+    ("Veil", "Veils"),
+)
 
 
 @dataclass(frozen=True)

@@ -14,36 +14,46 @@ import random
 from gymwire.env_servers.searchqa.knowledge import Entity, KnowledgeBase
 
 FILLERS = {
-    "person": ("Contemporaries remembered {obj} as patient, stubborn and generous with time.",
-               "Letters from this period show a wide circle of friends and rivals.",
-               "Several of {poss} notebooks survive in private collections.",
-               "{Pron} {was} also a keen walker and an amateur musician.",
-               "Much of {poss} early work was published under a pen name.",
-               "{Pron} corresponded for years with scholars abroad and kept detailed diaries."),
-    "city": ("Its old town was rebuilt after a great fire in {year}.",
-             "A tram line links the centre with the outlying districts.",
-             "The surrounding countryside is known for sheep farming and small quarries.",
-             "Markets are held in the main square twice a week.",
-             "The municipal museum holds a large collection of local maps and coins.",
-             "Winters are long and wet, while summers are short and mild."),
-    "country": ("Its economy rests on fishing, timber and overland trade.",
-                "Much of the interior is covered by forest and upland pasture.",
-                "The country is divided into a dozen provinces with their own assemblies.",
-                "Its flag shows a white tower on a field of blue.",
-                "A railway built in the nineteenth century crosses the country from west to east.",
-                "Most of the population lives along the rivers and the coast."),
-    "organisation": ("It moved to larger premises in {year}.",
-                     "Its archive holds records going back to the first years of operation.",
-                     "A charitable foundation linked to it funds local schools.",
-                     "It survived two changes of ownership in the twentieth century.",
-                     "Its founding charter is displayed in the entrance hall.",
-                     "It opened a second branch abroad after a period of rapid growth."),
-    "work": ("Critics praised its pacing but disliked the ending.",
-             "It was largely forgotten for decades before a revival of interest.",
-             "Early reviews were mixed, though sales were strong.",
-             "It has been translated or adapted several times.",
-             "Scholars have debated its meaning at length.",
-             "It is often cited as an influence by younger artists."),
+    "person": (
+        "Contemporaries remembered {obj} as patient, stubborn and generous with time.",
+        "Letters from this period show a wide circle of friends and rivals.",
+        "Several of {poss} notebooks survive in private collections.",
+        "{Pron} {was} also a keen walker and an amateur musician.",
+        "Much of {poss} early work was published under a pen name.",
+        "{Pron} corresponded for years with scholars abroad and kept detailed diaries.",
+    ),
+    "city": (
+        "Its old town was rebuilt after a great fire in {year}.",
+        "A tram line links the centre with the outlying districts.",
+        "The surrounding countryside is known for sheep farming and small quarries.",
+        "Markets are held in the main square twice a week.",
+        "The municipal museum holds a large collection of local maps and coins.",
+        "Winters are long and wet, while summers are short and mild.",
+    ),
+    "country": (
+        "Its economy rests on fishing, timber and overland trade.",
+        "Much of the interior is covered by forest and upland pasture.",
+        "The country is divided into a dozen provinces with their own assemblies.",
+        "Its flag shows a white tower on a field of blue.",
+        "A railway built in the nineteenth century crosses the country from west to east.",
+        "Most of the population lives along the rivers and the coast.",
+    ),
+    "organisation": (
+        "It moved to larger premises in {year}.",
+        "Its archive holds records going back to the first years of operation.",
+        "A charitable foundation linked to it funds local schools.",
+        "It survived two changes of ownership in the twentieth century.",
+        "Its founding charter is displayed in the entrance hall.",
+        "It opened a second branch abroad after a period of rapid growth.",
+    ),
+    "work": (
+        "Critics praised its pacing but disliked the ending.",
+        "It was largely forgotten for decades before a revival of interest.",
+        "Early reviews were mixed, though sales were strong.",
+        "It has been translated or adapted several times.",
+        "Scholars have debated its meaning at length.",
+        "It is often cited as an influence by younger artists.",
+    ),
 }
 
 
@@ -90,8 +100,13 @@ def _a(word: str) -> str:
 def _pronouns(e: Entity) -> dict[str, str]:
     pron = _text(e.attrs.get("pronoun", "it"))
     past = e.attrs.get("died") is not None
-    return {"pron": pron, "Pron": pron.capitalize(), "obj": {"she": "her", "he": "him"}.get(pron, "it"),
-            "poss": {"she": "her", "he": "his"}.get(pron, "its"), "was": "was" if past else "is"}
+    return {
+        "pron": pron,
+        "Pron": pron.capitalize(),
+        "obj": {"she": "her", "he": "him"}.get(pron, "it"),
+        "poss": {"she": "her", "he": "his"}.get(pron, "its"),
+        "was": "was" if past else "is",
+    }
 
 
 def _esc(text: str) -> str:
@@ -105,49 +120,88 @@ def _person(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     occupation, died = _text(a["occupation"]), a["died"]
     article = _a(occupation)
     if died is not None:
-        intro = rng.choice((
-            f"{name} ({a['born']}-{died}) was {article} {occupation} born in {born_in}.",
-            f"{name} was {article} {occupation} who was born in {born_in} in {a['born']} and died in {died}.",
-            f"Born in {born_in} in {a['born']}, {name} was {article} {occupation}; {{pron}} died in {died}.",
-        ))
+        intro = rng.choice(
+            (
+                f"{name} ({a['born']}-{died}) was {article} {occupation} born in {born_in}.",
+                f"{name} was {article} {occupation} who was born in {born_in} in {a['born']} and died in {died}.",
+                f"Born in {born_in} in {a['born']}, {name} was {article} {occupation}; {{pron}} died in {died}.",
+            )
+        )
     else:
-        intro = rng.choice((
-            f"{name} (born {a['born']}) is {article} {occupation} from {born_in}.",
-            f"{name} is {article} {occupation} who was born in {born_in} in {a['born']}.",
-            f"Born in {born_in} in {a['born']}, {name} is {article} {occupation}.",
-        ))
+        intro = rng.choice(
+            (
+                f"{name} (born {a['born']}) is {article} {occupation} from {born_in}.",
+                f"{name} is {article} {occupation} who was born in {born_in} in {a['born']}.",
+                f"Born in {born_in} in {a['born']}, {name} is {article} {occupation}.",
+            )
+        )
     out = [intro]
     if "educated_at" in e.links:
         school = _esc(kb.name(e.links["educated_at"]))
-        out.append(rng.choice((f"{{Pron}} studied at {school}.", f"{name} was educated at {school}.",
-                               f"As a student {{pron}} attended {school}.")))
-    out.append(rng.choice((f"{{Pron}} {{was}} best known for {a['known_for']}.",
-                           f"{name} became known for {a['known_for']}.")))
+        out.append(
+            rng.choice(
+                (
+                    f"{{Pron}} studied at {school}.",
+                    f"{name} was educated at {school}.",
+                    f"As a student {{pron}} attended {school}.",
+                )
+            )
+        )
+    out.append(
+        rng.choice((f"{{Pron}} {{was}} best known for {a['known_for']}.", f"{name} became known for {a['known_for']}."))
+    )
     if "lives_in" in e.links:
         home = _esc(kb.name(e.links["lives_in"]))
-        out.append(rng.choice((f"{{Pron}} later settled in {home}.",
-                               f"For most of {{poss}} working life {{pron}} lived in {home}.")))
+        out.append(
+            rng.choice(
+                (f"{{Pron}} later settled in {home}.", f"For most of {{poss}} working life {{pron}} lived in {home}.")
+            )
+        )
     if a["prize_year"] is not None:
-        out.append(rng.choice((f"In {a['prize_year']} {{pron}} received the {a['prize']}.",
-                               f"{name} was awarded the {a['prize']} in {a['prize_year']}.")))
-    out.append(rng.choice((f"A biography of {name} appeared in {{year}}.",
-                           f"An exhibition about {name} was held in {{year}}.")))
+        out.append(
+            rng.choice(
+                (
+                    f"In {a['prize_year']} {{pron}} received the {a['prize']}.",
+                    f"{name} was awarded the {a['prize']} in {a['prize_year']}.",
+                )
+            )
+        )
+    out.append(
+        rng.choice(
+            (f"A biography of {name} appeared in {{year}}.", f"An exhibition about {name} was held in {{year}}.")
+        )
+    )
     return out
 
 
 def _city(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     a, name = e.attrs, _esc(e.name)
     country = _esc(kb.name(e.links["located_in"]))
-    out = [rng.choice((f"{name} is a city in {country}.", f"{name} is a city located in {country}.",
-                       f"The city of {name} lies in {country}."))]
+    out = [
+        rng.choice(
+            (
+                f"{name} is a city in {country}.",
+                f"{name} is a city located in {country}.",
+                f"The city of {name} lies in {country}.",
+            )
+        )
+    ]
     if a["capital_of"] is not None:
         out.append(rng.choice((f"It is the capital of {country}.", f"{name} serves as the capital of {country}.")))
-    out.append(rng.choice((f"It was founded in {a['founded']}.", "The city was founded in " f"{a['founded']}.",
-                           f"Records date the founding of {name} to {a['founded']}.")))
+    out.append(
+        rng.choice(
+            (
+                f"It was founded in {a['founded']}.",
+                f"The city was founded in {a['founded']}.",
+                f"Records date the founding of {name} to {a['founded']}.",
+            )
+        )
+    )
     out.append(rng.choice((f"{name} stands on the River {a['river']}.", f"The River {a['river']} runs through it.")))
     population = f"{a['population']:,}"
-    out.append(rng.choice((f"It has a population of about {population}.",
-                           f"Around {population} people live in {name}.")))
+    out.append(
+        rng.choice((f"It has a population of about {population}.", f"Around {population} people live in {name}."))
+    )
     out.append(rng.choice((f"The city is known for {a['feature']}.", f"{name} is famous for {a['feature']}.")))
     if "twinned_with" in e.links:
         twin = _esc(kb.name(e.links["twinned_with"]))
@@ -160,20 +214,38 @@ def _country(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     capital = _esc(kb.name(e.links["capital"]))
     long_name = _esc(_text(a["long_name"]))
     return [
-        rng.choice((f"{name}, officially the {long_name}, is a country in {a['region']}.",
-                    f"{name} (officially the {long_name}) is a state located in {a['region']}.")),
-        rng.choice((f"Its capital is {capital}.", f"The capital of {name} is {capital}.",
-                    f"{capital} is its capital and largest city.")),
+        rng.choice(
+            (
+                f"{name}, officially the {long_name}, is a country in {a['region']}.",
+                f"{name} (officially the {long_name}) is a state located in {a['region']}.",
+            )
+        ),
+        rng.choice(
+            (
+                f"Its capital is {capital}.",
+                f"The capital of {name} is {capital}.",
+                f"{capital} is its capital and largest city.",
+            )
+        ),
         f"The official language is {a['language']}, and the currency is the {a['currency']}.",
-        rng.choice((f"{name} has about {a['population_millions']} million inhabitants.",
-                    f"The population is roughly {a['population_millions']} million.")),
+        rng.choice(
+            (
+                f"{name} has about {a['population_millions']} million inhabitants.",
+                f"The population is roughly {a['population_millions']} million.",
+            )
+        ),
         rng.choice((f"It became independent in {a['founded']}.", f"The {long_name} was proclaimed in {a['founded']}.")),
         f"It shares a border with {_esc(kb.name(kb.random_of('country', rng)))}.",
     ]
 
 
-_ORG_NOUN = {"university": "university", "company": "company", "publisher": "publishing house",
-             "studio": "film studio", "label": "record label"}
+_ORG_NOUN = {
+    "university": "university",
+    "company": "company",
+    "publisher": "publishing house",
+    "studio": "film studio",
+    "label": "record label",
+}
 
 
 def _organisation(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
@@ -182,11 +254,20 @@ def _organisation(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]
     founder = _esc(kb.name(e.links["founded_by"]))
     city = _esc(kb.name(e.links["headquartered_in"]))
     out = [
-        rng.choice((f"{name} is {article} {noun} headquartered in {city}.",
-                    f"{name} is {article} {noun} based in {city}.",
-                    f"{name} is {article} {noun} with its headquarters in {city}.")),
-        rng.choice((f"It was founded in {a['founded']} by {founder}.", f"{founder} founded it in {a['founded']}.",
-                    f"{name} was founded by {founder} in {a['founded']}.")),
+        rng.choice(
+            (
+                f"{name} is {article} {noun} headquartered in {city}.",
+                f"{name} is {article} {noun} based in {city}.",
+                f"{name} is {article} {noun} with its headquarters in {city}.",
+            )
+        ),
+        rng.choice(
+            (
+                f"It was founded in {a['founded']} by {founder}.",
+                f"{founder} founded it in {a['founded']}.",
+                f"{name} was founded by {founder} in {a['founded']}.",
+            )
+        ),
         rng.choice((f"It is known for {a['focus']}.", f"{name} specialises in {a['focus']}.")),
     ]
     director = _esc(kb.name(kb.random_of("person", rng)))
@@ -199,8 +280,11 @@ def _organisation(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]
     return out
 
 
-_CREATED = {"novel": ("novel", "written by", "author"), "film": ("film", "directed by", "director"),
-            "album": ("album", "recorded by", "artist")}
+_CREATED = {
+    "novel": ("novel", "written by", "author"),
+    "film": ("film", "directed by", "director"),
+    "album": ("album", "recorded by", "artist"),
+}
 _PUBLISHED = {"novel": "published by", "film": "produced by", "album": "released by"}
 
 
@@ -210,9 +294,15 @@ def _work(kb: KnowledgeBase, e: Entity, rng: random.Random) -> list[str]:
     creator = _esc(kb.name(e.links["created_by"]))
     setting = _esc(kb.name(e.links["set_in"]))
     genre = _text(a["genre"])
-    out = [rng.choice((f"{name} is {_a(genre)} {genre} {noun} from {a['year']}, {created} {creator}.",
-                       f"{name} is {_a(genre)} {genre} {noun} {created} {creator}, first released in {a['year']}.",
-                       f"{created.capitalize()} {creator}, {name} is {_a(genre)} {genre} {noun} from {a['year']}."))]
+    out = [
+        rng.choice(
+            (
+                f"{name} is {_a(genre)} {genre} {noun} from {a['year']}, {created} {creator}.",
+                f"{name} is {_a(genre)} {genre} {noun} {created} {creator}, first released in {a['year']}.",
+                f"{created.capitalize()} {creator}, {name} is {_a(genre)} {genre} {noun} from {a['year']}.",
+            )
+        )
+    ]
     if "published_by" in e.links:
         publisher = _esc(kb.name(e.links["published_by"]))
         verb = _PUBLISHED[e.kind]

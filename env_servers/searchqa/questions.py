@@ -63,81 +63,140 @@ class Relation:
 
 RELATIONS: dict[str, Relation] = {
     "created_by": Relation(
-        "work", "link:created_by",
-        ask={"novel": ("Who wrote {x}?", "Who is the author of {x}?"),
-             "film": ("Who directed {x}?", "Who was the director of {x}?"),
-             "album": ("Who recorded {x}?", "Which artist recorded {x}?")},
-        phrase={"novel": ("the author of {x}", "the writer of {x}"), "film": ("the director of {x}",),
-                "album": ("the artist who recorded {x}",)},
-        fact={"novel": "{x} was written by {y}", "film": "{x} was directed by {y}",
-              "album": "{x} was recorded by {y}"}),
+        "work",
+        "link:created_by",
+        ask={
+            "novel": ("Who wrote {x}?", "Who is the author of {x}?"),
+            "film": ("Who directed {x}?", "Who was the director of {x}?"),
+            "album": ("Who recorded {x}?", "Which artist recorded {x}?"),
+        },
+        phrase={
+            "novel": ("the author of {x}", "the writer of {x}"),
+            "film": ("the director of {x}",),
+            "album": ("the artist who recorded {x}",),
+        },
+        fact={"novel": "{x} was written by {y}", "film": "{x} was directed by {y}", "album": "{x} was recorded by {y}"},
+    ),
     "published_by": Relation(
-        "work", "link:published_by",
-        ask={"novel": ("Which company published {x}?", "Who published {x}?"),
-             "film": ("Which studio produced {x}?",), "album": ("Which label released {x}?",)},
-        phrase={"novel": ("the publisher of {x}",), "film": ("the studio that produced {x}",),
-                "album": ("the label that released {x}",)},
-        fact={"novel": "{x} was published by {y}", "film": "{x} was produced by {y}",
-              "album": "{x} was released by {y}"}),
+        "work",
+        "link:published_by",
+        ask={
+            "novel": ("Which company published {x}?", "Who published {x}?"),
+            "film": ("Which studio produced {x}?",),
+            "album": ("Which label released {x}?",),
+        },
+        phrase={
+            "novel": ("the publisher of {x}",),
+            "film": ("the studio that produced {x}",),
+            "album": ("the label that released {x}",),
+        },
+        fact={
+            "novel": "{x} was published by {y}",
+            "film": "{x} was produced by {y}",
+            "album": "{x} was released by {y}",
+        },
+    ),
     "born_in": Relation(
-        "person", "link:born_in",
+        "person",
+        "link:born_in",
         ask={"*": ("In which city was {x} born?", "Where was {x} born?")},
         phrase={"*": ("the birthplace of {x}", "the city where {x} was born")},
-        fact={"*": "{x} was born in {y}"}),
+        fact={"*": "{x} was born in {y}"},
+    ),
     "educated_at": Relation(
-        "person", "link:educated_at",
+        "person",
+        "link:educated_at",
         ask={"*": ("Where did {x} study?", "Which university did {x} attend?")},
         phrase={"*": ("the university that {x} attended",)},
-        fact={"*": "{x} studied at {y}"}),
+        fact={"*": "{x} studied at {y}"},
+    ),
     "located_in": Relation(
-        "city", "link:located_in",
+        "city",
+        "link:located_in",
         ask={"*": ("In which country is {x}?", "Which country is {x} located in?")},
         phrase={"*": ("the country where {x} lies", "the country in which {x} is located")},
-        fact={"*": "{x} is in {y}"}),
+        fact={"*": "{x} is in {y}"},
+    ),
     "capital": Relation(
-        "country", "link:capital",
+        "country",
+        "link:capital",
         ask={"*": ("What is the capital of {x}?", "Which city is the capital of {x}?")},
         phrase={"*": ("the capital of {x}",)},
-        fact={"*": "the capital of {x} is {y}"}),
+        fact={"*": "the capital of {x} is {y}"},
+    ),
     "founded_by": Relation(
-        "organisation", "link:founded_by",
+        "organisation",
+        "link:founded_by",
         ask={"*": ("Who founded {x}?", "Who was the founder of {x}?")},
         phrase={"*": ("the founder of {x}", "the person who founded {x}")},
-        fact={"*": "{x} was founded by {y}"}),
+        fact={"*": "{x} was founded by {y}"},
+    ),
     "headquartered_in": Relation(
-        "organisation", "link:headquartered_in",
+        "organisation",
+        "link:headquartered_in",
         ask={"*": ("In which city is {x} based?", "Where is {x} headquartered?")},
         phrase={"*": ("the city where {x} is based", "the home city of {x}")},
-        fact={"*": "{x} is based in {y}"}),
+        fact={"*": "{x} is based in {y}"},
+    ),
     "birth_year": Relation(
-        "person", "attr:born",
-        ask={"*": ("In what year was {x} born?", "When was {x} born?")}, phrase={},
-        fact={"*": "{x} was born in {y}"}),
+        "person",
+        "attr:born",
+        ask={"*": ("In what year was {x} born?", "When was {x} born?")},
+        phrase={},
+        fact={"*": "{x} was born in {y}"},
+    ),
     "org_founded": Relation(
-        "organisation", "attr:founded",
-        ask={"*": ("In what year was {x} founded?", "When was {x} founded?")}, phrase={},
-        fact={"*": "{x} was founded in {y}"}),
+        "organisation",
+        "attr:founded",
+        ask={"*": ("In what year was {x} founded?", "When was {x} founded?")},
+        phrase={},
+        fact={"*": "{x} was founded in {y}"},
+    ),
     "city_founded": Relation(
-        "city", "attr:founded",
-        ask={"*": ("In what year was {x} founded?",)}, phrase={},
-        fact={"*": "{x} was founded in {y}"}),
+        "city",
+        "attr:founded",
+        ask={"*": ("In what year was {x} founded?",)},
+        phrase={},
+        fact={"*": "{x} was founded in {y}"},
+    ),
     "release_year": Relation(
-        "work", "attr:year",
-        ask={"*": ("In what year was {x} first released?", "When did {x} first come out?")}, phrase={},
-        fact={"*": "{x} first came out in {y}"}),
+        "work",
+        "attr:year",
+        ask={"*": ("In what year was {x} first released?", "When did {x} first come out?")},
+        phrase={},
+        fact={"*": "{x} first came out in {y}"},
+    ),
 }
 
 CHAINS: dict[str, tuple[tuple[str, ...], ...]] = {
     "single": tuple((name,) for name in RELATIONS),
-    "bridge": (("created_by", "born_in"), ("created_by", "educated_at"), ("created_by", "birth_year"),
-               ("published_by", "headquartered_in"), ("published_by", "founded_by"), ("published_by", "org_founded"),
-               ("founded_by", "born_in"), ("founded_by", "birth_year"), ("born_in", "located_in"),
-               ("born_in", "city_founded"), ("headquartered_in", "located_in"), ("educated_at", "headquartered_in"),
-               ("educated_at", "founded_by"), ("capital", "city_founded"), ("located_in", "capital")),
-    "three_hop": (("created_by", "born_in", "located_in"), ("published_by", "headquartered_in", "located_in"),
-                  ("founded_by", "born_in", "located_in"), ("created_by", "educated_at", "headquartered_in"),
-                  ("published_by", "founded_by", "born_in"), ("born_in", "located_in", "capital"),
-                  ("created_by", "born_in", "city_founded"), ("educated_at", "founded_by", "birth_year")),
+    "bridge": (
+        ("created_by", "born_in"),
+        ("created_by", "educated_at"),
+        ("created_by", "birth_year"),
+        ("published_by", "headquartered_in"),
+        ("published_by", "founded_by"),
+        ("published_by", "org_founded"),
+        ("founded_by", "born_in"),
+        ("founded_by", "birth_year"),
+        ("born_in", "located_in"),
+        ("born_in", "city_founded"),
+        ("headquartered_in", "located_in"),
+        ("educated_at", "headquartered_in"),
+        ("educated_at", "founded_by"),
+        ("capital", "city_founded"),
+        ("located_in", "capital"),
+    ),
+    "three_hop": (
+        ("created_by", "born_in", "located_in"),
+        ("published_by", "headquartered_in", "located_in"),
+        ("founded_by", "born_in", "located_in"),
+        ("created_by", "educated_at", "headquartered_in"),
+        ("published_by", "founded_by", "born_in"),
+        ("born_in", "located_in", "capital"),
+        ("created_by", "born_in", "city_founded"),
+        ("educated_at", "founded_by", "birth_year"),
+    ),
 }
 
 
@@ -151,25 +210,62 @@ class Comparison:
 
 
 COMPARISONS = (
-    Comparison("person", "born", (("Who was born first, {a} or {b}?", False),
-                                  ("Which of {a} and {b} was born earlier?", False),
-                                  ("Who was born later, {a} or {b}?", True)), "{x} was born in {y}"),
-    Comparison("organisation", "founded", (("Which was founded first, {a} or {b}?", False),
-                                           ("Which is older, {a} or {b}?", False),
-                                           ("Which was founded more recently, {a} or {b}?", True)),
-               "{x} was founded in {y}"),
-    Comparison("city", "population", (("Which city has the larger population, {a} or {b}?", True),
-                                      ("Which is more populous, {a} or {b}?", True),
-                                      ("Which city has fewer inhabitants, {a} or {b}?", False)),
-               "{x} has about {y} inhabitants", "{:,}"),
-    Comparison("work", "year", (("Which came out first, {a} or {b}?", False),
-                                ("Which was released earlier, {a} or {b}?", False),
-                                ("Which is more recent, {a} or {b}?", True)), "{x} first came out in {y}"),
+    Comparison(
+        "person",
+        "born",
+        (
+            ("Who was born first, {a} or {b}?", False),
+            ("Which of {a} and {b} was born earlier?", False),
+            ("Who was born later, {a} or {b}?", True),
+        ),
+        "{x} was born in {y}",
+    ),
+    Comparison(
+        "organisation",
+        "founded",
+        (
+            ("Which was founded first, {a} or {b}?", False),
+            ("Which is older, {a} or {b}?", False),
+            ("Which was founded more recently, {a} or {b}?", True),
+        ),
+        "{x} was founded in {y}",
+    ),
+    Comparison(
+        "city",
+        "population",
+        (
+            ("Which city has the larger population, {a} or {b}?", True),
+            ("Which is more populous, {a} or {b}?", True),
+            ("Which city has fewer inhabitants, {a} or {b}?", False),
+        ),
+        "{x} has about {y} inhabitants",
+        "{:,}",
+    ),
+    Comparison(
+        "work",
+        "year",
+        (
+            ("Which came out first, {a} or {b}?", False),
+            ("Which was released earlier, {a} or {b}?", False),
+            ("Which is more recent, {a} or {b}?", True),
+        ),
+        "{x} first came out in {y}",
+    ),
 )
 
-_SEARCH_HINT = {"person": "born", "city": "city", "country": "country", "university": "university",
-                "company": "company", "publisher": "publishing house", "studio": "film studio",
-                "label": "record label", "novel": "novel", "film": "film", "album": "album"}
+_SEARCH_HINT = {
+    "person": "born",
+    "city": "city",
+    "country": "country",
+    "university": "university",
+    "company": "company",
+    "publisher": "publishing house",
+    "studio": "film studio",
+    "label": "record label",
+    "novel": "novel",
+    "film": "film",
+    "album": "album",
+}
 
 
 class Unsuitable(Exception):
@@ -199,8 +295,9 @@ class QuestionFactory:
                 return self._chain(category, rng.choice(CHAINS[category]), rng)
             except Unsuitable:
                 continue
-        raise RuntimeError(f"no solvable {category} question {index} in {MAX_ATTEMPTS} attempts; "
-                           "is the knowledge base too small?")
+        raise RuntimeError(
+            f"no solvable {category} question {index} in {MAX_ATTEMPTS} attempts; is the knowledge base too small?"
+        )
 
     # --- parts ---------------------------------------------------------------------------------
 
@@ -245,8 +342,14 @@ class QuestionFactory:
                 thought = f"{_capitalise(found)}. Next I need to look up {entity.name}."
             hops.append(Hop(self._query_for(entity), entity.id, thought))
         final = last.state(visited[-1].kind, visited[-1].name, answer_text)
-        return Question(category, text, tuple(answers), tuple(hops),
-                        f"{_capitalise(final)}, so the answer is {answer_text}.", " > ".join(chain))
+        return Question(
+            category,
+            text,
+            tuple(answers),
+            tuple(hops),
+            f"{_capitalise(final)}, so the answer is {answer_text}.",
+            " > ".join(chain),
+        )
 
     def _follow(self, entity: Entity, rel: Relation) -> Entity:
         if entity.type != rel.source:
@@ -269,14 +372,27 @@ class QuestionFactory:
         template, larger_wins = rng.choice(spec.ask)
         value = lambda e: e.attrs[spec.attr]  # noqa: E731
         winner = max((a, b), key=value) if larger_wins else min((a, b), key=value)
-        hops = (Hop(self._query_for(a), a.id, f"I need to compare both, so I will look up {a.name} first."),
-                Hop(self._query_for(b), b.id,
-                    f"{_capitalise(spec.fact.format(x=a.name, y=spec.show.format(value(a))))}. "
-                    f"Next I need to look up {b.name}."))
-        conclusion = (f"{_capitalise(spec.fact.format(x=b.name, y=spec.show.format(value(b))))}, and "
-                      f"{spec.fact.format(x=a.name, y=spec.show.format(value(a)))}, so the answer is {winner.name}.")
-        return Question("comparison", template.format(a=a.name, b=b.name), winner.aliases, hops, conclusion,
-                        f"{spec.type}.{spec.attr}")
+        hops = (
+            Hop(self._query_for(a), a.id, f"I need to compare both, so I will look up {a.name} first."),
+            Hop(
+                self._query_for(b),
+                b.id,
+                f"{_capitalise(spec.fact.format(x=a.name, y=spec.show.format(value(a))))}. "
+                f"Next I need to look up {b.name}.",
+            ),
+        )
+        conclusion = (
+            f"{_capitalise(spec.fact.format(x=b.name, y=spec.show.format(value(b))))}, and "
+            f"{spec.fact.format(x=a.name, y=spec.show.format(value(a)))}, so the answer is {winner.name}."
+        )
+        return Question(
+            "comparison",
+            template.format(a=a.name, b=b.name),
+            winner.aliases,
+            hops,
+            conclusion,
+            f"{spec.type}.{spec.attr}",
+        )
 
 
 def _capitalise(text: str) -> str:

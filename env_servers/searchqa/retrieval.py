@@ -59,11 +59,19 @@ class Retriever:
         self.index, self.documents, self.top_k = index, documents, top_k
 
     @classmethod
-    def for_generated(cls, kb: KnowledgeBase, *, top_k: int = 3, cache_root: str | Path | None = None,
-                      k1: float = 0.9, b: float = 0.4) -> Retriever:
+    def for_generated(
+        cls, kb: KnowledgeBase, *, top_k: int = 3, cache_root: str | Path | None = None, k1: float = 0.9, b: float = 0.4
+    ) -> Retriever:
         documents = GeneratedDocuments(kb)
-        key = {"kind": "generated", "seed": kb.seed, "passages": kb.size, "sample": documents.fingerprint(),
-               "index": FORMAT, "k1": k1, "b": b}
+        key = {
+            "kind": "generated",
+            "seed": kb.seed,
+            "passages": kb.size,
+            "sample": documents.fingerprint(),
+            "index": FORMAT,
+            "k1": k1,
+            "b": b,
+        }
 
         def build(folder: Path) -> None:
             Bm25Index.build(documents.all_contents(), k1=k1, b=b).save(folder)
@@ -71,8 +79,15 @@ class Retriever:
         return cls(Bm25Index.load(cached(key, build, cache_root)), documents, top_k)
 
     @classmethod
-    def for_corpus(cls, corpus_path: str | Path, *, top_k: int = 3, cache_root: str | Path | None = None,
-                   k1: float = 0.9, b: float = 0.4) -> Retriever:
+    def for_corpus(
+        cls,
+        corpus_path: str | Path,
+        *,
+        top_k: int = 3,
+        cache_root: str | Path | None = None,
+        k1: float = 0.9,
+        b: float = 0.4,
+    ) -> Retriever:
         key = {"kind": "corpus", "file": file_fingerprint(corpus_path), "index": FORMAT, "k1": k1, "b": b}
 
         def build(folder: Path) -> None:

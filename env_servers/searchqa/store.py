@@ -39,7 +39,7 @@ class TextStore:
     def __getitem__(self, row: int) -> str:
         if not 0 <= row < len(self):
             raise IndexError(row)
-        return bytes(self._blob[self._offsets[row]:self._offsets[row + 1]]).decode("utf-8")
+        return bytes(self._blob[self._offsets[row] : self._offsets[row + 1]]).decode("utf-8")
 
     def __iter__(self) -> Iterator[str]:
         return (self[row] for row in range(len(self)))

@@ -58,8 +58,13 @@ class GeneratedTasks:
 
     def task(self, category: str, n: int) -> Task:
         task_id = f"{GEN_PREFIX}{category}:{n}"
-        return Task(task_id, split_of(task_id, self.test_percent), self.tiers[category], category,
-                    {"source": "generated", "hops": str(HOPS[category]), "kb": self.kb_label})
+        return Task(
+            task_id,
+            split_of(task_id, self.test_percent),
+            self.tiers[category],
+            category,
+            {"source": "generated", "hops": str(HOPS[category]), "kb": self.kb_label},
+        )
 
     def resolve(self, task_id: str) -> Task | None:
         parsed = parse_generated(task_id)
@@ -71,15 +76,28 @@ class GeneratedTasks:
 
 
 class RealTasks:
-    def __init__(self, items: Sequence[QaItem], *, source: str, test_percent: int, split: str | None,
-                 difficulty_field: str | None, default_difficulty: str, category_field: str | None):
+    def __init__(
+        self,
+        items: Sequence[QaItem],
+        *,
+        source: str,
+        test_percent: int,
+        split: str | None,
+        difficulty_field: str | None,
+        default_difficulty: str,
+        category_field: str | None,
+    ):
         if split not in (None, "train", "test"):
             raise ValueError(f"qa_split must be 'train', 'test' or None (hashed), got {split!r}")
         self.items = {f"{QA_PREFIX}{item.id}": item for item in items}
         self.tasks = [
-            Task(task_id, split or split_of(task_id, test_percent),
-                 item.lookup(difficulty_field) or default_difficulty,
-                 item.lookup(category_field) or source, {"source": source})
+            Task(
+                task_id,
+                split or split_of(task_id, test_percent),
+                item.lookup(difficulty_field) or default_difficulty,
+                item.lookup(category_field) or source,
+                {"source": source},
+            )
             for task_id, item in self.items.items()
         ]
 

@@ -63,6 +63,7 @@ ACTION_GRAMMAR = (
     "(compared lower-cased). Anything else changes nothing."
 )
 
+
 def extract_action(text: str) -> str:
     """The action in a raw turn (the SDK's convention), stripped of surrounding quotes and backticks; case
     and spacing are kept, because search keywords are passed on as typed."""
@@ -89,8 +90,13 @@ class WebShopEpisode(Episode):
             info[INFO_VERIFIED] = True
         if result.info is not None and page.item is not None:  # a purchase, always from a product page
             r = result.info
-            info.update(r_type=r.r_type, attribute_matches=r.attribute_matches, option_matches=r.option_matches,
-                        price_ok=r.price_ok, asin=self.shop.product(page.item).asin)
+            info.update(
+                r_type=r.r_type,
+                attribute_matches=r.attribute_matches,
+                option_matches=r.option_matches,
+                price_ok=r.price_ok,
+                asin=self.shop.product(page.item).asin,
+            )
             info.update({INFO_COMMITTED: True, INFO_VERIFIED: page.item in self.inspected})
         return StepOutcome(
             observation=self.shop.text(),
@@ -156,16 +162,21 @@ class WebShopEnvironment(Environment):
         self.names_quirk = option_names_quirk
         self.search_anywhere = search_anywhere
         self.expert_strict = expert_strict
-        rule = TierRule(tier_easy_max_complexity, tier_easy_max_family, tier_hard_min_complexity,
-                        tier_hard_min_family)
+        rule = TierRule(tier_easy_max_complexity, tier_easy_max_family, tier_hard_min_complexity, tier_hard_min_family)
         self.store: RealCatalogue | GeneratedCatalogue
         self.tasks: RealTaskSet | GeneratedTaskSet
         if data is not None or products_file is not None:
             from gymwire.env_servers.webshop.real_data import RealCatalogue
             from gymwire.env_servers.webshop.real_tasks import RealTaskSet
 
-            self.store = RealCatalogue(data, products_file=products_file, attributes_file=attributes_file,
-                                       human_file=human_file, cache_dir=cache_dir, human_rule=human_rule)
+            self.store = RealCatalogue(
+                data,
+                products_file=products_file,
+                attributes_file=attributes_file,
+                human_file=human_file,
+                cache_dir=cache_dir,
+                human_rule=human_rule,
+            )
             self.tasks = RealTaskSet(self.store, rule, test_percent, goals)
             self.source = f"the original WebShop products ({len(self.store)} from {self.store.origin})"
         else:
@@ -178,9 +189,11 @@ class WebShopEnvironment(Environment):
         return EnvDescription(
             name="webshop",
             version=VERSION,
-            description=("Web shopping from text: search a store, compare results, open a product, choose its "
-                         f"options and buy what the instruction asks for; served over {self.source}. Reward: "
-                         "share of matched attributes, options and price limit, times a product-type factor."),
+            description=(
+                "Web shopping from text: search a store, compare results, open a product, choose its "
+                f"options and buy what the instruction asks for; served over {self.source}. Reward: "
+                "share of matched attributes, options and price limit, times a product-type factor."
+            ),
             instruction=INSTRUCTION,
             action_grammar=ACTION_GRAMMAR,
             provides_valid_actions=True,
@@ -197,6 +210,12 @@ class WebShopEnvironment(Environment):
             goal, target = self.tasks.goal(task.id)
         except (AssertionError, KeyError, IndexError) as exc:
             raise UnknownTask(task.id) from exc
-        shop = Shop(self.store, goal, option_rule=self.option_rule, names_quirk=self.names_quirk,
-                    search_anywhere=self.search_anywhere, price_of=getattr(self.store, "price_of", None))
+        shop = Shop(
+            self.store,
+            goal,
+            option_rule=self.option_rule,
+            names_quirk=self.names_quirk,
+            search_anywhere=self.search_anywhere,
+            price_of=getattr(self.store, "price_of", None),
+        )
         return WebShopEpisode(shop, target, self.expert_strict)

@@ -36,8 +36,12 @@ class GeneratedTaskSet:
         rows = self.catalogue.rows[indices]
         complexity = rows["n_goal_attrs"].astype(np.int64) + rows["n_dims"]
         family = rows["family_size"].astype(np.int64)
-        return (splits(rows["family"], self.seed, self.test_percent), self.rule.tiers(complexity, family),
-                complexity, family)
+        return (
+            splits(rows["family"], self.seed, self.test_percent),
+            self.rule.tiers(complexity, family),
+            complexity,
+            family,
+        )
 
     def task(self, index: int, variant: int = 0) -> Task:
         split, tier, complexity, family = (x[0] for x in self._classify(np.array([index])))

@@ -47,13 +47,25 @@ ATTRIBUTE_ID = {name: i for i, name in enumerate(ATTRIBUTE_NAMES)}
 OPTION_SET_KEYS: tuple[str, ...] = tuple(OPTION_SETS)
 OPTION_SET_ID = {key: i for i, key in enumerate(OPTION_SET_KEYS)}
 
-ROW = np.dtype([
-    ("type", "<u2"), ("brand", "<u2"), ("series", "<u2"), ("noun", "u1"),
-    ("family", "<u4"), ("family_size", "u1"), ("member", "u1"),
-    ("n_attrs", "u1"), ("n_goal_attrs", "u1"), ("attrs", "<u2", (MAX_ATTRS,)),
-    ("n_dims", "u1"), ("option_set", "u1", (MAX_DIMS,)), ("option_mask", "<u4", (MAX_DIMS,)),
-    ("price_cents", "<u4"), ("style", "<u4"),
-])
+ROW = np.dtype(
+    [
+        ("type", "<u2"),
+        ("brand", "<u2"),
+        ("series", "<u2"),
+        ("noun", "u1"),
+        ("family", "<u4"),
+        ("family_size", "u1"),
+        ("member", "u1"),
+        ("n_attrs", "u1"),
+        ("n_goal_attrs", "u1"),
+        ("attrs", "<u2", (MAX_ATTRS,)),
+        ("n_dims", "u1"),
+        ("option_set", "u1", (MAX_DIMS,)),
+        ("option_mask", "<u4", (MAX_DIMS,)),
+        ("price_cents", "<u4"),
+        ("style", "<u4"),
+    ]
+)
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,7 +158,8 @@ def _chunk(spec: CatalogueSpec, chunk: int) -> np.ndarray:
     rows["n_dims"] = present.sum(axis=1)
     set_sizes = np.where(present, OPTION_SET_SIZES[np.where(present, sets, 0)], 0)
     vkeys = rng.random((n_fam, MAX_DIMS, MAX_VALUES))[fam] + 0.5 * drift[:, :, None] * rng.standard_normal(
-        (n, MAX_DIMS, MAX_VALUES))
+        (n, MAX_DIMS, MAX_VALUES)
+    )
     vkeys = np.where(np.arange(MAX_VALUES)[None, None, :] < set_sizes[:, :, None], vkeys, -np.inf)
     rank = np.argsort(np.argsort(-vkeys, axis=2), axis=2)
     count = np.minimum(rng.integers(2, 7, (n, MAX_DIMS)), set_sizes)

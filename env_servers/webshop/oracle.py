@@ -59,8 +59,14 @@ class Expert:
         if index not in self._acceptable:
             product = self.shop.product(index)
             chosen = choose_options(product, self.shop.goal.options)
-            info = score(product, chosen, self.shop.price_of(index, product), self.shop.goal, self.shop.option_rule,
-                         self.shop.names_quirk)
+            info = score(
+                product,
+                chosen,
+                self.shop.price_of(index, product),
+                self.shop.goal,
+                self.shop.option_rule,
+                self.shop.names_quirk,
+            )
             self._acceptable[index] = info.reward >= 1.0 - 1e-9
         return self._acceptable[index]
 
@@ -72,10 +78,14 @@ class Expert:
         if page.kind == "start":
             if self.fallback and self.target is not None:
                 title = self.shop.product(self.target).title
-                return turn("The first search did not show a matching product, so I will search the exact "
-                            "product title.", f"search[{title}]")
-            return turn("I will search for the product the instruction describes.",
-                        f"search[{instruction_query(goal.instruction)}]")
+                return turn(
+                    "The first search did not show a matching product, so I will search the exact product title.",
+                    f"search[{title}]",
+                )
+            return turn(
+                "I will search for the product the instruction describes.",
+                f"search[{instruction_query(goal.instruction)}]",
+            )
         if page.kind == "results":
             listed = self.shop.page_results()
             pick = self.target if self.target in listed else next((i for i in listed if self.acceptable(i)), None)
@@ -83,12 +93,13 @@ class Expert:
                 asin = self.shop.product(pick).asin
                 return turn(f"{asin} matches what the instruction asks for, so I will open it.", f"click[{asin}]")
             if NEXT_PAGE in self.shop.clickables():
-                return turn("None of these results matches every requirement; I will look at the next page.",
-                            f"click[{NEXT_PAGE}]")
+                return turn(
+                    "None of these results matches every requirement; I will look at the next page.",
+                    f"click[{NEXT_PAGE}]",
+                )
             if not self.fallback:
                 self.fallback = True
-                return turn("No result matches; I will go back and search more precisely.",
-                            f"click[{BACK_TO_SEARCH}]")
+                return turn("No result matches; I will go back and search more precisely.", f"click[{BACK_TO_SEARCH}]")
             if listed:  # even the title search failed: take the best-scoring listed product
                 best = max(listed, key=lambda i: self._score(i))
                 asin = self.shop.product(best).asin
@@ -98,18 +109,28 @@ class Expert:
             assert page.item is not None
             product = self.shop.product(page.item)
             if not self.acceptable(page.item) and not self.fallback:
-                return turn("This product does not match the instruction; I will go back to the results.",
-                            f"click[{PREV_PAGE}]")
+                return turn(
+                    "This product does not match the instruction; I will go back to the results.", f"click[{PREV_PAGE}]"
+                )
             for name, value in choose_options(product, goal.options).items():
                 if page.options.get(name) != value:
-                    return turn(f"The instruction asks for {name or 'option'} {value}, so I select it.",
-                                f"click[{value}]")
-            return turn("The product matches the attributes, the options and the price limit, so I will buy it.",
-                        f"click[{BUY_NOW}]")
+                    return turn(
+                        f"The instruction asks for {name or 'option'} {value}, so I select it.", f"click[{value}]"
+                    )
+            return turn(
+                "The product matches the attributes, the options and the price limit, so I will buy it.",
+                f"click[{BUY_NOW}]",
+            )
         return turn("I have read enough here; I will go back to the product.", f"click[{PREV_PAGE}]")
 
     def _score(self, index: int) -> float:
         product = self.shop.product(index)
         chosen = choose_options(product, self.shop.goal.options)
-        return score(product, chosen, self.shop.price_of(index, product), self.shop.goal, self.shop.option_rule,
-                     self.shop.names_quirk).reward
+        return score(
+            product,
+            chosen,
+            self.shop.price_of(index, product),
+            self.shop.goal,
+            self.shop.option_rule,
+            self.shop.names_quirk,
+        ).reward

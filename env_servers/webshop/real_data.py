@@ -64,6 +64,7 @@ _FILES = {
 
 # --- cleaning ------------------------------------------------------------------------------------
 
+
 def _parse_pricing(pricing) -> tuple[list[float], str]:
     if not pricing:
         return [100.0], "$100.0"
@@ -124,10 +125,18 @@ def clean_product(raw: dict, attributes: dict | None, human: list | None, review
 
 def _to_product(d: dict) -> Product:
     return Product(
-        asin=d["asin"], title=d["title"], price=d["price"], price_tag=d["price_tag"],
-        options={k: tuple(v) for k, v in d["options"].items()}, attributes=tuple(d["attributes"]),
-        bullets=tuple(d["bullets"]), description=d["description"], query=d["query"], category=d["category"],
-        product_category=d["product_category"], rating=d["rating"],
+        asin=d["asin"],
+        title=d["title"],
+        price=d["price"],
+        price_tag=d["price_tag"],
+        options={k: tuple(v) for k, v in d["options"].items()},
+        attributes=tuple(d["attributes"]),
+        bullets=tuple(d["bullets"]),
+        description=d["description"],
+        query=d["query"],
+        category=d["category"],
+        product_category=d["product_category"],
+        rating=d["rating"],
         reviews=tuple(Review(*r) for r in d["reviews"]),
     )
 
@@ -144,6 +153,7 @@ def _tiers_above(price: float) -> list[float]:
 
 
 # --- building ------------------------------------------------------------------------------------
+
 
 def _find(data: Path | None, kind: str, given: str | Path | None) -> Path | None:
     if given is not None:
@@ -179,11 +189,15 @@ def _build(files: dict[str, Path | None], folder: Path, human_rule: str) -> dict
     for kind, stream in (("attributes", iter_json_object), ("human", iter_json_object)):
         path = files[kind]
         if path is not None:
-            db.executemany("INSERT OR REPLACE INTO side VALUES (?, ?, ?)",
-                           ((kind, asin, _encode(value)) for asin, value in stream(path)))
+            db.executemany(
+                "INSERT OR REPLACE INTO side VALUES (?, ?, ?)",
+                ((kind, asin, _encode(value)) for asin, value in stream(path)),
+            )
     if files["reviews"] is not None:
-        db.executemany("INSERT OR REPLACE INTO side VALUES ('reviews', ?, ?)",
-                       ((r["asin"], _encode(r)) for r in iter_json_array(files["reviews"]) if "asin" in r))
+        db.executemany(
+            "INSERT OR REPLACE INTO side VALUES ('reviews', ?, ?)",
+            ((r["asin"], _encode(r)) for r in iter_json_array(files["reviews"]) if "asin" in r),
+        )
 
     def side(kind: str, asin: str):
         row = db.execute("SELECT data FROM side WHERE kind = ? AND asin = ?", (kind, asin)).fetchone()
@@ -231,21 +245,38 @@ def _build(files: dict[str, Path | None], folder: Path, human_rule: str) -> dict
     count = build_index(index_folder, products())
     for kind, goals in (("synthetic", synthetic), ("human", human)):
         random.Random(GOAL_SEED).shuffle(goals)  # the original: random.seed(233); random.shuffle(goals)
-        db.executemany("INSERT INTO goals VALUES (?, ?, ?, ?, ?)",
-                       ((kind, i, p, item, cap) for i, (p, item, cap) in enumerate(goals)))
+        db.executemany(
+            "INSERT INTO goals VALUES (?, ?, ?, ?, ?)",
+            ((kind, i, p, item, cap) for i, (p, item, cap) in enumerate(goals)),
+        )
     db.execute("DROP TABLE side")
     db.commit()
     db.execute("VACUUM")
     db.close()
-    return {"kind": "real", "products": count, "synthetic_goals": len(synthetic), "human_goals": len(human),
-            "files": {k: str(v) for k, v in files.items() if v is not None}, "human_rule": human_rule}
+    return {
+        "kind": "real",
+        "products": count,
+        "synthetic_goals": len(synthetic),
+        "human_goals": len(human),
+        "files": {k: str(v) for k, v in files.items() if v is not None},
+        "human_rule": human_rule,
+    }
 
 
 class RealCatalogue:
     """The original products, served from the cache folder's SQLite file and tantivy index."""
 
-    def __init__(self, data: str | Path | None = None, *, products_file=None, attributes_file=None, human_file=None,
-                 reviews_file=None, cache_dir: str | Path | None = None, human_rule: str = "original"):
+    def __init__(
+        self,
+        data: str | Path | None = None,
+        *,
+        products_file=None,
+        attributes_file=None,
+        human_file=None,
+        reviews_file=None,
+        cache_dir: str | Path | None = None,
+        human_rule: str = "original",
+    ):
         if human_rule not in ("original", "agentgym"):
             raise ValueError(f"human_rule must be original or agentgym, got {human_rule!r}")
         folder = Path(data).expanduser() if data is not None else None
@@ -260,15 +291,22 @@ class RealCatalogue:
         if self.files["products"] is None:
             raise FileNotFoundError(f"no items_shuffle_1000.json or items_shuffle.json in {folder}")
         self.origin = str(self.files["products"])
-        key = hashlib.sha256(json.dumps({
-            "v": LOADER_VERSION, "rule": human_rule,
-            "files": {k: [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] if p else None
-                      for k, p in self.files.items()},
-        }, sort_keys=True).encode()).hexdigest()[:16]
+        key = hashlib.sha256(
+            json.dumps(
+                {
+                    "v": LOADER_VERSION,
+                    "rule": human_rule,
+                    "files": {
+                        k: [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] if p else None
+                        for k, p in self.files.items()
+                    },
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
         self.folder = Path(cache_dir or default_cache_dir()) / f"real-{key}"
         self.meta = build_once(self.folder, lambda scratch: _build(self.files, scratch, human_rule))
-        self._db = sqlite3.connect(f"file:{self.folder / 'products.sqlite'}?mode=ro", uri=True,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(f"file:{self.folder / 'products.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
         self.search_index = SearchIndex(self.folder / "index")
         self._count = int(self.meta["products"])
@@ -325,6 +363,14 @@ class RealCatalogue:
             instruction = h["instruction"].strip(".") + cap_text
             attributes = tuple(h["instruction_attributes"])
             options = tuple(("", str(v)) for v in h.get("instruction_options") or ())
-        return Goal(asin=d["asin"], instruction=instruction, attributes=attributes, options=options,
-                    price_upper=cap, query=d["query"], category=d["category"],
-                    product_category=d["product_category"], name=d["title"]), index
+        return Goal(
+            asin=d["asin"],
+            instruction=instruction,
+            attributes=attributes,
+            options=options,
+            price_upper=cap,
+            query=d["query"],
+            category=d["category"],
+            product_category=d["product_category"],
+            name=d["title"],
+        ), index

@@ -27,8 +27,14 @@ def _asin_key(asin: str) -> int:
 class RealTaskSet:
     """Tasks over the original goals: `synthetic-<i>` and `human-<i>` (AgentGym's numbering)."""
 
-    def __init__(self, catalogue: RealCatalogue, rule: TierRule, test_percent: int, goals: str = "synthetic",
-                 list_limit: int = 20_000):
+    def __init__(
+        self,
+        catalogue: RealCatalogue,
+        rule: TierRule,
+        test_percent: int,
+        goals: str = "synthetic",
+        list_limit: int = 20_000,
+    ):
         kinds = {"synthetic": ("synthetic",), "human": ("human",), "both": ("synthetic", "human")}
         if goals not in kinds:
             raise ValueError(f"goals must be synthetic, human or both, got {goals!r}")
@@ -45,14 +51,26 @@ class RealTaskSet:
             split = next(s for lo, hi, s in HUMAN_SPLITS if position >= lo and (hi is None or position < hi))
         else:
             split = str(splits(np.array([_asin_key(goal.asin)], dtype=np.uint64), 0, self.test_percent)[0])
-        return Task(id=f"{kind}-{position}", split=split, difficulty=self.rule.tier(complexity),
-                    category=goal.category,
-                    metadata={"source": f"webshop-{kind}", "asin": goal.asin, "complexity": str(complexity),
-                              "attributes": str(len(goal.attributes)), "options": str(len(goal.options))})
+        return Task(
+            id=f"{kind}-{position}",
+            split=split,
+            difficulty=self.rule.tier(complexity),
+            category=goal.category,
+            metadata={
+                "source": f"webshop-{kind}",
+                "asin": goal.asin,
+                "complexity": str(complexity),
+                "attributes": str(len(goal.attributes)),
+                "options": str(len(goal.options)),
+            },
+        )
 
     def listed(self) -> list[Task]:
-        return [self.task(kind, i) for kind in self.kinds
-                for i in range(min(self.catalogue.goal_count(kind), self.list_limit))]
+        return [
+            self.task(kind, i)
+            for kind in self.kinds
+            for i in range(min(self.catalogue.goal_count(kind), self.list_limit))
+        ]
 
     def resolve(self, task_id: str) -> Task | None:
         m = _ID.fullmatch(task_id.strip())

@@ -33,13 +33,23 @@ from gymwire.env_servers.webshop.vocabulary import (
 
 _TYPE_PATHS = tuple(t.category_path for t in PRODUCT_TYPES)
 
-_ADJ_BULLETS = ("{A}: a detail you notice from the first day", "{A} by design, checked by our quality team",
-                "Key feature - {a}")
-_WITH_BULLETS = ("Made with {a} for lasting quality", "Features {a} where it matters most",
-                 "{A} included, no extra parts to buy")
+_ADJ_BULLETS = (
+    "{A}: a detail you notice from the first day",
+    "{A} by design, checked by our quality team",
+    "Key feature - {a}",
+)
+_WITH_BULLETS = (
+    "Made with {a} for lasting quality",
+    "Features {a} where it matters most",
+    "{A} included, no extra parts to buy",
+)
 _FOR_BULLETS = ("A great choice for {a}", "Designed with {a} in mind", "Ready for {a} right out of the box")
-_FILLER_BULLETS = ("Backed by a 30 day return window", "Ships in recyclable packaging",
-                   "Our support team answers within one business day", "Thousands of happy customers")
+_FILLER_BULLETS = (
+    "Backed by a 30 day return window",
+    "Ships in recyclable packaging",
+    "Our support team answers within one business day",
+    "Thousands of happy customers",
+)
 
 
 def _title_case(phrase: str) -> str:
@@ -50,9 +60,12 @@ def _title_case(phrase: str) -> str:
 _KINDS = tuple(ATTRIBUTES[a] for a in ATTRIBUTE_NAMES)
 _TITLES = tuple(_title_case(a) for a in ATTRIBUTE_NAMES)
 _BULLETS = tuple(
-    tuple(frame.format(a=a, A=_title_case(a)) for frame in {ADJ: _ADJ_BULLETS, WITH: _WITH_BULLETS,
-                                                             FOR: _FOR_BULLETS}[ATTRIBUTES[a]])
-    for a in ATTRIBUTE_NAMES)
+    tuple(
+        frame.format(a=a, A=_title_case(a))
+        for frame in {ADJ: _ADJ_BULLETS, WITH: _WITH_BULLETS, FOR: _FOR_BULLETS}[ATTRIBUTES[a]]
+    )
+    for a in ATTRIBUTE_NAMES
+)
 
 
 def _join(items: list[str]) -> str:

@@ -34,16 +34,20 @@ OPTION_RULES = ("agentgym", "princeton")
 EXACT_MATCH_OPTIONS = ("size",)  # the princeton rule compares these exactly
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOP = frozenset("""
+_STOP = frozenset(
+    """
 a an and are as at be by for from in into is it its of on or the to with without your you our we this that these
 those all any each per plus new pack set count size inch inches oz ounce ounces lb lbs pcs piece pieces x
 s t ft mm cm ml
-""".split())
-_MODIFIERS = frozenset("""
+""".split()
+)
+_MODIFIERS = frozenset(
+    """
 best great premium quality high low large small medium big mini extra super ultra soft hard heavy light
 lightweight portable durable comfortable cute perfect classic modern professional original natural
 adjustable compatible multiple various other easy fast quick long short wide narrow thick thin
-""".split())
+""".split()
+)
 
 
 def title_nouns(title: str) -> set[str]:
@@ -110,8 +114,9 @@ def _goal_option_text(name: str, value: str, names_quirk: bool) -> str:
     return f"{name} {value}"
 
 
-def option_matches(bought: Product, selected: Mapping[str, str], goal: Goal, rule: str = "agentgym",
-                   names_quirk: bool = False) -> int:
+def option_matches(
+    bought: Product, selected: Mapping[str, str], goal: Goal, rule: str = "agentgym", names_quirk: bool = False
+) -> int:
     if rule == "agentgym":
         chosen = [normalize_color(v) for v in selected.values()]
         matches = 0
@@ -136,8 +141,14 @@ def option_matches(bought: Product, selected: Mapping[str, str], goal: Goal, rul
     raise ValueError(f"unknown option rule {rule!r}; known: {', '.join(OPTION_RULES)}")
 
 
-def score(bought: Product, selected: Mapping[str, str], price: float, goal: Goal, rule: str = "agentgym",
-          names_quirk: bool = False) -> RewardInfo:
+def score(
+    bought: Product,
+    selected: Mapping[str, str],
+    price: float,
+    goal: Goal,
+    rule: str = "agentgym",
+    names_quirk: bool = False,
+) -> RewardInfo:
     """The reward for buying `bought` at `price` with `selected` options (option name -> value)."""
     r_type, query_match, category_match, title_score = type_factor(bought, goal)
     attrs = attribute_matches(bought, goal)

@@ -78,8 +78,16 @@ class ActResult:
 class Shop:
     """The state of one episode's browser, with the goal it is scored against."""
 
-    def __init__(self, store: Store, goal: Goal, *, option_rule: str = "agentgym", names_quirk: bool = False,
-                 search_anywhere: bool = False, price_of: Callable[[int, Product], float] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        goal: Goal,
+        *,
+        option_rule: str = "agentgym",
+        names_quirk: bool = False,
+        search_anywhere: bool = False,
+        price_of: Callable[[int, Product], float] | None = None,
+    ):
         self.store = store
         self.goal = goal
         self.option_rule = option_rule
@@ -128,8 +136,9 @@ class Shop:
         return []
 
     def valid_actions(self) -> list[str]:
-        actions = ["search[<keywords>]"] if self.has_search_bar or (self.search_anywhere and self.page.kind != "done") \
-            else []
+        actions = (
+            ["search[<keywords>]"] if self.has_search_bar or (self.search_anywhere and self.page.kind != "done") else []
+        )
         return actions + [f"click[{c}]" for c in self.clickables() if c != "search"]
 
     def text(self) -> str:
@@ -156,8 +165,15 @@ class Shop:
         if p.kind == "item":
             for name, values in product.options.items():
                 parts += [name, *values]
-            parts += [product.title, f"Price: {product.price_tag}", f"Rating: {product.rating}",
-                      "Description", "Features", "Reviews", "Buy Now"]
+            parts += [
+                product.title,
+                f"Price: {product.price_tag}",
+                f"Rating: {product.rating}",
+                "Description",
+                "Features",
+                "Reviews",
+                "Buy Now",
+            ]
         elif p.sub == "description":
             parts.append(product.description)
         elif p.sub == "features":
@@ -171,8 +187,18 @@ class Shop:
         p = self.page
         asin = self.product(p.item).asin if p.item is not None else "None"
         reward = self.reward_info.reward if self.reward_info else 0.0
-        return SEP.join(("Thank you for shopping with us!", "Purchased", "asin", asin, "options",
-                         json.dumps(p.options), "Your score (min 0.0, max 1.0)", f"{reward:.4g}"))
+        return SEP.join(
+            (
+                "Thank you for shopping with us!",
+                "Purchased",
+                "asin",
+                asin,
+                "options",
+                json.dumps(p.options),
+                "Your score (min 0.0, max 1.0)",
+                f"{reward:.4g}",
+            )
+        )
 
     # --- acting --------------------------------------------------------------------------------
 
@@ -225,8 +251,7 @@ class Shop:
         p = self.page
         assert p.item is not None
         product = self.product(p.item)
-        info = score(product, p.options, self.price_of(p.item, product), self.goal, self.option_rule,
-                     self.names_quirk)
+        info = score(product, p.options, self.price_of(p.item, product), self.goal, self.option_rule, self.names_quirk)
         self.reward_info = info
         p.kind = "done"
         return ActResult(True, info.reward, True, info)

@@ -123,8 +123,13 @@ class MicroBatcher(Generic[Request, Result]):
     starts afresh there.
     """
 
-    def __init__(self, run_batch: Callable[[list[Request]], Awaitable[list[Result]]], *,
-                 max_batch: int = 8, window_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        run_batch: Callable[[list[Request]], Awaitable[list[Result]]],
+        *,
+        max_batch: int = 8,
+        window_s: float = 0.005,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._run_batch = run_batch

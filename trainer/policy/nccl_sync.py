@@ -19,8 +19,7 @@ from urllib.parse import urlparse
 
 from .base import WeightsSource, named_tensors
 
-SERVER_HINT = ("start the server with VLLM_SERVER_DEV_MODE=1 and --weight-transfer-config "
-               "'{\"backend\": \"nccl\"}'")
+SERVER_HINT = 'start the server with VLLM_SERVER_DEV_MODE=1 and --weight-transfer-config \'{"backend": "nccl"}\''
 
 
 class HTTPWeightSyncClient:
@@ -40,8 +39,9 @@ class HTTPWeightSyncClient:
         self._request("POST", "/update_weights", {"update_info": update_info})
 
     def finish_weight_update(self, weight_version: str | None = None) -> None:
-        self._request("POST", "/finish_weight_update",
-                      None if weight_version is None else {"weight_version": weight_version})
+        self._request(
+            "POST", "/finish_weight_update", None if weight_version is None else {"weight_version": weight_version}
+        )
 
 
 def local_address_towards(url: str) -> str:
@@ -83,13 +83,16 @@ def make_source(source: WeightsSource) -> Any:
 class NCCLWeightSender:
     """The trainer's end of the NCCL group with a vLLM server's workers; built once, used per sync."""
 
-    def __init__(self, request: Callable[..., Any], base_url: str, *, master_address: str | None = None,
-                 master_port: int = 0) -> None:
+    def __init__(
+        self, request: Callable[..., Any], base_url: str, *, master_address: str | None = None, master_port: int = 0
+    ) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise RuntimeError("weight_sync: nccl needs a CUDA device in the trainer's process (NCCL "
-                               "broadcasts from GPU memory); on a machine without one use weight_sync: disk")
+            raise RuntimeError(
+                "weight_sync: nccl needs a CUDA device in the trainer's process (NCCL "
+                "broadcasts from GPU memory); on a machine without one use weight_sync: disk"
+            )
         try:
             from vllm.distributed.weight_transfer.nccl_engine import (
                 NCCLTrainerInitInfo,
@@ -110,7 +113,8 @@ class NCCLWeightSender:
         self.workers = workers
         # The server's workers join the group inside the init request while this process opens it.
         self._engine = NCCLTrainerWeightTransferEngine.trainer_init(
-            info, client=HTTPWeightSyncClient(request), source=make_source({}))
+            info, client=HTTPWeightSyncClient(request), source=make_source({})
+        )
 
     def send(self, source: WeightsSource) -> None:
         self._engine.source = make_source(source)

@@ -70,15 +70,29 @@ class OpenAIPolicy(Policy):
     to the server, a free port).
     """
 
-    def __init__(self, base_url: str, settings: VLLMSettings | None = None, *, model: str | None = None,
-                 tokenizer: Any = None, api_key: str | None = None, max_concurrency: int = 64,
-                 timeout_s: float = 600.0, retries: int = 3, stop_token_ids: list[int] | None = None,
-                 name: str | None = None, weights_dir: str | os.PathLike[str] | None = None,
-                 nccl_address: str | None = None, nccl_port: int = 0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        settings: VLLMSettings | None = None,
+        *,
+        model: str | None = None,
+        tokenizer: Any = None,
+        api_key: str | None = None,
+        max_concurrency: int = 64,
+        timeout_s: float = 600.0,
+        retries: int = 3,
+        stop_token_ids: list[int] | None = None,
+        name: str | None = None,
+        weights_dir: str | os.PathLike[str] | None = None,
+        nccl_address: str | None = None,
+        nccl_port: int = 0,
+    ) -> None:
         self.settings = settings or VLLMSettings()
         if self.settings.weight_sync == "memory":
-            raise ValueError("weight_sync: memory needs the engine in this process (backend vllm); "
-                             "a server takes weights over nccl or from disk")
+            raise ValueError(
+                "weight_sync: memory needs the engine in this process (backend vllm); "
+                "a server takes weights over nccl or from disk"
+            )
         root = base_url.rstrip("/")
         self.base_url = root[: -len("/v1")] if root.endswith("/v1") else root
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -134,7 +148,8 @@ class OpenAIPolicy(Policy):
             for old_loop in [lp for lp in self._sessions if lp.is_closed()]:
                 del self._sessions[old_loop]
             session = aiohttp.ClientSession(
-                headers=self._headers(), timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers=self._headers(),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 connector=aiohttp.TCPConnector(limit=self.max_concurrency),
             )
             self._sessions[loop] = session
@@ -213,14 +228,26 @@ class OpenAIPolicy(Policy):
             return []
         if self.max_model_len is not None and len(token_ids) >= self.max_model_len:
             raise ContextFull(f"{len(token_ids)} tokens do not fit the server's {self.max_model_len}")
-        reply = self._sync_request("POST", "/v1/completions", {
-            "model": self.model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
-            "prompt_logprobs": 0, "return_tokens_as_token_ids": True}, timeout=self.timeout_s)
+        reply = self._sync_request(
+            "POST",
+            "/v1/completions",
+            {
+                "model": self.model,
+                "prompt": list(token_ids),
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "prompt_logprobs": 0,
+                "return_tokens_as_token_ids": True,
+            },
+            timeout=self.timeout_s,
+        )
         try:
             rows = reply["choices"][0]["prompt_logprobs"]
         except (KeyError, IndexError, TypeError) as exc:
-            raise NotImplementedError(f"{self.base_url} does not return prompt_logprobs (vLLM's extension of "
-                                      "the completions API), so sequences cannot be scored") from exc
+            raise NotImplementedError(
+                f"{self.base_url} does not return prompt_logprobs (vLLM's extension of "
+                "the completions API), so sequences cannot be scored"
+            ) from exc
         if rows is None:
             raise NotImplementedError(f"{self.base_url} ignored prompt_logprobs; scoring needs a vLLM server")
         # JSON keys are strings: the token id, or "token_id:<id>" with return_tokens_as_token_ids.
@@ -252,8 +279,9 @@ class OpenAIPolicy(Policy):
             from .nccl_sync import NCCLWeightSender
 
             address, port = self._nccl_endpoint
-            self._nccl = NCCLWeightSender(self._control_request, self.base_url, master_address=address,
-                                          master_port=port)
+            self._nccl = NCCLWeightSender(
+                self._control_request, self.base_url, master_address=address, master_port=port
+            )
         self._nccl.send(source)
 
     def _control_request(self, method: str, path: str, body: Any = None) -> Any:
@@ -268,8 +296,12 @@ class OpenAIPolicy(Policy):
                 tmp = Path(tempfile.mkdtemp(prefix="gymwire-weights-", dir=self.weights_dir or shm_dir()))
                 save_weights(source, tmp)
                 folder = tmp
-            self._sync_request("POST", "/collective_rpc", {
-                "method": "reload_weights", "kwargs": {"weights_path": str(folder)}}, timeout=self.timeout_s)
+            self._sync_request(
+                "POST",
+                "/collective_rpc",
+                {"method": "reload_weights", "kwargs": {"weights_path": str(folder)}},
+                timeout=self.timeout_s,
+            )
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -72,13 +72,23 @@ class VLLMPolicy(BatchedPolicy):
 
     sync_bucket_bytes = BUCKET_BYTES  # tensors handed to the workers per collective_rpc call
 
-    def __init__(self, model: str | os.PathLike[str] = "smollm2", settings: VLLMSettings | None = None, *,
-                 seed: int = 0, max_batch: int = 64, batch_window_s: float = 0.005,
-                 stop_token_ids: list[int] | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "smollm2",
+        settings: VLLMSettings | None = None,
+        *,
+        seed: int = 0,
+        max_batch: int = 64,
+        batch_window_s: float = 0.005,
+        stop_token_ids: list[int] | None = None,
+        name: str | None = None,
+    ) -> None:
         self.settings = settings = settings or VLLMSettings()
         if settings.weight_sync == "nccl":
-            raise ValueError("weight_sync: nccl is for a vLLM server on other GPUs (backend openai); "
-                             "an engine in this process syncs in memory (auto/memory) or from disk")
+            raise ValueError(
+                "weight_sync: nccl is for a vLLM server on other GPUs (backend openai); "
+                "an engine in this process syncs in memory (auto/memory) or from disk"
+            )
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from transformers import AutoTokenizer
         from vllm import LLM
@@ -86,8 +96,9 @@ class VLLMPolicy(BatchedPolicy):
 
         on_cpu = current_platform.is_cpu()
         if on_cpu and settings.enable_sleep_mode:
-            raise ValueError("enable_sleep_mode needs CUDA: vLLM's CPU backend has no sleep mode; "
-                             "set it to false on this machine")
+            raise ValueError(
+                "enable_sleep_mode needs CUDA: vLLM's CPU backend has no sleep mode; set it to false on this machine"
+            )
         if on_cpu:  # vLLM reads it when the engine is built; it overrides any engine argument
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(settings.kv_cache_gib)))
         # vLLM 0.32's CPU runner crashes on per-request seeds once a prefill is split into chunks
@@ -140,9 +151,14 @@ class VLLMPolicy(BatchedPolicy):
         prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _ in batch]
         params = [
             VLLMSamplingParams(
-                n=1, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_new_tokens,
+                n=1,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                max_tokens=p.max_new_tokens,
                 seed=p.seed if self._per_request_seeds else None,
-                logprobs=0, stop_token_ids=self.stop_token_ids, skip_special_tokens=True,
+                logprobs=0,
+                stop_token_ids=self.stop_token_ids,
+                skip_special_tokens=True,
             )
             for _, p in batch
         ]
@@ -327,8 +343,14 @@ def finish_weight_load(worker: Any) -> None:
     model = worker.get_model()
     kept: dict[str, Any] = getattr(worker, "gymwire_kept", {})
     loaded: set[str] = getattr(worker, "gymwire_loaded", set())
-    missing = [(other, kept[name]) for group in getattr(worker, "gymwire_tied", [])
-               for name in group if name in kept for other in group if other not in loaded]
+    missing = [
+        (other, kept[name])
+        for group in getattr(worker, "gymwire_tied", [])
+        for name in group
+        if name in kept
+        for other in group
+        if other not in loaded
+    ]
     worker.gymwire_tied, worker.gymwire_loaded, worker.gymwire_kept = [], set(), {}
     with set_current_vllm_config(worker.vllm_config):
         try:
@@ -355,7 +377,8 @@ def require_temperature_one(temperature: float) -> None:
     if temperature != 1.0:
         raise ValueError(
             f"vLLM scores prompt tokens with the raw logits (temperature 1), not at temperature {temperature}: "
-            "call score(token_ids, 1.0) and compare with the trainer's log_softmax(logits) at temperature 1")
+            "call score(token_ids, 1.0) and compare with the trainer's log_softmax(logits) at temperature 1"
+        )
 
 
 def prompt_scores(token_ids: list[int], prompt_logprobs: Any) -> list[float]:
