@@ -75,7 +75,7 @@ def _command(pid: int) -> str:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return "?"
-    return " ".join(args[args.index("serve"):args.index("serve") + 2]) if "serve" in args else Path(args[0]).name
+    return " ".join(args[args.index("serve") : args.index("serve") + 2]) if "serve" in args else Path(args[0]).name
 
 
 def _read_json(path: Path) -> dict:
@@ -99,7 +99,8 @@ def phase_of(run_dir: Path) -> str:
     if running:
         label = running[0]
         return {"base": "base eval", "warm_start": "warm-start eval"}.get(
-            label, "final eval" if label.startswith("stage-") else f"eval {label}")
+            label, "final eval" if label.startswith("stage-") else f"eval {label}"
+        )
     config = _read_json(run_dir / "config.json")
     steps_total = sum(s.get("steps", 0) for s in config.get("stages", []))
     metrics = run_dir / "metrics.jsonl"
@@ -193,8 +194,17 @@ def run(args: argparse.Namespace, run_dir: Path, log_path: Path) -> tuple[list[P
         env[key] = value
     if args.fresh_cache:
         env["GYMWIRE_CACHE"] = str(run_dir.parent / "cache")
-    command = [sys.executable, "-m", "gymwire.cli.main", "demo", "--run-dir", str(run_dir),
-               "--steps", str(args.steps), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "gymwire.cli.main",
+        "demo",
+        "--run-dir",
+        str(run_dir),
+        "--steps",
+        str(args.steps),
+        "--no-progress",
+    ]
     started = time.perf_counter()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -207,9 +217,13 @@ def run(args: argparse.Namespace, run_dir: Path, log_path: Path) -> tuple[list[P
         proc.returncode = os.waitstatus_to_exitcode(status)
         watcher.exited.set()
         watcher.join()
-    whole = {"exit_code": proc.returncode, "seconds": time.perf_counter() - started,
-             "trainer_max_rss_kb": usage.ru_maxrss,  # lifetime maximum, as `time -v` reports it
-             "servers_peak_kb": watcher.servers_max_kb, "total_peak_kb": watcher.total_max_kb}
+    whole = {
+        "exit_code": proc.returncode,
+        "seconds": time.perf_counter() - started,
+        "trainer_max_rss_kb": usage.ru_maxrss,  # lifetime maximum, as `time -v` reports it
+        "servers_peak_kb": watcher.servers_max_kb,
+        "total_peak_kb": watcher.total_max_kb,
+    }
     return watcher.phases, whole
 
 
@@ -217,10 +231,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="GRPO steps (the demo's default)")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between samples")
-    parser.add_argument("--fresh-cache", action="store_true",
-                        help="an empty model cache: the GGUF conversion runs (and is measured) in setup")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment variable for the demo process (repeatable)")
+    parser.add_argument(
+        "--fresh-cache",
+        action="store_true",
+        help="an empty model cache: the GGUF conversion runs (and is measured) in setup",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment variable for the demo process (repeatable)",
+    )
     parser.add_argument("--label", default="demo", help="a name for this configuration in the JSON")
     parser.add_argument("--keep", help="keep the run folder and the log here instead of a temp folder")
     parser.add_argument("--out", type=Path, default=Path("bench/results/memory.json"))
@@ -233,8 +255,11 @@ def main() -> None:
     try:
         phases, whole = run(args, run_dir, log_path)
         if whole["exit_code"] != 0:
-            print(f"the demo ended with exit code {whole['exit_code']}; the phases up to there:\n"
-                  + log_path.read_text()[-3000:], file=sys.stderr)
+            print(
+                f"the demo ended with exit code {whole['exit_code']}; the phases up to there:\n"
+                + log_path.read_text()[-3000:],
+                file=sys.stderr,
+            )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -246,8 +271,10 @@ def main() -> None:
     print(f"{'phase':16s} {'trainer':>8s} {'servers':>8s} {'together':>8s} {'seconds':>8s}")
     for p in phases:
         print(f"{p.name:16s} {gib(p.trainer_peak_kb)} {gib(p.servers_peak_kb)} {gib(p.total_peak_kb)} {p.seconds:8.1f}")
-    print(f"{'whole run':16s} {gib(whole['trainer_max_rss_kb'])} {gib(whole['servers_peak_kb'])} "
-          f"{gib(whole['total_peak_kb'])} {whole['seconds']:8.1f}")
+    print(
+        f"{'whole run':16s} {gib(whole['trainer_max_rss_kb'])} {gib(whole['servers_peak_kb'])} "
+        f"{gib(whole['total_peak_kb'])} {whole['seconds']:8.1f}"
+    )
     rows = [{"phase": p.name, **{k: v for k, v in asdict(p).items() if k not in ("name", "started")}} for p in phases]
     rows.append({"phase": "whole run", **whole})
     write_rows(args, rows)

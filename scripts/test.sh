@@ -9,6 +9,8 @@ python protos/generate.py --check
 # The newest released contract (protos/releases, see protos/generate.py --release) still holds.
 (cd protos && buf breaking --against "$(ls releases/v*.binpb | sort -V | tail -n 1)")
 ruff check .
+ruff format --check .
+bash scripts/typecheck.sh
 # A server in another language, built from protos/ alone, must pass the conformance suite.
 if command -v npm >/dev/null 2>&1; then
   PATH="$PWD/.venv/bin:$PATH" bash examples/node/check.sh

@@ -268,7 +268,7 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
         config.grpo,
         token_budget=4096,
         precision="fp32",
-        gradient_checkpointing=False,
+        gradient_checkpointing=True,  # same weights; a 4,096-token micro-batch otherwise keeps ~6 GB
         lora=LoRASettings(),
         cpu_offload=False,
     )

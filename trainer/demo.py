@@ -18,7 +18,6 @@ from pathlib import Path
 
 from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.config import parse_config
-from gymwire.trainer.model import return_large_frees_to_os
 from gymwire.trainer.train import RunState, Trainer
 
 
@@ -31,15 +30,26 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int) -> dict:
         "run_dir": str(run_dir),
         "envs": addresses,
         "model": {"name": "smollm2", "backend": "hf", "threads": 2},
-        "rollout": {"group_size": 4, "batch_tasks": 2, "max_new_tokens": 48, "temperature": 1.0,
-                    "max_total_tokens": 1536},
+        "rollout": {
+            "group_size": 4,
+            "batch_tasks": 2,
+            "max_new_tokens": 48,
+            "temperature": 1.0,
+            "max_total_tokens": 1536,
+        },
         # Checkpointing: without it a 4,096-token micro-batch keeps ~6 GB of activations for backward.
         "grpo": {"learning_rate": 1e-5, "beta": 0.0, "token_budget": 4096, "gradient_checkpointing": True},
         "warm_start": {"episodes": 24, "epochs": 2, "learning_rate": 1e-4},
         "stages": [{"name": "easy", "steps": steps, "mix": easy}],
         # A 135M model samples noise at temperature 1; evaluation samples a little cooler.
-        "eval": {"split": "test", "difficulty": "easy", "tasks_per_env": 4, "k": 2, "max_new_tokens": 48,
-                 "temperature": 0.7},
+        "eval": {
+            "split": "test",
+            "difficulty": "easy",
+            "tasks_per_env": 4,
+            "k": 2,
+            "max_new_tokens": 48,
+            "temperature": 0.7,
+        },
         "checkpoint": {"every": 1},
     }
 
@@ -48,7 +58,6 @@ def run_demo(run_dir: Path, steps: int = 3, progress: bool = True) -> Path:
     if RunState.load(run_dir).phase == "done":
         shutil.rmtree(run_dir)  # a finished demo starts afresh; an interrupted one resumes
     run_dir.mkdir(parents=True, exist_ok=True)
-    return_large_frees_to_os()  # phases must not stack on the heap left by the ones before
     with _terminate_as_exit():
         servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
         try:

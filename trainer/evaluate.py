@@ -66,9 +66,17 @@ def _read_done(path: Path) -> dict[tuple[str, str, int], Trajectory]:
     return {(t.env, t.task_id, sample): t for sample, t in read_trajectories(path)} if path.exists() else {}
 
 
-async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *, out_dir: Path | None = None,
-                   env_settings: dict[str, EnvSettings] | None = None, progress: bool = True,
-                   desc: str = "eval", store_tokens: bool = False) -> EvalResult:
+async def evaluate(
+    pool: EnvPool,
+    agent: RolloutEngine | str,
+    spec: EvalSpec,
+    *,
+    out_dir: Path | None = None,
+    env_settings: dict[str, EnvSettings] | None = None,
+    progress: bool = True,
+    desc: str = "eval",
+    store_tokens: bool = False,
+) -> EvalResult:
     """Run k samples of every selected task (skipping those already in out_dir) and summarise."""
     refs = await select_tasks(pool, spec)
     jobs = [(ref, i) for ref in refs for i in range(spec.k)]
@@ -77,8 +85,9 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     settings = env_settings or (agent.env_settings if isinstance(agent, RolloutEngine) else {})
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, initial=sum((r.env, r.task_id, i) in done
-                                                                               for r, i in jobs))
+    bar = tqdm(
+        total=len(jobs), desc=desc, disable=not progress, initial=sum((r.env, r.task_id, i) in done for r, i in jobs)
+    )
     lock = asyncio.Lock()
     sink = jsonl.open("a") if jsonl else None
 
@@ -108,11 +117,21 @@ async def evaluate(pool: EnvPool, agent: RolloutEngine | str, spec: EvalSpec, *,
         # Generation's KV caches sit freed in the generate thread's malloc arena; the next phase
         # (training, in other threads) cannot reuse them there, so they go back to the OS.
         release_memory()
-    result = EvalResult(summarize(trajectories, spec.k, ("env", "split", "difficulty")),
-                        summarize(trajectories, spec.k, ("env", "split", "difficulty", "category")), trajectories)
+    result = EvalResult(
+        summarize(trajectories, spec.k, ("env", "split", "difficulty")),
+        summarize(trajectories, spec.k, ("env", "split", "difficulty", "category")),
+        trajectories,
+    )
     if out_dir:
-        (out_dir / "results.json").write_text(json.dumps(
-            {"spec": asdict(spec), "rows": [r.as_dict() for r in result.rows],
-             "by_category": [r.as_dict() for r in result.by_category]}, indent=2))
+        (out_dir / "results.json").write_text(
+            json.dumps(
+                {
+                    "spec": asdict(spec),
+                    "rows": [r.as_dict() for r in result.rows],
+                    "by_category": [r.as_dict() for r in result.by_category],
+                },
+                indent=2,
+            )
+        )
         (out_dir / "results.md").write_text(result.markdown(desc))
     return result

