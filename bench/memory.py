@@ -106,7 +106,7 @@ def phase_of(run_dir: Path) -> str:
     metrics = run_dir / "metrics.jsonl"
     steps = metrics.read_text().count("\n") if metrics.exists() else 0
     if steps and steps >= steps_total:
-        return "export"  # the last stage's evaluation ran; the final model is being written
+        return "stage end"  # the last step's checkpoint, before the stage's evaluation starts
     if "warm_start" in done or steps or (state.get("phase") == "warm_started" and not config.get("warm_start")):
         return f"grpo step {steps + 1}"
     if state.get("phase") == "warm_started":
@@ -220,7 +220,9 @@ def run(args: argparse.Namespace, run_dir: Path, log_path: Path) -> tuple[list[P
     whole = {
         "exit_code": proc.returncode,
         "seconds": time.perf_counter() - started,
-        "trainer_max_rss_kb": usage.ru_maxrss,  # lifetime maximum, as `time -v` reports it
+        # The kernel's lifetime maximum (what `time -v` reports) restarts with every phase's reset of
+        # the high-water mark, so the run's peak is the largest phase peak.
+        "trainer_max_rss_kb": max([usage.ru_maxrss, *(p.trainer_peak_kb for p in watcher.phases)]),
         "servers_peak_kb": watcher.servers_max_kb,
         "total_peak_kb": watcher.total_max_kb,
     }
