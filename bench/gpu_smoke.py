@@ -406,16 +406,15 @@ def step_grpo(smoke: Smoke, result: StepResult) -> None:
 
 def logprob_gaps(policy: Any, updater: Any, trajectories: list[Any]) -> dict[str, float]:
     """|engine - trainer| log-prob per sampled token (loss_mask 1), and over every position."""
+    from gymwire.trainer.weight_sync import logprob_gaps as gaps_at
+
     sampled: list[float] = []
     every: list[float] = []
     for t in trajectories:
         engine = policy.score(t.token_ids, 1.0)
-        trainer = updater.sequence_logprobs(t.token_ids)
-        for i in range(1, len(t.token_ids)):
-            gap = abs(engine[i] - trainer[i])
-            every.append(gap)
-            if t.loss_mask[i]:
-                sampled.append(gap)
+        trainer = updater.sequence_logprobs(t.token_ids, 1.0)
+        sampled += gaps_at(engine, trainer, t.loss_mask)
+        every += gaps_at(engine, trainer, [1] * len(t.token_ids))
     if not sampled:
         raise RuntimeError("no sampled tokens to compare")
     return {

@@ -304,7 +304,7 @@ def full_tensor(tensor: torch.Tensor, dist: Distributed) -> torch.Tensor:
     return tensor.full_tensor().detach()
 
 
-def _hf_name(name: str) -> str:
+def hf_name(name: str) -> str:
     """A PEFT model's parameter name as the underlying Hugging Face model names it."""
     return name.removeprefix("base_model.model.").replace(".base_layer.", ".")
 
@@ -362,7 +362,7 @@ def full_state_items(model: torch.nn.Module, dist: Distributed) -> Iterator[tupl
             continue
         if "lora_" in name:  # e.g. a LoRA embedding: dropping it would sync weights without the training
             raise NotImplementedError(f"{name}: only LoRA on Linear layers (base_layer + lora_A/B) can be merged")
-        yield _hf_name(name), full_tensor(tensor, dist)
+        yield hf_name(name), full_tensor(tensor, dist)
     if pending_layer is not None:
         yield from _flush_lora(pending_layer, pending)
 
@@ -371,10 +371,10 @@ def _flush_lora(pending_layer: tuple[str, Any], tensors: dict[str, torch.Tensor]
     prefix, layer = pending_layer
     base = tensors[f"{prefix}.base_layer.weight"]
     merged = (base.float() + _lora_delta(layer, tensors, prefix)).to(base.dtype)
-    yield _hf_name(f"{prefix}.weight"), merged
+    yield hf_name(f"{prefix}.weight"), merged
     for name, tensor in tensors.items():
         if "lora_" not in name and not name.endswith(".base_layer.weight"):
-            yield _hf_name(name), tensor  # e.g. the base layer's bias
+            yield hf_name(name), tensor  # e.g. the base layer's bias
 
 
 def _state_dict_options(*, broadcast_from_rank0: bool = False, strict: bool = True) -> Any:

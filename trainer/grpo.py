@@ -46,6 +46,7 @@ from gymwire.trainer.distributed import (
     clip_grad_norm_,
     full_checkpoint_state,
     full_state_items,
+    hf_name,
     load_full_checkpoint_state,
     shard_model,
 )
@@ -512,7 +513,7 @@ class GRPOUpdater:
         try:
             for name, tensor in base.state_dict().items():
                 if "lora_" not in name:
-                    yield _strip_lora_name(name), tensor.detach()
+                    yield hf_name(name), tensor.detach()
         finally:
             self.model.unmerge_adapter()
 
@@ -588,18 +589,9 @@ class GRPOUpdater:
                 self._write_hf_folder(out, weights)
             return out
         out.mkdir(parents=True, exist_ok=True)
-        if self.is_lora:
-            base = self.model.get_base_model()
-            self.model.merge_adapter()
-            try:
-                merged = {
-                    _strip_lora_name(name): tensor.detach().clone()
-                    for name, tensor in base.state_dict().items()
-                    if "lora_" not in name
-                }
-                base.save_pretrained(str(out), state_dict=merged, safe_serialization=True)
-            finally:
-                self.model.unmerge_adapter()
+        if self.is_lora:  # the merged weights, copied before the adapters are unmerged again
+            merged = {name: tensor.clone() for name, tensor in self.named_weights()}
+            self.model.get_base_model().save_pretrained(str(out), state_dict=merged, safe_serialization=True)
         else:
             self.model.save_pretrained(str(out), safe_serialization=True)
         if self.tokenizer is not None:
@@ -864,10 +856,6 @@ def _last_one(values: Sequence[int]) -> int:
         if values[i]:
             return i
     return 0
-
-
-def _strip_lora_name(name: str) -> str:
-    return name.replace(".base_layer.", ".")
 
 
 def _tied_keys(model: torch.nn.Module) -> set[str]:
