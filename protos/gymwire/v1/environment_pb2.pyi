@@ -12,7 +12,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("name", "env_version", "protocol_version", "description", "instruction", "action_grammar", "features", "catalogue")
+    __slots__ = ("name", "env_version", "protocol_version", "description", "instruction", "action_grammar", "features", "catalogue", "worker")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENV_VERSION_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class GetInfoResponse(_message.Message):
     ACTION_GRAMMAR_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     CATALOGUE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     name: str
     env_version: str
     protocol_version: str
@@ -29,7 +30,16 @@ class GetInfoResponse(_message.Message):
     action_grammar: str
     features: Features
     catalogue: Catalogue
-    def __init__(self, name: _Optional[str] = ..., env_version: _Optional[str] = ..., protocol_version: _Optional[str] = ..., description: _Optional[str] = ..., instruction: _Optional[str] = ..., action_grammar: _Optional[str] = ..., features: _Optional[_Union[Features, _Mapping]] = ..., catalogue: _Optional[_Union[Catalogue, _Mapping]] = ...) -> None: ...
+    worker: Worker
+    def __init__(self, name: _Optional[str] = ..., env_version: _Optional[str] = ..., protocol_version: _Optional[str] = ..., description: _Optional[str] = ..., instruction: _Optional[str] = ..., action_grammar: _Optional[str] = ..., features: _Optional[_Union[Features, _Mapping]] = ..., catalogue: _Optional[_Union[Catalogue, _Mapping]] = ..., worker: _Optional[_Union[Worker, _Mapping]] = ...) -> None: ...
+
+class Worker(_message.Message):
+    __slots__ = ("index", "count")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    count: int
+    def __init__(self, index: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Features(_message.Message):
     __slots__ = ("provides_valid_actions", "provides_expert", "default_max_turns", "max_turns_limit", "reward_min", "reward_max", "max_action_bytes", "max_sessions", "session_ttl_seconds")
@@ -281,3 +291,49 @@ class Error(_message.Message):
     code: int
     message: str
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class MultiplexRequest(_message.Message):
+    __slots__ = ("ops",)
+    OPS_FIELD_NUMBER: _ClassVar[int]
+    ops: _containers.RepeatedCompositeFieldContainer[MultiplexOp]
+    def __init__(self, ops: _Optional[_Iterable[_Union[MultiplexOp, _Mapping]]] = ...) -> None: ...
+
+class MultiplexOp(_message.Message):
+    __slots__ = ("slot", "reset", "step", "valid_actions", "expert_action", "close")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    VALID_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPERT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    slot: int
+    reset: ResetRequest
+    step: StepRequest
+    valid_actions: ValidActionsRequest
+    expert_action: ExpertActionRequest
+    close: CloseRequest
+    def __init__(self, slot: _Optional[int] = ..., reset: _Optional[_Union[ResetRequest, _Mapping]] = ..., step: _Optional[_Union[StepRequest, _Mapping]] = ..., valid_actions: _Optional[_Union[ValidActionsRequest, _Mapping]] = ..., expert_action: _Optional[_Union[ExpertActionRequest, _Mapping]] = ..., close: _Optional[_Union[CloseRequest, _Mapping]] = ...) -> None: ...
+
+class MultiplexResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[MultiplexResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[MultiplexResult, _Mapping]]] = ...) -> None: ...
+
+class MultiplexResult(_message.Message):
+    __slots__ = ("slot", "reset", "step", "valid_actions", "expert_action", "close", "error")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    VALID_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPERT_ACTION_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    slot: int
+    reset: ResetResponse
+    step: StepResponse
+    valid_actions: ValidActionsResponse
+    expert_action: ExpertActionResponse
+    close: CloseResponse
+    error: Error
+    def __init__(self, slot: _Optional[int] = ..., reset: _Optional[_Union[ResetResponse, _Mapping]] = ..., step: _Optional[_Union[StepResponse, _Mapping]] = ..., valid_actions: _Optional[_Union[ValidActionsResponse, _Mapping]] = ..., expert_action: _Optional[_Union[ExpertActionResponse, _Mapping]] = ..., close: _Optional[_Union[CloseResponse, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...

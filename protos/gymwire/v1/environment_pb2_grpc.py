@@ -76,6 +76,11 @@ class EnvironmentServiceStub:
                 request_serializer=gymwire_dot_v1_dot_environment__pb2.SessionRequest.SerializeToString,
                 response_deserializer=gymwire_dot_v1_dot_environment__pb2.SessionResponse.FromString,
                 _registered_method=True)
+        self.Multiplex = channel.stream_stream(
+                '/gymwire.v1.EnvironmentService/Multiplex',
+                request_serializer=gymwire_dot_v1_dot_environment__pb2.MultiplexRequest.SerializeToString,
+                response_deserializer=gymwire_dot_v1_dot_environment__pb2.MultiplexResponse.FromString,
+                _registered_method=True)
 
 
 class EnvironmentServiceServicer:
@@ -141,6 +146,16 @@ class EnvironmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Multiplex(self, request_iterator, context):
+        """Many sessions over one stream: each message carries operations of many sessions, so one message
+        moves many steps (a trainer batches the turns of all its episodes that are ready at once). A
+        session lives in a slot the client numbers; the stream owns its sessions and closes them all
+        when it ends. Errors are in-band per operation (MultiplexResult.error) and the stream stays open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvironmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +198,11 @@ def add_EnvironmentServiceServicer_to_server(servicer, server):
                     servicer.Session,
                     request_deserializer=gymwire_dot_v1_dot_environment__pb2.SessionRequest.FromString,
                     response_serializer=gymwire_dot_v1_dot_environment__pb2.SessionResponse.SerializeToString,
+            ),
+            'Multiplex': grpc.stream_stream_rpc_method_handler(
+                    servicer.Multiplex,
+                    request_deserializer=gymwire_dot_v1_dot_environment__pb2.MultiplexRequest.FromString,
+                    response_serializer=gymwire_dot_v1_dot_environment__pb2.MultiplexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -403,6 +423,33 @@ class EnvironmentService:
             '/gymwire.v1.EnvironmentService/Session',
             gymwire_dot_v1_dot_environment__pb2.SessionRequest.SerializeToString,
             gymwire_dot_v1_dot_environment__pb2.SessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Multiplex(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/gymwire.v1.EnvironmentService/Multiplex',
+            gymwire_dot_v1_dot_environment__pb2.MultiplexRequest.SerializeToString,
+            gymwire_dot_v1_dot_environment__pb2.MultiplexResponse.FromString,
             options,
             channel_credentials,
             insecure,
