@@ -7,6 +7,7 @@ import asyncio
 import grpc
 
 from gymwire.client.connection import ABORTING_CODES, ChannelOptions, EpisodeAborted, GymwireError, error_from_rpc
+from gymwire.client.multiplex import Multiplexer, MultiplexTransport
 from gymwire.client.requests import list_request, reset_request
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
@@ -27,6 +28,7 @@ class AsyncEnvClient:
         )
         self._stub = pb_grpc.EnvironmentServiceStub(self._channel)
         self._info: pb.GetInfoResponse | None = None
+        self._multiplexer = Multiplexer(self)  # opens its stream on first use
 
     async def _call(self, method: str, request, *, in_episode: bool = False, timeout: float | None = None):
         try:
@@ -64,10 +66,18 @@ class AsyncEnvClient:
         include_valid_actions: bool = False,
         max_turns: int = 0,
         stream: bool = False,
+        multiplex: bool = False,
     ) -> AsyncEpisode:
         """Start an episode. `stream=True` runs it over one Session stream: cheaper per step than
-        unary calls, and the server frees the session the moment the stream ends."""
+        unary calls, and the server frees the session the moment the stream ends. `multiplex=True`
+        shares one Multiplex stream among all episodes of this client, the cheapest path by far;
+        against a server without it the episode falls back to its own Session stream."""
         request = reset_request(task_id, split, difficulty, category, seed, include_valid_actions, max_turns)
+        if multiplex and self._multiplexer.supported:
+            started = await self._multiplexer.reset(request)
+            if started is not None:
+                return AsyncEpisode(self, started[0], started[1])
+            stream = True
         if stream:
             transport = _StreamTransport(self)
             try:
@@ -92,6 +102,7 @@ class AsyncEnvClient:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def close(self) -> None:
+        await self._multiplexer.aclose()
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncEnvClient:
@@ -169,7 +180,7 @@ class AsyncEpisode:
         self,
         client: AsyncEnvClient,
         reset: pb.ResetResponse,
-        transport: _UnaryTransport | _StreamTransport | None = None,
+        transport: _UnaryTransport | _StreamTransport | MultiplexTransport | None = None,
     ):
         self.client = client
         self.session_id = reset.session_id

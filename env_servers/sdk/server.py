@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from gymwire.env_servers.sdk.environment import Environment
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.metrics import Metrics
+from gymwire.env_servers.sdk.multiplex import multiplex_method
 from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
 
@@ -163,6 +164,7 @@ class _Handlers:
             ),
             "Close": self.unary(lambda s, r: s.close(r), pb.CloseRequest, pb.CloseResponse),
             "Session": self.stream(),
+            "Multiplex": multiplex_method(self._ready, lambda code: self.metrics.error(code), lambda: self.service),
         }
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 
@@ -183,7 +185,7 @@ class _BearerAuth(grpc.aio.ServerInterceptor):
         async def deny(request, context):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
-        if details.method.endswith("/Session"):
+        if details.method.endswith(("/Session", "/Multiplex")):
             return grpc.stream_stream_rpc_method_handler(deny)
         return grpc.unary_unary_rpc_method_handler(deny)
 
@@ -254,6 +256,8 @@ async def run_server(
         prefix = f"w{worker_index}-" if worker_index is not None else ""
         handlers.service = service_cls(env, config.limits, executor=executor, metrics=metrics, session_prefix=prefix)
         handlers.metrics = metrics
+        if worker_index is not None:  # GetInfo says which process answered, so clients can reach every one
+            handlers.service.get_info().worker.MergeFrom(pb.Worker(index=worker_index, count=config.workers))
         for service_name in ("", SERVICE_NAME):
             await health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s:%d", name, config.host, port, extra={"env": name, "port": port})
