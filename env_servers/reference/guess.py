@@ -29,7 +29,10 @@ class GuessEpisode(Episode):
         match = _ACTION.search(text)
         if match is None:
             return StepOutcome("Not understood. Answer with: guess <number>.", action_valid=False)
-        guess = int(match.group(1))
+        digits = match.group(1)
+        if len(digits) > 12:  # far out of any range, and int() refuses numbers of thousands of digits
+            return StepOutcome(f"{digits[:12]}... is out of range 1-{self.high}.", action_valid=False)
+        guess = int(digits)
         action = f"guess {guess}"
         if not 1 <= guess <= self.high:
             return StepOutcome(f"{guess} is out of range 1-{self.high}.", action_valid=False, parsed_action=action)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gymwire.env_servers.sdk.errors import echo
+
 
 class UnknownTask(KeyError):
     """Raised by a catalogue for a task id it cannot resolve (the server answers INVALID_ARGUMENT)."""
@@ -104,6 +106,9 @@ class Episode(ABC):
         return None
 
 
+FILTER_CACHE_SIZE = 256  # (split, difficulty, category) listings a catalogue keeps
+
+
 class TaskCatalogue:
     """A listed set of tasks plus an optional resolver for ids outside the listing.
 
@@ -117,6 +122,11 @@ class TaskCatalogue:
         if len(self._by_id) != len(self._tasks):
             raise ValueError("task ids in a catalogue must be unique")
         self._resolver = resolver
+        self._values = (
+            {t.split for t in self._tasks},
+            {t.difficulty for t in self._tasks},
+            {t.category for t in self._tasks},
+        )
         self._filtered: dict[tuple[str, str, str], list[Task]] = {}
 
     def __len__(self) -> int:
@@ -132,20 +142,31 @@ class TaskCatalogue:
 
     def list(self, split: str = "", difficulty: str = "", category: str = "") -> Sequence[Task]:
         key = (split, difficulty, category)
-        if key not in self._filtered:
-            self._filtered[key] = [
-                t
-                for t in self._tasks
-                if (not split or t.split == split)
-                and (not difficulty or t.difficulty == difficulty)
-                and (not category or t.category == category)
-            ]
-        return self._filtered[key]
+        cached = self._filtered.get(key)
+        if cached is not None:
+            return cached
+        # Filters come from clients: a value no task has matches nothing and is never remembered, and the
+        # cache of real combinations is bounded, so arbitrary filters cannot grow the server's memory.
+        if any(value and value not in known for value, known in zip(key, self._values, strict=True)):
+            return ()
+        found = [
+            t
+            for t in self._tasks
+            if (not split or t.split == split)
+            and (not difficulty or t.difficulty == difficulty)
+            and (not category or t.category == category)
+        ]
+        if len(self._filtered) >= FILTER_CACHE_SIZE:
+            self._filtered.pop(next(iter(self._filtered)))  # the oldest combination
+        self._filtered[key] = found
+        return found
 
     def sample(self, split: str = "", difficulty: str = "", category: str = "", seed: int = 0) -> Task:
         candidates = self.list(split, difficulty, category)
         if not candidates:
-            raise UnknownTask(f"no task with split={split!r} difficulty={difficulty!r} category={category!r}")
+            raise UnknownTask(
+                f"no task with split={echo(split)} difficulty={echo(difficulty)} category={echo(category)}"
+            )
         return candidates[random.Random(seed).randrange(len(candidates))]
 
     def counts(self) -> dict[tuple[str, str, str], int]:

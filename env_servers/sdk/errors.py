@@ -36,3 +36,14 @@ class ServiceError(Exception):
     @classmethod
     def internal(cls, message: str) -> ServiceError:
         return cls(grpc.StatusCode.INTERNAL, message)
+
+
+ECHO_LIMIT = 120  # characters of client input an error message repeats
+
+
+def echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    """`value` quoted for an error message, cut short: messages travel as metadata, whose size is capped,
+    so repeating a huge id or token would turn a clear error into a transport failure."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gymwire.env_servers.sdk.environment import Environment, Task, TaskCatalogue, UnknownTask
-from gymwire.env_servers.sdk.errors import ServiceError
+from gymwire.env_servers.sdk.environment import Environment, Episode, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk.errors import ServiceError, echo
 from gymwire.env_servers.sdk.metrics import Metrics
 from gymwire.env_servers.sdk.sessions import Session, SessionStore
 from gymwire.v1 import environment_pb2 as pb
@@ -31,6 +32,13 @@ class ServiceLimits:
     session_ttl_seconds: float = 600.0
     max_action_bytes: int = 16 * 1024
     max_page_size: int = 1000
+    # The largest reply the server builds; the server sets it just under its message-size limit, since
+    # a reply over that limit would fail in transport after the step was already applied.
+    max_reply_bytes: int = 4 * 1024 * 1024 - 4096
+
+
+class BadReply(ValueError):
+    """The environment produced a reply the protocol cannot carry (non-finite reward, oversized, bad info)."""
 
 
 def _task_pb(task: Task) -> pb.Task:
@@ -108,14 +116,20 @@ class EnvService:
         try:
             start = int(request.page_token) if request.page_token else 0
         except ValueError:
-            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} was not issued here") from None
+            raise ServiceError.invalid_argument(f"page_token {echo(request.page_token)} was not issued here") from None
         if start < 0 or start > len(tasks):
-            raise ServiceError.invalid_argument(f"page_token {request.page_token!r} is out of range")
-        end = min(start + size, len(tasks))
+            raise ServiceError.invalid_argument(f"page_token {echo(request.page_token)} is out of range")
+        page: list[pb.Task] = []
+        budget = self.limits.max_reply_bytes - 64
+        for task in tasks[start : start + size]:
+            item = _task_pb(task)
+            budget -= item.ByteSize() + 8  # the field's tag and length prefix
+            if budget < 0 and page:
+                break  # a shorter page: the rest follows with next_page_token
+            page.append(item)
+        end = start + len(page)
         return pb.ListTasksResponse(
-            tasks=[_task_pb(t) for t in tasks[start:end]],
-            next_page_token=str(end) if end < len(tasks) else "",
-            total_size=len(tasks),
+            tasks=page, next_page_token=str(end) if end < len(tasks) else "", total_size=len(tasks)
         )
 
     def _resolve_task(self, request: pb.ResetRequest) -> Task:
@@ -127,7 +141,7 @@ class EnvService:
                 s = request.sample
                 return self.catalogue.sample(s.split, s.difficulty, s.category, s.seed)
         except UnknownTask as exc:
-            what = f"task id {request.task_id!r}" if target == "task_id" else exc.args[0]
+            what = f"task id {echo(request.task_id)}" if target == "task_id" else exc.args[0]
             raise ServiceError.invalid_argument(f"unknown task: {what}; see ListTasks") from None
         raise ServiceError.invalid_argument("Reset needs a task_id or a sample")
 
@@ -137,20 +151,24 @@ class EnvService:
         max_turns = request.options.max_turns or d.default_max_turns
         if max_turns > d.max_turns_limit:
             raise ServiceError.invalid_argument(f"max_turns {max_turns} exceeds this env's limit {d.max_turns_limit}")
-        if request.options.include_valid_actions and not d.provides_valid_actions:
+        include_valid_actions = request.options.include_valid_actions
+        if include_valid_actions and not d.provides_valid_actions:
             raise ServiceError.invalid_argument(f"{d.name} does not provide valid actions")
         self.sessions.ensure_capacity()  # before the env does any work
-        episode, first_text = await self._guard(None, self._start, task)
-        session = Session(self.sessions.new_id(), task, episode, max_turns, request.options.include_valid_actions)
+        episode, obs = await self._guard(None, self._start, task, include_valid_actions)
+        session = Session(self.sessions.new_id(), task, episode, max_turns, include_valid_actions)
         self.sessions.add(session)
         self.metrics.session_opened(len(self.sessions))
-        obs = pb.Observation(text=first_text, action_valid=True)
-        await self._attach_valid_actions(session, obs)
         return session, pb.ResetResponse(session_id=session.id, task=_task_pb(task), observation=obs)
 
-    def _start(self, task: Task):
+    def _start(self, task: Task, include_valid_actions: bool) -> tuple[Episode, pb.Observation]:
         episode = self.env.start(task)
-        return episode, episode.reset()
+        obs = pb.Observation(text=episode.reset(), action_valid=True)
+        if include_valid_actions:
+            obs.valid_actions.extend(episode.valid_actions() or [])
+            obs.valid_actions_included = True
+        self._check_size(obs, "first observation")
+        return episode, obs
 
     async def step(self, request: pb.StepRequest) -> pb.Observation:
         started = time.perf_counter()
@@ -164,59 +182,86 @@ class EnvService:
                 f"{self.limits.max_action_bytes}"
             )
         async with session.lock:
-            if request.HasField("step_index"):
-                if request.step_index == session.turn - 1 and session.last_reply is not None:
-                    return session.last_reply  # a retry: never step twice
-                if request.step_index != session.turn:
+            try:
+                if request.HasField("step_index"):
+                    if request.step_index == session.turn - 1 and session.last_reply is not None:
+                        return session.last_reply  # a retry: never step twice
+                    if request.step_index != session.turn:
+                        raise ServiceError.failed_precondition(
+                            f"step_index {request.step_index} does not follow this session's {session.turn} steps"
+                        )
+                if session.done:
                     raise ServiceError.failed_precondition(
-                        f"step_index {request.step_index} does not follow this session's {session.turn} steps"
+                        f"episode of session {echo(session.id)} ended at turn {session.turn}; Reset to play again"
                     )
-            if session.done:
-                raise ServiceError.failed_precondition(
-                    f"episode of session {session.id!r} ended at turn {session.turn}; Reset to play again"
-                )
-            outcome = await self._guard(session, session.episode.step, request.action)
-            session.turn += 1
-            truncated = not outcome.terminated and session.turn >= session.max_turns
-            obs = pb.Observation(
-                text=outcome.observation,
-                reward=outcome.reward,
-                terminated=outcome.terminated,
-                truncated=truncated,
-                success=outcome.success,
-                action_valid=outcome.action_valid,
-                parsed_action=outcome.parsed_action,
-                turn=session.turn,
-            )
-            if outcome.info:
-                obs.info.update(outcome.info)
-            session.done = outcome.terminated or truncated
-            if not session.done:
-                await self._attach_valid_actions(session, obs)
-            session.last_reply = obs
+                # The whole reply is built and checked in the guard: a step counts only once it can be sent.
+                obs = await self._guard(session, self._play, session, request.action)
+                session.turn = obs.turn
+                session.done = obs.terminated or obs.truncated
+                session.last_reply = obs
+            finally:
+                session.last_used = time.monotonic()  # idle time counts from the end of the request
         self.metrics.step_done(time.perf_counter() - started)
         return obs
 
-    async def _attach_valid_actions(self, session: Session, obs: pb.Observation) -> None:
-        if session.include_valid_actions:
-            actions = await self._guard(session, session.episode.valid_actions)
-            obs.valid_actions.extend(actions or [])
+    def _play(self, session: Session, action: str) -> pb.Observation:
+        outcome = session.episode.step(action)
+        if not math.isfinite(outcome.reward):
+            raise BadReply(f"reward {outcome.reward!r} is not a finite number")
+        turn = session.turn + 1
+        truncated = not outcome.terminated and turn >= session.max_turns
+        obs = pb.Observation(
+            text=outcome.observation,
+            reward=outcome.reward,
+            terminated=outcome.terminated,
+            truncated=truncated,
+            success=outcome.success,
+            action_valid=outcome.action_valid,
+            parsed_action=outcome.parsed_action,
+            turn=turn,
+        )
+        if outcome.info:
+            try:
+                obs.info.update(outcome.info)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise BadReply(f"step info cannot travel as a protobuf Struct: {exc}") from None
+        if session.include_valid_actions and not (outcome.terminated or truncated):
+            obs.valid_actions.extend(session.episode.valid_actions() or [])
             obs.valid_actions_included = True
+        self._check_size(obs, "observation")
+        return obs
+
+    def _check_size(self, reply, what: str) -> None:
+        size = reply.ByteSize()
+        if size > self.limits.max_reply_bytes:
+            raise BadReply(f"{what} is {size} bytes; this server sends at most {self.limits.max_reply_bytes}")
 
     async def valid_actions(self, request: pb.ValidActionsRequest) -> pb.ValidActionsResponse:
         session = self.sessions.get(request.session_id)
         if not self.description.provides_valid_actions:
             return pb.ValidActionsResponse(provided=False)
         async with session.lock:
-            actions = [] if session.done else await self._guard(session, session.episode.valid_actions)
+            try:
+                actions = [] if session.done else await self._guard(session, self._valid_actions, session)
+            finally:
+                session.last_used = time.monotonic()
         return pb.ValidActionsResponse(provided=actions is not None, actions=actions or [])
+
+    def _valid_actions(self, session: Session) -> list[str] | None:
+        actions = session.episode.valid_actions()
+        if actions is not None:
+            self._check_size(pb.ValidActionsResponse(actions=actions), "valid actions list")
+        return actions
 
     async def expert_action(self, request: pb.ExpertActionRequest) -> pb.ExpertActionResponse:
         session = self.sessions.get(request.session_id)
         if not self.description.provides_expert:
             return pb.ExpertActionResponse(provided=False)
         async with session.lock:
-            action = None if session.done else await self._guard(session, session.episode.expert_action)
+            try:
+                action = None if session.done else await self._guard(session, session.episode.expert_action)
+            finally:
+                session.last_used = time.monotonic()
         return pb.ExpertActionResponse(provided=action is not None, action=action or "")
 
     def close(self, request: pb.CloseRequest) -> pb.CloseResponse:
@@ -236,7 +281,7 @@ class EnvService:
                 self.sessions.remove(session.id)
                 self.metrics.session_closed(len(self.sessions))
             raise ServiceError.internal(
-                f"environment error ({type(exc).__name__}: {exc}); session {sid} was dropped"
+                f"environment error ({type(exc).__name__}: {echo(str(exc), 500)}); session {sid} was dropped"
             ) from None
 
     def sweep(self) -> int:

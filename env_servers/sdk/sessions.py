@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from gymwire.env_servers.sdk.environment import Episode, Task
-from gymwire.env_servers.sdk.errors import ServiceError
+from gymwire.env_servers.sdk.errors import ServiceError, echo
 from gymwire.v1 import environment_pb2 as pb
 
 
@@ -59,7 +59,7 @@ class SessionStore:
             raise ServiceError.not_found(self._unknown_message(session_id))
         if self._expired(session, time.monotonic()):
             del self._sessions[session_id]
-            raise ServiceError.not_found(f"session {session_id!r} expired after {self.ttl_seconds:g} s idle")
+            raise ServiceError.not_found(f"session {echo(session_id)} expired after {self.ttl_seconds:g} s idle")
         session.last_used = time.monotonic()
         return session
 
@@ -83,7 +83,8 @@ class SessionStore:
         owner = session_id.partition("-")[0]
         if self._id_prefix and owner.startswith("w") and session_id[: len(self._id_prefix)] != self._id_prefix:
             return (
-                f"unknown session {session_id!r}: it belongs to worker {owner[1:]} but this connection reached "
-                f"worker {self._id_prefix[1:-1]}; keep one channel per session or use the Session stream"
+                f"unknown session {echo(session_id)}: it belongs to worker {echo(owner[1:], 12)} but this "
+                f"connection reached worker {self._id_prefix[1:-1]}; keep one channel per session or use the "
+                "Session stream"
             )
-        return f"unknown or closed session {session_id!r}"
+        return f"unknown or closed session {echo(session_id)}"
