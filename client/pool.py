@@ -3,6 +3,8 @@
 Resets go round-robin to replicas that are up; a replica that fails with UNAVAILABLE or a deadline
 is set aside for `cooloff` seconds and the Reset moves on to the next one. An episode stays on the
 replica that started it (sessions live there); when that replica dies the episode is aborted.
+A server with several worker processes on one address counts as one replica per worker: the pool
+holds a connection to each (GetInfo names the worker), so its episodes use every process.
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ _REPLICA_FAILURES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEE
 
 
 class EnvPool:
-    def __init__(self, addresses: Iterable[str], options: ChannelOptions | None = None, cooloff: float = 5.0):
+    def __init__(
+        self,
+        addresses: Iterable[str],
+        options: ChannelOptions | None = None,
+        cooloff: float = 5.0,
+        worker_attempts: int = 8,
+    ):
         self.addresses = list(dict.fromkeys(addresses))
         if not self.addresses:
             raise ValueError("EnvPool needs at least one address")
         self.options = options
         self.cooloff = cooloff
+        self.worker_attempts = worker_attempts  # connections tried per worker of a multi-process server
         self.replicas: dict[str, list[AsyncEnvClient]] = {}
         self._down_until: dict[str, float] = {}
         self._turns: dict[str, itertools.count] = {}
@@ -43,9 +52,32 @@ class EnvPool:
             raise GymwireError(grpc.StatusCode.UNAVAILABLE, "cannot reach " + "; ".join(failed))
         for client, info in zip(clients, infos, strict=True):
             assert not isinstance(info, BaseException)
-            self.replicas.setdefault(info.name, []).append(client)
+            self.replicas.setdefault(info.name, []).extend(await self._every_worker(client, info))
             self._turns.setdefault(info.name, itertools.count())
         return self
+
+    async def _every_worker(self, first: AsyncEnvClient, info: pb.GetInfoResponse) -> list[AsyncEnvClient]:
+        """One client per worker process of a multi-process server, so episodes spread over all of them.
+
+        The kernel assigns each new connection to a worker at random; connections are opened until
+        each worker has answered once (or the attempts run out: fewer workers are used, none fail)."""
+        count = info.worker.count
+        if count <= 1:
+            return [first]
+        by_worker = {info.worker.index: first}
+        for _ in range(self.worker_attempts * count):
+            if len(by_worker) == count:
+                break
+            client = AsyncEnvClient(first.address, self.options)
+            try:
+                index = (await client.info()).worker.index
+            except GymwireError:
+                index = None
+            if index is None or index in by_worker:
+                await client.close()
+            else:
+                by_worker[index] = client
+        return [by_worker[i] for i in sorted(by_worker)]
 
     @property
     def env_names(self) -> list[str]:

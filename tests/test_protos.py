@@ -49,7 +49,7 @@ def test_the_current_contract_keeps_the_release(tmp_path: Path) -> None:
 
 
 def test_adding_a_field_is_compatible(tmp_path: Path) -> None:
-    result = breaking(tmp_path, "  Catalogue catalogue = 8;\n", "  Catalogue catalogue = 8;\n  string homepage = 9;\n")
+    result = breaking(tmp_path, "  Catalogue catalogue = 8;\n", "  Catalogue catalogue = 8;\n  string homepage = 10;\n")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -50,6 +50,9 @@ class RolloutConfig:
     abort_retries: int = 2  # an aborted episode is started again this many times before it is dropped
     system_prompt: str | None = None  # prepended to the env's own instruction when set
     stream: bool = True  # one Session stream per episode: cheaper than unary calls, frees the session at once
+    # All episodes of a connection share one Multiplex stream (many steps per message): the cheapest path;
+    # servers without it get a Session stream per episode. `stream` applies when this is off.
+    multiplex: bool = True
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ async def play_episode(
     system: str | None = None,
     max_total_tokens: int | None = None,
     stream: bool = True,
+    multiplex: bool = True,
 ) -> Trajectory:
     """The episode loop of rollouts, evaluation and demonstrations: open the conversation, then
     turn, step, observation until the episode ends, the context is full or the source stops."""
@@ -188,6 +192,7 @@ async def play_episode(
             include_valid_actions=settings.show_valid_actions,
             max_turns=settings.max_turns,
             stream=stream,
+            multiplex=multiplex,
         )
         trajectory.info.update(task_info(episode.task))
         opening = opening_messages(observation_text(episode.observation), instruction=info.instruction, system=system)
@@ -302,6 +307,7 @@ class RolloutEngine:
             system=self.config.system_prompt,
             max_total_tokens=self.config.max_total_tokens,
             stream=self.config.stream,
+            multiplex=self.config.multiplex,
         )
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:

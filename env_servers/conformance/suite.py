@@ -481,6 +481,62 @@ def _stream(p: Probe) -> None:
     raise Violation("the stream's session was still open after the stream ended")
 
 
+def _mux(slot: int, **op) -> pb.MultiplexOp:
+    return pb.MultiplexOp(slot=slot, **op)
+
+
+@rule("the Multiplex stream runs many sessions, keeps each slot's order, reports errors in-band, frees sessions")
+def _multiplex(p: Probe) -> None:
+    task_id = p.first_task().id
+    step = pb.StepRequest(action=NONSENSE, step_index=0)
+    first = pb.MultiplexRequest(
+        ops=[
+            _mux(1, reset=pb.ResetRequest(task_id=task_id)),
+            _mux(2, reset=pb.ResetRequest(task_id=task_id)),
+            _mux(1, step=step),
+            _mux(3, step=step),  # an empty slot
+            _mux(2, step=step),
+            _mux(1, step=step),  # a retry of slot 1's step 0
+            _mux(2, valid_actions=pb.ValidActionsRequest()),
+            _mux(2, close=pb.CloseRequest()),
+            _mux(2, step=step),  # after its Close
+        ]
+    )
+    again = pb.MultiplexRequest(ops=[_mux(1, reset=pb.ResetRequest(task_id=task_id))])
+    try:
+        replies = list(p.stub.Multiplex(iter([first, again]), timeout=p.timeout, metadata=p.metadata))
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+            raise Skipped("no Multiplex RPC (optional: clients fall back to the Session stream)") from None
+        raise
+    by_slot: dict[int, list[pb.MultiplexResult]] = {}
+    for reply in replies:
+        for result in reply.results:
+            by_slot.setdefault(result.slot, []).append(result)
+    kinds = {slot: [r.WhichOneof("result") for r in results] for slot, results in sorted(by_slot.items())}
+    expected = {1: ["reset", "step", "step", "reset"], 2: ["reset", "step", "valid_actions", "close", "error"]}
+    expected[3] = ["error"]
+    check(kinds == expected, f"results per slot were {kinds}, expected {expected}")
+    one, two, three = by_slot[1], by_slot[2], by_slot[3]
+    check(one[1].step == one[2].step, "a duplicate step_index on the Multiplex stream stepped twice")
+    check(one[0].reset.session_id != two[0].reset.session_id, "two slots got the same session id")
+    for what, result in (("an empty slot", three[0]), ("a closed slot", two[4])):
+        code = result.error.code
+        check(code == grpc.StatusCode.NOT_FOUND.value[0], f"a step into {what} has code {code}, not NOT_FOUND")
+    check(two[3].close.was_open, "Close of a slot's open session said was_open = false")
+    gone = [one[0].reset.session_id, one[3].reset.session_id]  # replaced by a Reset; freed with the stream
+    deadline = time.monotonic() + 5
+    while gone and time.monotonic() < deadline:  # the server learns of the stream's end asynchronously
+        try:
+            p.call("Step", pb.StepRequest(session_id=gone[0], action=NONSENSE))
+        except grpc.RpcError as exc:
+            check(exc.code() == grpc.StatusCode.NOT_FOUND, f"a Multiplex session after its end: {exc.code().name}")
+            gone.pop(0)
+            continue
+        time.sleep(0.05)
+    check(not gone, "a Multiplex session was still open after its slot was reset or the stream ended")
+
+
 # --- runner ----------------------------------------------------------------------------------
 
 

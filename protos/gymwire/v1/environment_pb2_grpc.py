@@ -151,6 +151,7 @@ class EnvironmentServiceServicer:
         moves many steps (a trainer batches the turns of all its episodes that are ready at once). A
         session lives in a slot the client numbers; the stream owns its sessions and closes them all
         when it ends. Errors are in-band per operation (MultiplexResult.error) and the stream stays open.
+        Optional for a server: one without it answers UNIMPLEMENTED and clients use Session streams instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
