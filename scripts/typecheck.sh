@@ -8,7 +8,7 @@ root="$PWD"
 tree="$(mktemp -d)"
 trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree/gymwire"
-for pair in trainer:trainer client:client env_servers:env_servers cli:cli protos/gymwire/v1:v1; do
+for pair in trainer:trainer client:client env_servers:env_servers cli:cli integrations:integrations protos/gymwire/v1:v1; do
   ln -s "$root/${pair%%:*}" "$tree/gymwire/${pair##*:}"
 done
 cd "$tree"

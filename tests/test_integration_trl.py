@@ -1,0 +1,185 @@
+"""TRL's GRPOTrainer trains on gymwire servers through `gymwire.integrations.trl`: the example script
+trains two steps, the env_mask covers exactly the environment's tokens, and a server killed mid-batch
+aborts its episodes (retried on a replica, or left unscored) instead of scoring them 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from gymwire.env_servers.local import LocalServer
+from gymwire.integrations.episodes import parse_task_key, task_key
+from gymwire.integrations.trl import GymwireRollout, episode_reward
+from gymwire.trainer.model import resolve_model
+from gymwire.trainer.rollout import EnvSettings, TaskRef
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "trl" / "grpo_gymwire.py"
+SETTINGS = {"textcraft": EnvSettings(max_turns=4)}
+
+
+@pytest.fixture(scope="module")
+def textcraft():
+    with LocalServer("textcraft") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def trainer(textcraft, tmp_path_factory):
+    """A real GRPOTrainer of the default model; the rollouts below sample with its live weights."""
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    rollout = GymwireRollout([textcraft.address])
+    config = GRPOConfig(
+        output_dir=str(tmp_path_factory.mktemp("trl")),
+        max_steps=1,
+        num_generations=2,
+        per_device_train_batch_size=2,
+        beta=0.0,
+        bf16=torch.cuda.is_available(),
+        report_to="none",
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=str(resolve_model("smollm2")),
+        args=config,
+        train_dataset=rollout.dataset("textcraft", difficulty="easy", limit=4),
+        reward_funcs=episode_reward,
+        rollout_func=rollout,
+    )
+    yield trainer
+    rollout.close()
+
+
+def test_task_keys_round_trip_and_bad_keys_are_refused():
+    assert parse_task_key(task_key(TaskRef("textcraft", "goal:stick/1"))) == TaskRef("textcraft", "goal:stick/1")
+    for bad in ["stick", "gymwire:textcraft", "gymwire:/x", "gymwire:textcraft/"]:
+        with pytest.raises(ValueError, match="task key"):
+            parse_task_key(bad)
+
+
+@pytest.mark.slow
+def test_the_example_trains_two_grpo_steps_against_a_served_environment(textcraft, tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--server", textcraft.address, "--env", "textcraft", "--difficulty", "easy"]
+        + ["--max-turns", "2", "--steps", "2", "--output-dir", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = re.findall(r"\{'loss': .*?'epoch': '[0-9.e-]+'\}", run.stdout + run.stderr)
+    assert len(logged) == 2, (run.stdout + run.stderr)[-3000:]  # one log line per optimizer step
+    assert all("'rewards/episode_reward/mean'" in line for line in logged)
+    assert "episodes: 4, aborted and retried: 0, aborted and dropped: 0" in run.stdout
+
+
+def _runs(mask: list[int], value: int) -> list[tuple[int, int]]:
+    """[start, end) of each maximal run of `value` in `mask`."""
+    runs, start = [], None
+    for i, m in enumerate([*mask, 1 - value]):
+        if m == value and start is None:
+            start = i
+        elif m != value and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+@pytest.mark.slow
+def test_env_mask_is_one_exactly_on_the_tokens_the_model_sampled(trainer, textcraft):
+    rollout = GymwireRollout([textcraft.address], max_turn_tokens=16, env_settings=SETTINGS)
+    try:
+        keys = rollout.task_keys("textcraft", difficulty="easy", limit=2)
+        out = rollout([keys[0], keys[0], keys[1]], trainer)
+    finally:
+        rollout.close()
+    tokenizer = trainer.processing_class
+    assert len(out["completion_ids"]) == 3
+    for prompt, completion, mask, logprobs, reward in zip(
+        out["prompt_ids"], out["completion_ids"], out["env_mask"], out["logprobs"], out["episode_reward"], strict=True
+    ):
+        assert reward is not None
+        assert len(completion) == len(mask) == len(logprobs)
+        assert mask[0] == 1  # the completion starts with the model's first sampled token
+        sampled = _runs(mask, 1)
+        framing = _runs(mask, 0)
+        full_text = tokenizer.decode(prompt + completion)
+        turns = [s for s in full_text.split("<|im_start|>assistant\n")[1:]]
+        assert len(sampled) == len(turns)  # one run of sampled tokens per assistant turn
+        for (start, end), turn in zip(sampled, turns, strict=True):
+            text = tokenizer.decode(completion[start:end])
+            assert turn.startswith(text.removesuffix("<|im_end|>"))  # the run is the turn's text, nothing more
+            assert all(lp < 0.0 or lp == 0.0 for lp in logprobs[start:end])
+        for start, end in framing:  # every masked run is the template framing an environment reply
+            text = tokenizer.decode(completion[start:end])
+            assert "<|im_start|>user\n" in text or text == "<|im_end|>\n" or text.strip() == ""
+            assert all(lp == 0.0 for lp in logprobs[start:end])
+        observations = full_text.split("<|im_start|>user\n")[2:]  # the replies after the first prompt
+        masked_text = "".join(tokenizer.decode(completion[s:e]) for s, e in framing)
+        for observation in observations:
+            assert observation.split("<|im_end|>")[0] in masked_text
+
+
+def _kill_after_first_generation(rollout: GymwireRollout, server: LocalServer) -> threading.Thread:
+    """Kill -9 the server once the policy has answered one batch: episodes are mid-flight."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            policy = rollout._policy
+            if policy is not None and getattr(policy, "batch_sizes", []):
+                server.proc.kill()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_batch_leaves_its_episodes_unscored(trainer):
+    server = LocalServer("textcraft").wait()
+    rollout = GymwireRollout([server.address], max_turn_tokens=16, env_settings=SETTINGS, abort_retries=1)
+    try:
+        keys = rollout.task_keys("textcraft", difficulty="easy", limit=1)
+        watcher = _kill_after_first_generation(rollout, server)
+        out = rollout([keys[0]] * 2, trainer)
+        watcher.join()
+    finally:
+        rollout.close()
+        server.stop()
+    assert out["episode_reward"] == [None, None]  # TRL reads None as unscorable: no baseline, advantage 0
+    assert out["episode_success"] == [None, None]
+    assert all(set(mask) == {0} for mask in out["env_mask"])  # nothing sampled before the fault is trained on
+    assert rollout.stats.aborted_dropped == 2 and rollout.stats.aborted_retried == 2
+
+
+@pytest.mark.slow
+def test_episodes_of_a_killed_replica_are_replayed_on_the_other(trainer):
+    first, second = LocalServer("textcraft").wait(), LocalServer("textcraft").wait()
+    rollout = GymwireRollout([first.address, second.address], max_turn_tokens=16, env_settings=SETTINGS)
+    try:
+        keys = rollout.task_keys("textcraft", difficulty="easy", limit=1)
+        watcher = _kill_after_first_generation(rollout, first)
+        out = rollout([keys[0]] * 4, trainer)
+        watcher.join()
+    finally:
+        rollout.close()
+        first.stop()
+        second.stop()
+    assert None not in out["episode_reward"]  # every episode finished on the live replica and was scored
+    assert rollout.stats.aborted_retried >= 1 and rollout.stats.aborted_dropped == 0
+    assert all(1 in mask for mask in out["env_mask"])
