@@ -49,6 +49,8 @@ def serve(args: argparse.Namespace) -> int:
         auth_token=args.auth_token,
         metrics_port=args.metrics_port,
         grace_seconds=args.grace,
+        max_streams=args.max_streams,
+        max_connections=args.max_connections,
     )
     run(args.env, parse_options(args.option), config)
     return 0

@@ -30,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port (use the cores)")
-    p.add_argument("--threads", type=int, default=0, help="run env code in N threads (for envs that release the GIL)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="env code in N threads (0: on the event loop until a call takes 50 ms)"
+    )
     p.add_argument("--max-sessions", type=int, default=4096)
+    p.add_argument(
+        "--max-streams", type=int, default=4096, help="open Session/Multiplex streams; more are RESOURCE_EXHAUSTED"
+    )
+    p.add_argument("--max-connections", type=int, default=0, help="open client connections (default 0: no limit)")
     p.add_argument("--session-ttl", type=float, default=600.0, help="seconds an idle session lives")
     p.add_argument("--max-action-bytes", type=int, default=16 * 1024)
     p.add_argument("--tls-cert", type=Path)

@@ -6,7 +6,7 @@ import asyncio
 
 import grpc
 
-from gymwire.client.connection import ABORTING_CODES, ChannelOptions, EpisodeAborted, GymwireError, error_from_rpc
+from gymwire.client.connection import ChannelOptions, EpisodeAborted, GymwireError, call_error, error_from_rpc
 from gymwire.client.multiplex import Multiplexer, MultiplexTransport
 from gymwire.client.requests import list_request, reset_request
 from gymwire.v1 import environment_pb2 as pb
@@ -30,13 +30,13 @@ class AsyncEnvClient:
         self._info: pb.GetInfoResponse | None = None
         self._multiplexer = Multiplexer(self)  # opens its stream on first use
 
-    async def _call(self, method: str, request, *, in_episode: bool = False, timeout: float | None = None):
+    async def _call(self, method: str, request, *, op: str | None = None, timeout: float | None = None):
         try:
             return await getattr(self._stub, method)(
                 request, timeout=timeout or self.options.timeout, metadata=self.options.metadata()
             )
         except grpc.RpcError as exc:
-            raise error_from_rpc(exc, self.address, in_episode) from None
+            raise error_from_rpc(exc, self.address, op) from None
 
     async def info(self, refresh: bool = False) -> pb.GetInfoResponse:
         if self._info is None or refresh:
@@ -86,7 +86,7 @@ class AsyncEnvClient:
                 await transport.end()
                 raise
             return AsyncEpisode(self, response, transport)
-        response = await self._call("Reset", request)
+        response = await self._call("Reset", request, op="reset")
         return AsyncEpisode(self, response, _UnaryTransport(self))
 
     async def health(self, timeout: float = 5.0) -> bool:
@@ -126,7 +126,7 @@ class _UnaryTransport:
         self.client = client
 
     async def call(self, op: str, request, timeout: float | None = None):
-        return await self.client._call(_UNARY_METHODS[op], request, in_episode=op != "reset", timeout=timeout)
+        return await self.client._call(_UNARY_METHODS[op], request, op=op, timeout=timeout)
 
     async def end(self) -> None:
         return None
@@ -145,22 +145,33 @@ class _StreamTransport:
             try:
                 await self._call.write(pb.SessionRequest(**{op: request}))
                 reply = await asyncio.wait_for(self._call.read(), timeout or self.client.options.timeout)
-            except grpc.RpcError as exc:
-                raise error_from_rpc(exc, self.client.address, in_episode=True) from None
-            except (TimeoutError, asyncio.InvalidStateError) as exc:
+            except TimeoutError:
                 self._call.cancel()
                 raise EpisodeAborted(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, f"Session stream: {exc!r}", self.client.address
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "Session stream: no reply within the deadline",
+                    self.client.address,
                 ) from None
-        if reply is grpc.aio.EOF:
-            raise EpisodeAborted(
-                grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server", self.client.address
-            )
+            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
+                raise await self._ended(exc, op) from None
+            if reply is grpc.aio.EOF:
+                raise await self._ended(None, op)
         if reply.WhichOneof("result") == "error":
             code = _STATUS_BY_NUMBER.get(reply.error.code, grpc.StatusCode.UNKNOWN)
-            cls = EpisodeAborted if code in ABORTING_CODES and op != "reset" else GymwireError
-            raise cls(code, reply.error.message, self.client.address)
+            raise call_error(code, reply.error.message, self.client.address, op)
         return getattr(reply, op)
+
+    async def _ended(self, exc: BaseException | None, op: str) -> GymwireError:
+        """Why the stream ended under an operation. A write or read on a stream that has just ended fails
+        with a generic error; the stream's own status says why (a full server, a dead one, bad auth)."""
+        try:
+            code = await asyncio.wait_for(self._call.code(), 2.0)
+            details = await self._call.details() or ""
+        except (TimeoutError, asyncio.InvalidStateError, grpc.RpcError):
+            code, details = grpc.StatusCode.UNAVAILABLE, repr(exc)
+        if code == grpc.StatusCode.OK:
+            code, details = grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server"
+        return call_error(code, details, self.client.address, op)
 
     async def end(self) -> None:
         try:

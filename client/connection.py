@@ -30,7 +30,8 @@ SERVICE_CONFIG = json.dumps(
     }
 )
 
-# Failures that mean the server or the network failed, not the agent: the episode is aborted.
+# Failures that mean the server or the network failed, not the agent: the episode is aborted. A full
+# server (RESOURCE_EXHAUSTED) is back-pressure: the episode goes elsewhere or waits, it is never scored.
 ABORTING_CODES = frozenset(
     {
         grpc.StatusCode.UNAVAILABLE,
@@ -39,8 +40,15 @@ ABORTING_CODES = frozenset(
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.CANCELLED,
         grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
     }
 )
+# A Reset that fails this way never started an episode; NOT_FOUND there is no lost session.
+RESET_ABORTING_CODES = ABORTING_CODES - {grpc.StatusCode.NOT_FOUND}
+# What gRPC reports when a connection breaks under a call (e.g. a write to a stream of a killed server):
+# the server said nothing, so it must not read as a bug in the environment.
+_BROKEN_CONNECTION_DETAILS = frozenset({"", "Internal error from Core"})
 
 
 class GymwireError(Exception):
@@ -60,11 +68,17 @@ class EpisodeAborted(GymwireError):
     """
 
 
-def error_from_rpc(exc: grpc.RpcError, address: str, in_episode: bool) -> GymwireError:
-    code, details = exc.code(), exc.details() or ""
-    if in_episode and code in ABORTING_CODES:
-        return EpisodeAborted(code, details, address)
-    return GymwireError(code, details, address)
+def call_error(code: grpc.StatusCode, details: str, address: str, op: str | None) -> GymwireError:
+    """The error of a failed call; `op` names the episode operation ("reset", "step", ...), None for others."""
+    if code == grpc.StatusCode.INTERNAL and details in _BROKEN_CONNECTION_DETAILS:
+        code, details = grpc.StatusCode.UNAVAILABLE, f"connection to the server broke ({details or 'no status'})"
+    aborting = RESET_ABORTING_CODES if op == "reset" else ABORTING_CODES
+    cls = EpisodeAborted if op is not None and code in aborting else GymwireError
+    return cls(code, details, address)
+
+
+def error_from_rpc(exc: grpc.RpcError, address: str, op: str | None) -> GymwireError:
+    return call_error(exc.code(), exc.details() or "", address, op)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ from gymwire.client.connection import ChannelOptions, EpisodeAborted, GymwireErr
 from gymwire.v1 import environment_pb2 as pb
 
 _REPLICA_FAILURES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A full replica is back-pressure, not a failure: the next one is tried, and when all are full the
+# Reset waits these many seconds between rounds before it reports the episode aborted.
+_FULL_WAITS = (0.2, 0.5, 1.0)
 
 
 class EnvPool:
@@ -111,13 +114,18 @@ class EnvPool:
         return await self._first_answer(env, lambda c: c.list_tasks(split, difficulty, category, limit))
 
     async def reset(self, env: str, task_id: str | None = None, **kwargs: Any) -> AsyncEpisode:
-        """Start an episode on a healthy replica; EpisodeAborted when none can take it."""
-        try:
-            return await self._first_answer(env, lambda c: c.reset(task_id, **kwargs))
-        except GymwireError as exc:
-            if exc.code in _REPLICA_FAILURES:
-                raise EpisodeAborted(exc.code, f"no replica of {env} could start the episode: {exc.message}") from None
-            raise
+        """Start an episode on a healthy replica; EpisodeAborted when none can take it (down, full, failing)."""
+        for wait in (*_FULL_WAITS, None):
+            try:
+                return await self._first_answer(env, lambda c: c.reset(task_id, **kwargs))
+            except GymwireError as exc:
+                if not isinstance(exc, EpisodeAborted) and exc.code not in _REPLICA_FAILURES:
+                    raise  # the request itself is wrong (unknown task, bad option)
+                if exc.code != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
+                    message = f"no replica of {env} could start the episode: {exc.message}"
+                    raise EpisodeAborted(exc.code, message, exc.address) from None
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def _first_answer(self, env: str, call):
         last: GymwireError | None = None
@@ -125,9 +133,10 @@ class EnvPool:
             try:
                 return await call(client)
             except GymwireError as exc:
-                if exc.code not in _REPLICA_FAILURES:
+                if exc.code not in _REPLICA_FAILURES and not isinstance(exc, EpisodeAborted):
                     raise
-                self.mark_down(client)
+                if exc.code in _REPLICA_FAILURES:
+                    self.mark_down(client)
                 last = exc
         assert last is not None
         raise last

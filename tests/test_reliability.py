@@ -3,13 +3,20 @@ cannot carry, abusive filters and ids, slow steps, and the caps on what one clie
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 import time
 import tracemalloc
+import urllib.error
+import urllib.request
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gymwire.client import EnvClient, EpisodeAborted, GymwireError
+from gymwire.client import ChannelOptions, EnvClient, EnvPool, EpisodeAborted, GymwireError
+from gymwire.env_servers.local import LocalServer, free_port
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.sdk.server import ServerConfig
@@ -138,3 +145,172 @@ def test_guess_reads_a_huge_number_as_an_invalid_action(guess_server):
     with EnvClient(guess_server.address) as client:
         o = client.reset("test-hard-0").step("guess " + "9" * 5000)
         assert not o.action_valid and "out of range" in o.text
+
+
+def test_health_answers_while_slow_env_code_runs():
+    config = ServerConfig(port=0, grace_seconds=0.5, threads=0)
+    with BackgroundServer(FaultyEnvironment, config) as server, EnvClient(server.address) as client:
+        episode = client.reset("test-hard-0")
+        episode.step("slow 0.2")  # env code this slow leaves the event loop
+        slow = threading.Thread(target=episode.step, args=("slow 3",))
+        slow.start()
+        try:
+            time.sleep(0.5)
+            with EnvClient(server.address) as prober:
+                assert prober.health(timeout=2.0)  # answered while the 3 s step runs
+                assert prober.reset("test-hard-1").step("guess 50").turn == 1  # and so are other sessions
+        finally:
+            slow.join()
+
+
+def test_open_streams_are_capped():
+    config = ServerConfig(port=0, grace_seconds=0.5, max_streams=2)
+    with BackgroundServer(GuessEnvironment, config) as server, EnvClient(server.address) as client:
+        first, second = client.reset("test-easy-0", stream=True), client.reset("test-easy-1", stream=True)
+        with pytest.raises(EpisodeAborted) as err:  # back-pressure: the episode goes elsewhere or waits
+            client.reset("test-easy-2", stream=True)
+        assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "streams" in err.value.message
+        assert client.reset("test-easy-2").step("guess 1").turn == 1  # unary calls are not streams
+        first.close()
+        deadline = time.monotonic() + 10
+        while True:  # the server learns of the stream's end asynchronously
+            try:
+                third = client.reset("test-easy-2", stream=True)
+                break
+            except GymwireError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert third.step("guess 1").turn == 1 and second.step("guess 1").turn == 1
+
+
+def test_metrics_need_the_bearer_token_when_auth_is_on():
+    port = free_port()
+    config = ServerConfig(port=0, grace_seconds=0.5, metrics_port=port, auth_token="s3cret")
+    url = f"http://127.0.0.1:{port}/metrics"
+    with BackgroundServer(GuessEnvironment, config):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=5)
+        assert err.value.code == 401
+        wrong = urllib.request.Request(url, headers={"Authorization": "Bearer guess"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(wrong, timeout=5)
+        right = urllib.request.Request(url, headers={"Authorization": "Bearer s3cret"})
+        assert "gymwire_sessions_open" in urllib.request.urlopen(right, timeout=5).read().decode()
+
+
+def health_status(address: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def test_sigterm_lets_open_episodes_finish_and_refuses_new_ones(tmp_path):
+    with LocalServer("guess", "--grace", "60", log_path=tmp_path / "server.log") as server:
+        client = EnvClient(server.address)
+        episodes = [client.reset(f"test-hard-{i}") for i in range(12)]
+        for episode in episodes:
+            episode.step("guess 1")
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while health_status(server.address) != "NOT_SERVING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(GymwireError) as err:
+            client.reset("test-hard-0")
+        assert err.value.code == grpc.StatusCode.UNAVAILABLE
+        for episode in episodes:  # every open episode plays to its end
+            while not episode.done:
+                episode.step(episode.expert_action() or "guess 1")
+            assert episode.observation.success
+            episode.close()
+        client.close()
+        assert server.proc.wait(30) == 0  # exits once the last episode closed, long before the grace ends
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_a_full_server_is_back_pressure_never_a_plain_error(stream):
+    config = ServerConfig(port=0, grace_seconds=0.5, limits=ServiceLimits(max_sessions=2))
+    with BackgroundServer(GuessEnvironment, config) as full, BackgroundServer(GuessEnvironment, config) as spare:
+
+        async def main():
+            async with EnvPool([full.address]) as pool:
+                held = [await pool.reset("guess", "test-easy-0", stream=stream) for _ in range(2)]
+                with pytest.raises(EpisodeAborted) as err:
+                    await pool.reset("guess", "test-easy-0", stream=stream)
+                assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                async with EnvPool([full.address, spare.address]) as both:
+                    for _ in range(2):  # the full replica is passed over, not marked down
+                        episode = await both.reset("guess", "test-easy-0", stream=stream)
+                        assert episode.client.address == spare.address
+                        await episode.close()
+                for episode in held:
+                    await episode.close()
+
+        asyncio.run(main())
+
+
+def test_pool_reset_during_a_drain_is_an_abort(tmp_path):
+    with LocalServer("guess", "--grace", "60", log_path=tmp_path / "server.log") as server:
+
+        async def main():
+            async with EnvPool([server.address]) as pool:
+                keep = await pool.reset("guess", "test-hard-0")
+                server.proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while health_status(server.address) != "NOT_SERVING":
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+                for stream in (False, True):
+                    with pytest.raises(EpisodeAborted) as err:
+                        await pool.reset("guess", "test-hard-1", stream=stream)
+                    assert err.value.code == grpc.StatusCode.UNAVAILABLE
+                await keep.close()
+
+        asyncio.run(main())
+        assert server.proc.wait(30) == 0
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_a_killed_server_reads_as_unavailable(tmp_path, stream):
+    with LocalServer("guess", log_path=tmp_path / "server.log") as server:
+
+        async def main():
+            async with EnvPool([server.address], ChannelOptions(timeout=10)) as pool:
+                episodes = [await pool.reset("guess", f"test-hard-{i}", stream=stream) for i in range(20)]
+                for episode in episodes:
+                    await episode.step("guess 1")
+                server.proc.kill()
+                server.proc.wait(10)
+                codes = set()
+                for result in await asyncio.gather(*(e.step("guess 2") for e in episodes), return_exceptions=True):
+                    assert isinstance(result, EpisodeAborted), result
+                    codes.add(result.code)
+                assert codes == {grpc.StatusCode.UNAVAILABLE}
+                for episode in episodes:
+                    await episode.close()
+
+        asyncio.run(main())
+
+
+def test_open_connections_are_capped():
+    config = ServerConfig(port=0, grace_seconds=0.5, max_connections=2)
+    with BackgroundServer(GuessEnvironment, config) as server:
+        clients = [EnvClient(server.address, ChannelOptions(timeout=5)) for _ in range(3)]
+        try:
+            assert clients[0].info().name == clients[1].info().name == "guess"
+            with pytest.raises(GymwireError) as err:
+                clients[2].info()
+            assert err.value.code == grpc.StatusCode.UNAVAILABLE
+            clients[0].close()
+            deadline = time.monotonic() + 10
+            while True:  # the freed connection slot takes the next client
+                try:
+                    assert clients[2].info(refresh=True).name == "guess"
+                    break
+                except GymwireError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        finally:
+            for client in clients[1:]:
+                client.close()

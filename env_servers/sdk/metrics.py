@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import hmac
+import threading
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass  # a scrape every few seconds would flood the server's log
+
+
+def _bearer_only(app, token: str):
+    """The same bearer token as the gRPC calls: metrics name the env and its load, so they are not public."""
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ, start_response):
+        if hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", "").encode(), expected):
+            return app(environ, start_response)
+        start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer"), ("Content-Type", "text/plain")])
+        return [b"missing or wrong bearer token\n"]
+
+    return guarded
 
 
 class Metrics:
@@ -32,9 +55,14 @@ class Metrics:
         self._errors = Counter("gymwire_errors_total", "Failed calls by status code", ["env", "code"], registry=r)
         self._env = env_name
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        """Expose /metrics over HTTP (Prometheus text format)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1", token: str | None = None) -> WSGIServer:
+        """Expose /metrics over HTTP (Prometheus text format); with `token`, only to "Bearer <token>"."""
+        app = make_wsgi_app(self.registry)
+        if token:
+            app = _bearer_only(app, token)
+        httpd = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=httpd.serve_forever, name="gymwire-metrics", daemon=True).start()
+        return httpd
 
     def session_opened(self, open_now: int) -> None:
         if self.enabled:

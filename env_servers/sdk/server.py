@@ -42,7 +42,9 @@ class ServerConfig:
     port: int = 50051  # 0 picks a free port (single worker only)
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     workers: int = 1  # processes sharing the port
-    threads: int = 0  # 0: env code runs on the event loop (fastest for quick envs); N: in a pool of N threads
+    # 0: env code runs on the event loop (fastest for quick envs) until a call takes over 50 ms, then in one
+    # thread (a slow call on the loop would stall health checks); N: in a pool of N threads from the start.
+    threads: int = 0
     max_message_bytes: int = 4 * 1024 * 1024
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -50,6 +52,8 @@ class ServerConfig:
     metrics_port: int | None = None  # Prometheus /metrics (worker i serves on metrics_port + i)
     grace_seconds: float = 10.0  # drain time on SIGTERM
     sweep_seconds: float = 5.0  # how often expired sessions are evicted
+    max_streams: int = 4096  # open Session/Multiplex streams; beyond it a new stream is RESOURCE_EXHAUSTED
+    max_connections: int = 0  # open client connections; 0: no limit
 
 
 class _Malformed:
@@ -72,14 +76,46 @@ def _deserializer(cls):
 class _Handlers:
     """gRPC method handlers; `service` is None until the environment has loaded (answers UNAVAILABLE)."""
 
-    def __init__(self, metrics: Metrics):
+    def __init__(self, metrics: Metrics, max_streams: int = 4096):
         self.service: EnvService | None = None
         self.metrics = metrics
+        self.max_streams = max_streams
+        self.open_streams = 0
 
     def _ready(self) -> EnvService:
         if self.service is None:
             raise ServiceError.unavailable("environment is still loading; wait for the health check to say SERVING")
         return self.service
+
+    def _stream_limit(self) -> ServiceError | None:
+        # Each open stream holds memory and a task whether or not it plays; a client that opens streams
+        # without end meets back-pressure instead of taking the server down.
+        if self.open_streams < self.max_streams:
+            return None
+        self.metrics.error(grpc.StatusCode.RESOURCE_EXHAUSTED.name)
+        return ServiceError.resource_exhausted(
+            f"server holds its maximum of {self.max_streams} open streams; end finished streams or retry later"
+        )
+
+    def capped(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """A stream method (a coroutine) that answers RESOURCE_EXHAUSTED once `max_streams` streams are open."""
+        behaviour = handler.stream_stream
+
+        async def capped_call(requests, context: grpc.aio.ServicerContext):
+            refusal = self._stream_limit()
+            if refusal is not None:
+                await context.abort(refusal.code, refusal.message)
+            self.open_streams += 1
+            try:
+                return await behaviour(requests, context)
+            finally:
+                self.open_streams -= 1
+
+        return grpc.stream_stream_rpc_method_handler(
+            capped_call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
     def unary(self, call: Callable, request_cls, response_cls) -> grpc.RpcMethodHandler:
         async def handle(request, context: grpc.aio.ServicerContext):
@@ -98,6 +134,15 @@ class _Handlers:
 
     def stream(self) -> grpc.RpcMethodHandler:
         async def handle(requests, context: grpc.aio.ServicerContext):
+            refusal = self._stream_limit()
+            if refusal is not None:
+                # Refused in-band, as a reply to the first request: a status sent before the client's
+                # first write races that write, and the client would see a broken connection instead.
+                async for _ in requests:
+                    yield pb.SessionResponse(error=pb.Error(code=refusal.code.value[0], message=refusal.message))
+                    return
+                return
+            self.open_streams += 1
             owned: str | None = None  # the session this stream created; closed when the stream ends
             try:
                 async for request in requests:
@@ -111,6 +156,7 @@ class _Handlers:
                         reply = pb.SessionResponse(error=pb.Error(code=exc.code.value[0], message=exc.message))
                     yield reply
             finally:
+                self.open_streams -= 1
                 if owned is not None and self.service is not None:
                     self.service.close(pb.CloseRequest(session_id=owned))
 
@@ -164,7 +210,9 @@ class _Handlers:
             ),
             "Close": self.unary(lambda s, r: s.close(r), pb.CloseRequest, pb.CloseResponse),
             "Session": self.stream(),
-            "Multiplex": multiplex_method(self._ready, lambda code: self.metrics.error(code), lambda: self.service),
+            "Multiplex": self.capped(
+                multiplex_method(self._ready, lambda code: self.metrics.error(code), lambda: self.service)
+            ),
         }
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
 
@@ -204,7 +252,7 @@ def _server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
-    ]
+    ] + ([("grpc.max_allowed_incoming_connections", config.max_connections)] if config.max_connections else [])
 
 
 async def run_server(
@@ -219,7 +267,7 @@ async def run_server(
     """Serve until `stop` is set (or SIGTERM/SIGINT when `stop` is None), then drain and return."""
     metrics_port = config.metrics_port
     metrics_on = metrics_port is not None
-    handlers = _Handlers(Metrics(enabled=False))
+    handlers = _Handlers(Metrics(enabled=False), config.max_streams)
     interceptors = [_BearerAuth(config.auth_token)] if config.auth_token else []
     server = grpc.aio.server(options=_server_options(config), interceptors=interceptors)
     server.add_generic_rpc_handlers((handlers.generic_handler(),))
@@ -247,14 +295,17 @@ async def run_server(
     executor = ThreadPoolExecutor(config.threads, thread_name_prefix="env") if config.threads else None
     env: Environment | None = None
     sweeper: asyncio.Task | None = None
+    metrics_http = None
     try:
         env = await asyncio.to_thread(env_factory)  # health stays NOT_SERVING while data loads
         name = env.describe().name
         metrics = Metrics(metrics_on, name)
         if metrics_port is not None:
-            metrics.serve(metrics_port + (worker_index or 0), config.host)
+            metrics_http = metrics.serve(metrics_port + (worker_index or 0), config.host, config.auth_token)
         prefix = f"w{worker_index}-" if worker_index is not None else ""
-        handlers.service = service_cls(env, config.limits, executor=executor, metrics=metrics, session_prefix=prefix)
+        # Replies are checked against the send limit before a step counts (a reply over it would be lost).
+        limits = replace(config.limits, max_reply_bytes=config.max_message_bytes - 4096)
+        handlers.service = service_cls(env, limits, executor=executor, metrics=metrics, session_prefix=prefix)
         handlers.metrics = metrics
         if worker_index is not None:  # GetInfo says which process answered, so clients can reach every one
             handlers.service.get_info().worker.MergeFrom(pb.Worker(index=worker_index, count=config.workers))
@@ -267,14 +318,34 @@ async def run_server(
         await stop.wait()
     finally:
         log.info("draining (grace %.0f s)", config.grace_seconds)
+        deadline = asyncio.get_running_loop().time() + config.grace_seconds
+        for service_name in ("", SERVICE_NAME):
+            await health.set(service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if handlers.service is not None:
+            await _drain(handlers.service, deadline)
         await health.enter_graceful_shutdown()
         if sweeper is not None:
             sweeper.cancel()
-        await server.stop(config.grace_seconds)
+        await server.stop(max(deadline - asyncio.get_running_loop().time(), 0.5))
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        if handlers.service is not None:
+            handlers.service.shutdown()
+        if metrics_http is not None:
+            metrics_http.shutdown()
         if env is not None:
             env.close()
+
+
+async def _drain(service: EnvService, deadline: float) -> None:
+    """Refuse new episodes (UNAVAILABLE sends them to other replicas) and let open ones finish, until the
+    grace period ends: stopping the server at once would abort every unary episode at its next Step."""
+    service.draining = True
+    loop = asyncio.get_running_loop()
+    while len(service.sessions) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if len(service.sessions):
+        log.info("grace period over with %d sessions open", len(service.sessions))
 
 
 async def _sweep(service: EnvService, every: float) -> None:

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,6 +22,8 @@ from gymwire.env_servers.sdk.sessions import Session, SessionStore
 from gymwire.v1 import environment_pb2 as pb
 
 PROTOCOL_VERSION = "1.0"
+# An env call that runs longer than this on the event loop moves env code to a thread for good.
+INLINE_BUDGET_SECONDS = 0.05
 log = logging.getLogger("gymwire.server")
 T = TypeVar("T")
 
@@ -66,12 +68,34 @@ class EnvService:
         self.sessions = SessionStore(limits.max_sessions, limits.session_ttl_seconds, session_prefix)
         self.metrics = metrics or Metrics(enabled=False)
         self._executor = executor
+        self._own_executor: ThreadPoolExecutor | None = None
+        self.draining = False  # set on shutdown: open episodes continue, new ones are refused
         self._info = self._build_info()
 
     async def _run(self, fn: Callable[..., T], *args) -> T:
         if self._executor is None:
-            return fn(*args)
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                if time.perf_counter() - started > INLINE_BUDGET_SECONDS:
+                    self._move_off_the_loop()
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _move_off_the_loop(self) -> None:
+        # Env code on the event loop is fastest for quick envs, but a slow call there stalls health checks
+        # and every other session. One thread keeps the env's calls one at a time, as on the loop.
+        log.warning(
+            "an environment call took over %.0f ms on the event loop; env code runs in a thread from now on "
+            "(serve with --threads N to start that way)",
+            INLINE_BUDGET_SECONDS * 1000,
+        )
+        self._executor = self._own_executor = ThreadPoolExecutor(1, thread_name_prefix="env")
+
+    def shutdown(self) -> None:
+        """Stop the thread this service started for a slow environment, if any."""
+        if self._own_executor is not None:
+            self._own_executor.shutdown(wait=False, cancel_futures=True)
 
     def _build_info(self) -> pb.GetInfoResponse:
         d = self.description
@@ -146,6 +170,8 @@ class EnvService:
         raise ServiceError.invalid_argument("Reset needs a task_id or a sample")
 
     async def reset(self, request: pb.ResetRequest) -> tuple[Session, pb.ResetResponse]:
+        if self.draining:
+            raise ServiceError.unavailable("server is shutting down; start the episode on another replica")
         task = self._resolve_task(request)
         d = self.description
         max_turns = request.options.max_turns or d.default_max_turns
