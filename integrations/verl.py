@@ -1,0 +1,221 @@
+"""gymwire servers as environments of verl (0.9): an agent loop, its datasets, and a stage launcher.
+
+verl runs one agent loop per sample on its AgentLoopWorkers; the loop asks verl's server manager
+(`LLMServerClient.generate`: token ids in, token ids and log-probs out, routed to verl's vLLM or
+SGLang replicas) for each turn. `GymwireAgentLoop` (registered as `gymwire_agent`) plays one gymwire
+episode per sample with gymwire's own episode loop, so the conversation is token-exact, and returns
+verl's `AgentLoopOutput`:
+
+- `prompt_ids`: the conversation up to the model's first turn;
+- `response_ids`: everything after it, `response_mask` 1 exactly on the tokens the model sampled
+  (the environment's replies and the template's framing are 0), `response_logprobs` the sampler's;
+- `reward_score`: the episode's return, as the server scored it; `num_turns`: the chat's messages.
+
+An episode that infrastructure aborts (its server died, its session was lost) is played again on
+another replica (`abort_retries`). If it still cannot be played its response mask is all 0 (none of
+its tokens is trained on) and `extra_fields["gymwire_aborted"]` is 1; verl's GRPO has no way to leave
+one sample out of its group's baseline, so its reward there is 0.0 - give every environment more
+than one replica in verl runs.
+
+Which servers: the agent-loop YAML (`actor_rollout_ref.rollout.agent.agent_loop_config_path`) names
+them, e.g.
+
+    - name: gymwire_agent
+      _target_: gymwire.integrations.verl.GymwireAgentLoop
+      servers: {webshop: ["webshop-0:50051", "webshop-1:50051"], textcraft: ["textcraft:50051"]}
+
+Which tasks: each dataset row (`write_stage_datasets`) names its task and environment settings in
+`extra_info.gymwire`. `python -m gymwire.integrations.verl` turns a gymwire run config's stages into
+those datasets and successive verl runs (see `launch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from verl.experimental.agent_loop.agent_loop import (
+    AgentLoopBase,
+    AgentLoopMetrics,
+    AgentLoopOutput,
+    _agent_loop_registry,
+)
+
+from gymwire.client import EnvPool
+from gymwire.trainer.policy.base import Policy, WeightsSource
+from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.sequence import end_of_turn_ids
+from gymwire.trainer.types import Generation, SamplingParams, Trajectory
+
+from .episodes import episode_tokens, parse_task_key
+
+AGENT_NAME = "gymwire_agent"
+
+
+class ServerManagerPolicy(Policy):
+    """verl's server manager as a gymwire policy: each turn is one `generate` call, routed by verl
+    (sticky per episode, so a replica's prefix cache holds the conversation)."""
+
+    def __init__(self, server_manager: Any, tokenizer: Any, sampling_params: Mapping[str, Any], request_id: str):
+        self.server_manager = server_manager
+        self.tokenizer = tokenizer
+        self.name = "verl"
+        self.stop_token_ids = end_of_turn_ids(tokenizer)
+        self.sampling_params = dict(sampling_params)
+        self.request_id = request_id
+
+    async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
+        self.check_request(prompt_ids, params)
+        if params.max_new_tokens < 1:
+            return Generation(token_ids=[], logprobs=[], text="", finish_reason="length")
+        sampling = {**self.sampling_params, "max_tokens": params.max_new_tokens, "stop_token_ids": self.stop_token_ids}
+        output = await self.server_manager.generate(
+            request_id=self.request_id, prompt_ids=list(prompt_ids), sampling_params=sampling
+        )
+        ids = list(output.token_ids)
+        logprobs = list(output.log_probs) if output.log_probs else [0.0] * len(ids)
+        return self.make_generation(ids, logprobs, params.max_new_tokens)
+
+    def update_weights(self, source: WeightsSource) -> None:
+        raise NotImplementedError("verl syncs its rollout replicas' weights itself")
+
+
+class _Pools:
+    """One connected EnvPool per server list and event loop, shared by every agent loop of a
+    worker: verl builds a new agent loop object per sample, connections must outlive them."""
+
+    def __init__(self) -> None:
+        # Per event loop (a pool's channels belong to the loop that opened them), forgotten with it.
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, ...], EnvPool]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    async def get(self, addresses: Sequence[str]) -> EnvPool:
+        loop = asyncio.get_running_loop()
+        pools = self._pools.setdefault(loop, {})
+        async with self._locks.setdefault(loop, asyncio.Lock()):
+            if tuple(addresses) not in pools:
+                pools[tuple(addresses)] = await EnvPool(addresses).connect()
+        return pools[tuple(addresses)]
+
+
+_POOLS = _Pools()
+
+
+def _addresses(servers: Any) -> list[str]:
+    """`servers` as the YAML gives it: a list of addresses, or environment -> address(es)."""
+    if isinstance(servers, str):
+        return [servers]
+    if isinstance(servers, Mapping):
+        found: list[str] = []
+        for value in servers.values():
+            found.extend([value] if isinstance(value, str) else list(value))
+        return found
+    return [str(a) for a in servers]
+
+
+def episode_settings(spec: Mapping[str, Any]) -> EnvSettings:
+    """A row's `extra_info.gymwire` turn limit and action-list switch."""
+    return EnvSettings(
+        max_turns=int(spec.get("max_turns", 0) or 0), show_valid_actions=bool(spec.get("show_valid_actions", False))
+    )
+
+
+class GymwireAgentLoop(AgentLoopBase):
+    """One gymwire episode per verl sample (see the module's docstring)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        servers: Any = None,
+        max_turn_tokens: int = 0,
+        abort_retries: int = 2,
+        system_prompt: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if not servers:
+            raise ValueError(f"the {AGENT_NAME} agent loop needs `servers` in its agent-loop config")
+        self.addresses = _addresses(servers)
+        self.abort_retries = int(abort_retries)
+        self.system_prompt = system_prompt
+        self.prompt_length = int(self.rollout_config.prompt_length)
+        self.response_length = int(self.rollout_config.response_length)
+        # New tokens per turn (0: the whole response budget); the episode's total is bounded by
+        # prompt_length + response_length either way.
+        self.max_turn_tokens = int(max_turn_tokens) or self.response_length
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        spec = dict((kwargs.get("extra_info") or {}).get("gymwire") or {})
+        ref = parse_task_key(spec.get("task") or _last_message(kwargs.get("raw_prompt")))
+        pool = await _POOLS.get(self.addresses)
+        policy = ServerManagerPolicy(self.server_manager, self.tokenizer, sampling_params, uuid.uuid4().hex)
+        config = RolloutConfig(
+            sampling=SamplingParams(
+                max_new_tokens=self.max_turn_tokens,
+                temperature=float(sampling_params.get("temperature", 1.0)),
+                top_p=float(sampling_params.get("top_p", 1.0)),
+            ),
+            max_total_tokens=self.prompt_length + self.response_length,
+            abort_retries=self.abort_retries,
+            system_prompt=self.system_prompt,
+        )
+        engine = RolloutEngine(pool, policy, config, {ref.env: episode_settings(spec)})
+        started = time.perf_counter()
+        trajectory = await engine.episode(ref, group_id=str(kwargs.get("uid", "")))
+        output = agent_loop_output(
+            trajectory, self.response_length, filler_id=policy.stop_token_ids[0], started=started
+        )
+        output.prompt_ids = self._cap_text_prompt_length(
+            output.prompt_ids
+        )  # as verl's own loops: at most prompt_length
+        return output
+
+
+# Registered under its name unless an agent-loop YAML already did (with the servers): verl imports this
+# module while instantiating that YAML's entry, and verl's `register` would overwrite the entry.
+_agent_loop_registry.setdefault(AGENT_NAME, {"_target_": f"{__name__}.GymwireAgentLoop"})
+
+
+def agent_loop_output(
+    trajectory: Trajectory, response_length: int, *, filler_id: int, started: float
+) -> AgentLoopOutput:
+    """verl's output for one episode; the response is cut at `response_length` as verl's own loops do."""
+    tokens = episode_tokens(trajectory, filler_id)
+    generate_s = sum(s.generate_s for s in trajectory.steps)
+    step_s = sum(s.step_s for s in trajectory.steps)
+    return AgentLoopOutput(
+        prompt_ids=tokens.prompt_ids,
+        response_ids=tokens.response_ids[:response_length],
+        response_mask=tokens.response_mask[:response_length],
+        response_logprobs=tokens.response_logprobs[:response_length],
+        reward_score=0.0 if tokens.reward is None else float(tokens.reward),
+        num_turns=len(trajectory.messages),
+        metrics=AgentLoopMetrics(generate_sequences=generate_s, tool_calls=step_s),
+        extra_fields={
+            "gymwire_aborted": int(tokens.aborted),
+            "gymwire_success": int(trajectory.success),
+            "gymwire_env": trajectory.env,
+            "turn_scores": [s.reward for s in trajectory.steps],
+            "tool_rewards": [],
+            "gymwire_seconds": time.perf_counter() - started,
+        },
+    )
+
+
+def _last_message(raw_prompt: Any) -> str:
+    if isinstance(raw_prompt, str):
+        return raw_prompt
+    messages: Iterable[Any] = raw_prompt if raw_prompt is not None else []
+    contents = [m.get("content", "") for m in messages if isinstance(m, Mapping)]
+    if not contents:
+        raise ValueError("a gymwire sample needs extra_info.gymwire.task or a prompt holding the task key")
+    return str(contents[-1])
+
+
+__all__ = ["AGENT_NAME", "GymwireAgentLoop", "ServerManagerPolicy", "TaskRef", "agent_loop_output"]
