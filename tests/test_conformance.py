@@ -78,6 +78,28 @@ class NonDeterministicReset(EnvService):
         return session, response
 
 
+class NonFiniteRewards(EnvService):
+    async def step(self, request):
+        obs = pb.Observation()
+        obs.CopyFrom(await super().step(request))
+        obs.reward = float("nan")
+        return obs
+
+
+class PagesOverTheMessageLimit(EnvService):
+    def list_tasks(self, request):
+        reply = super().list_tasks(request)
+        reply.tasks[0].metadata["notes"] = "x" * (5 * 1024 * 1024)
+        return reply
+
+
+class EchoesWholeIds(EnvService):
+    async def step(self, request):
+        if len(request.session_id) > 1000:
+            raise ServiceError.not_found(f"unknown session {request.session_id!r}")
+        return await super().step(request)
+
+
 BROKEN = [
     (StepsTwice, "duplicate step_index"),
     (WrongCodeForUnknownSession, "unknown session is NOT_FOUND"),
@@ -85,6 +107,9 @@ BROKEN = [
     (CloseAlwaysOpen, "Close is idempotent"),
     (NoCapacityLimit, "beyond capacity"),
     (NonDeterministicReset, "same first observation"),
+    (NonFiniteRewards, "finite number"),
+    (PagesOverTheMessageLimit, "4 MiB"),
+    (EchoesWholeIds, "errors stay short"),
 ]
 
 

@@ -7,6 +7,7 @@ a server in any language is judged by the wire alone) and raises `Violation` wit
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
 
 SERVICE = "gymwire.v1.EnvironmentService"
+DEFAULT_MESSAGE_LIMIT = 4 * 1024 * 1024  # gRPC's default for received messages, which most clients keep
 
 
 class Violation(AssertionError):
@@ -272,6 +274,31 @@ def _oversized(p: Probe) -> None:
     check(o.turn == 1, f"after a rejected oversized step, the next step reports turn {o.turn}, not 1")
 
 
+@rule("replies fit the default 4 MiB message limit, and errors stay short whatever the input")
+def _reply_sizes(p: Probe) -> None:
+    # A reply or an error over gRPC's default limits reaches the client as a transport failure
+    # (RESOURCE_EXHAUSTED), never as the answer: pages must shrink and messages must cut input short.
+    check(p.info.ByteSize() <= DEFAULT_MESSAGE_LIMIT, f"GetInfo is {p.info.ByteSize()} bytes")
+    page = p.call("ListTasks", pb.ListTasksRequest(page_size=2**31 - 1))
+    check(page.ByteSize() <= DEFAULT_MESSAGE_LIMIT, f"a ListTasks page of {page.ByteSize()} bytes")
+    check(bool(page.tasks), "ListTasks with the largest page_size returned no task")
+    options = {"include_valid_actions": True} if p.info.features.provides_valid_actions else {}
+    first = p.reset(**options)
+    size = first.ByteSize()
+    check(size <= DEFAULT_MESSAGE_LIMIT, f"a ResetResponse of {size} bytes")
+    huge = "z" * 30_000
+    calls = [
+        ("Step", pb.StepRequest(session_id=huge, action=NONSENSE), grpc.StatusCode.NOT_FOUND),
+        ("Reset", pb.ResetRequest(task_id=huge), grpc.StatusCode.INVALID_ARGUMENT),
+        ("ListTasks", pb.ListTasksRequest(page_token=huge), grpc.StatusCode.INVALID_ARGUMENT),
+    ]
+    for method, request, code in calls:
+        error = p.expect_code(code, method, request, f"{method} with a 30,000-character id")
+        check(len(error.details()) <= 4096, f"{method}'s error repeats {len(error.details())} characters of input")
+    filtered = p.call("ListTasks", pb.ListTasksRequest(split="s" * 100_000, page_size=1))
+    check(not filtered.tasks, "ListTasks with a 100 KB split that no task has returned tasks")
+
+
 @rule("non-UTF-8 action bytes are rejected or invalid, and the session survives")
 def _non_utf8(p: Probe) -> None:
     sid = p.reset(max_turns=p.info.features.max_turns_limit).session_id
@@ -350,6 +377,22 @@ def _reward_range(p: Probe) -> None:
     for i in range(3):
         o = p.step(sid, NONSENSE, i)
         check(f.reward_min <= o.reward <= f.reward_max, f"reward {o.reward} outside [{f.reward_min}, {f.reward_max}]")
+        if o.terminated or o.truncated:
+            break
+
+
+@rule("every reward is a finite number")
+def _finite_rewards(p: Probe) -> None:
+    # One NaN or infinite reward makes a whole GRPO group's advantages NaN; a server must never send one.
+    f = p.info.features
+    sid = p.reset(max_turns=f.max_turns_limit).session_id
+    for i in range(min(f.max_turns_limit, 20)):
+        action = NONSENSE
+        if f.provides_expert:
+            expert = p.call("ExpertAction", pb.ExpertActionRequest(session_id=sid))
+            action = expert.action if expert.provided else NONSENSE
+        o = p.step(sid, action, i)
+        check(math.isfinite(o.reward), f"step {i} sent the reward {o.reward}")
         if o.terminated or o.truncated:
             break
 
