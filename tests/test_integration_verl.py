@@ -225,3 +225,43 @@ def test_episodes_of_a_killed_lone_server_are_aborted_never_trained(replica, tmp
     for _, _, mask, reward in _sequences(output):
         assert set(mask) == {0}  # no token of an aborted episode is trained on
         assert reward == 0.0
+
+
+def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp_path, capsys):
+    from datasets import Dataset
+    from hydra import compose, initialize_config_dir
+
+    from gymwire.integrations.verl_stages import main
+
+    with LocalServer("textcraft") as server:
+        run = {
+            "envs": {"textcraft": server.address},
+            "seed": 5,
+            "rollout": {"group_size": 2, "batch_tasks": 2},
+            "stages": [
+                {"name": "easy", "steps": 2, "mix": [{"env": "textcraft", "difficulty": "easy", "max_turns": 5}]},
+                {"name": "hard", "steps": 1, "mix": [{"env": "textcraft", "difficulty": "hard", "max_turns": 9}]},
+            ],
+        }
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+        example = ROOT / "examples" / "verl" / "gymwire_grpo.yaml"
+        argv = ["--config", str(tmp_path / "run.yaml"), "--verl-config", str(example), "--out", str(tmp_path / "out")]
+        assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    first = Dataset.from_parquet(str(tmp_path / "out" / "stage-1-easy.parquet")).to_list()
+    second = Dataset.from_parquet(str(tmp_path / "out" / "stage-2-hard.parquet")).to_list()
+    assert len(first) == 4 and len(second) == 6  # steps x tasks per step, earlier stages' rows first
+    assert second[:4] == first  # verl resumes its data loader at the next stage's first row
+    assert {r["extra_info"]["gymwire"]["max_turns"] for r in second[4:]} == {9}
+    assert all(r["agent_name"] == AGENT_NAME for r in second)
+    loops = yaml.safe_load((tmp_path / "out" / "agent_loops.yaml").read_text())
+    assert loops[0]["servers"] == {"textcraft": [server.address]}
+    commands = [line.strip() for line in printed.splitlines() if "verl.trainer.main_ppo" in line]
+    assert len(commands) == 2
+    overrides = [a for a in commands[1].split() if "=" in a and not a.startswith("--config")]
+    with initialize_config_dir(config_dir=str(example.parent), version_base=None):
+        config = compose(config_name=example.stem, overrides=overrides)  # every key exists in verl's schema
+    assert config.trainer.total_training_steps == 3
+    assert config.actor_rollout_ref.rollout.n == 2 and config.data.train_batch_size == 2
+    assert config.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
+    assert config.algorithm.adv_estimator == "grpo" and config.trainer.resume_mode == "auto"
