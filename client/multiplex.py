@@ -35,6 +35,9 @@ class Multiplexer:
         self.supported = True  # False once the server answered UNIMPLEMENTED (an older server)
         self._call: Any = None
         self._outbox: list[pb.MultiplexOp] = []
+        # Closes and Resets go first in a message: a new episode waits behind no step, and the sessions it
+        # replaces are freed before it starts (a server at capacity then takes it).
+        self._starts: list[pb.MultiplexOp] = []
         self._waiters: dict[int, deque[_Waiter]] = {}
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
@@ -70,7 +73,8 @@ class Multiplexer:
         if waiters is None:
             waiters = self._waiters[op.slot] = deque()
         waiters.append((future, deadline))
-        self._outbox.append(op)
+        starts = op.HasField("reset") or op.HasField("close")  # a new slot's first op, or a slot's last
+        (self._starts if starts else self._outbox).append(op)
         assert self._wake is not None
         self._wake.set()  # the writer runs after every coroutine ready now has queued its operation
 
@@ -88,8 +92,9 @@ class Multiplexer:
             while call is self._call:
                 await wake.wait()
                 wake.clear()
-                if self._outbox and call is self._call:
-                    ops, self._outbox = self._outbox, []
+                if (self._outbox or self._starts) and call is self._call:
+                    ops = self._starts + self._outbox if self._starts else self._outbox
+                    self._starts, self._outbox = [], []
                     await call.write(pb.MultiplexRequest(ops=ops))
 
     async def _read(self, call: Any) -> None:
@@ -121,7 +126,7 @@ class Multiplexer:
         if call is not self._call:
             return
         self._call = None
-        waiters, self._waiters, self._outbox = self._waiters, {}, []
+        waiters, self._waiters, self._outbox, self._starts = self._waiters, {}, [], []
         for queue in waiters.values():
             for future, _ in queue:
                 if future is not None and not future.done():
