@@ -6,38 +6,19 @@ styles; the sync wrapper costs tens of microseconds per call, which scripts and 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from gymwire.client.aio import AsyncEnvClient, AsyncEpisode
 from gymwire.client.connection import ChannelOptions
+from gymwire.client.loop_thread import LoopThread
 from gymwire.v1 import environment_pb2 as pb
-
-T = TypeVar("T")
-
-
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="gymwire-client", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
 
 
 class EnvClient:
     """`EnvClient("127.0.0.1:50051").reset(task_id).step("Action: ...")`."""
 
     def __init__(self, address: str, options: ChannelOptions | None = None):
-        self._loop = _LoopThread()
+        self._loop = LoopThread()
         self._client: AsyncEnvClient = self._loop.run(_make_client(address, options))
         self.address = address
 
@@ -57,7 +38,7 @@ class EnvClient:
 
     def close(self) -> None:
         self._loop.run(self._client.close())
-        self._loop.stop()
+        self._loop.close()
 
     def __enter__(self) -> EnvClient:
         return self
@@ -71,7 +52,7 @@ async def _make_client(address: str, options: ChannelOptions | None) -> AsyncEnv
 
 
 class Episode:
-    def __init__(self, loop: _LoopThread, episode: AsyncEpisode):
+    def __init__(self, loop: LoopThread, episode: AsyncEpisode):
         self._loop = loop
         self._episode = episode
 

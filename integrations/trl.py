@@ -35,12 +35,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gymwire.client import ChannelOptions, EnvPool
+from gymwire.client.loop_thread import LoopThread
 from gymwire.trainer.policy.base import Policy
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, RolloutStats, TaskRef
 from gymwire.trainer.types import SamplingParams
 
 from .episodes import EpisodeTokens, check_single_sequence, episode_tokens, parse_task_key, task_key
-from .loop_thread import LoopThread
 
 log = logging.getLogger("gymwire.integrations.trl")
 

@@ -1,7 +1,6 @@
-"""An event loop on its own thread, for trainers whose rollout hook is a plain function.
-
-gRPC's asyncio channels and the policy's micro-batcher belong to the loop they were first used on,
-so every episode of a training run must run on one loop that outlives each call: this one.
+"""An event loop on its own thread, for blocking callers of asyncio code (the sync client, trainers
+whose rollout hook is a plain function). gRPC's asyncio channels belong to the loop they were first
+used on, so every call of one client must run on one loop that outlives each call: this one.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    def __init__(self, name: str = "gymwire-episodes") -> None:
+    def __init__(self, name: str = "gymwire-client") -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
