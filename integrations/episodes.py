@@ -9,7 +9,9 @@ framing sit inside the response with mask 0, so they are never trained on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gymwire.trainer.rollout import EnvSettings, TaskRef
 from gymwire.trainer.types import Trajectory
@@ -40,6 +42,25 @@ def check_single_sequence(settings: EnvSettings) -> None:
     context that is not a prefix of that sequence) cannot be expressed."""
     if settings.history_turns is not None:
         raise ValueError("history_turns is not supported here: an external trainer trains one sequence per episode")
+
+
+def server_addresses(servers: Any) -> list[str]:
+    """`servers` as the YAML gives it: a list of addresses, or environment -> address(es)."""
+    if isinstance(servers, str):
+        return [servers]
+    if isinstance(servers, Mapping):
+        found: list[str] = []
+        for value in servers.values():
+            found.extend([value] if isinstance(value, str) else list(value))
+        return found
+    return [str(a) for a in servers]
+
+
+def episode_settings(spec: Mapping[str, Any]) -> EnvSettings:
+    """A row's `extra_info.gymwire` turn limit and action-list switch."""
+    return EnvSettings(
+        max_turns=int(spec.get("max_turns", 0) or 0), show_valid_actions=bool(spec.get("show_valid_actions", False))
+    )
 
 
 @dataclass(frozen=True)

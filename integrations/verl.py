@@ -47,11 +47,11 @@ from verl.experimental.agent_loop.agent_loop import (
 
 from gymwire.client import EnvPool
 from gymwire.trainer.policy.base import Policy, WeightsSource
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.rollout import RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.sequence import end_of_turn_ids
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
 
-from .episodes import episode_tokens, parse_task_key
+from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
 
 AGENT_NAME = "gymwire_agent"
 
@@ -107,25 +107,6 @@ class _Pools:
 _POOLS = _Pools()
 
 
-def _addresses(servers: Any) -> list[str]:
-    """`servers` as the YAML gives it: a list of addresses, or environment -> address(es)."""
-    if isinstance(servers, str):
-        return [servers]
-    if isinstance(servers, Mapping):
-        found: list[str] = []
-        for value in servers.values():
-            found.extend([value] if isinstance(value, str) else list(value))
-        return found
-    return [str(a) for a in servers]
-
-
-def episode_settings(spec: Mapping[str, Any]) -> EnvSettings:
-    """A row's `extra_info.gymwire` turn limit and action-list switch."""
-    return EnvSettings(
-        max_turns=int(spec.get("max_turns", 0) or 0), show_valid_actions=bool(spec.get("show_valid_actions", False))
-    )
-
-
 class GymwireAgentLoop(AgentLoopBase):
     """One gymwire episode per verl sample (see the module's docstring)."""
 
@@ -141,7 +122,7 @@ class GymwireAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         if not servers:
             raise ValueError(f"the {AGENT_NAME} agent loop needs `servers` in its agent-loop config")
-        self.addresses = _addresses(servers)
+        self.addresses = server_addresses(servers)
         self.abort_retries = int(abort_retries)
         self.system_prompt = system_prompt
         self.prompt_length = int(self.rollout_config.prompt_length)

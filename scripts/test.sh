@@ -2,7 +2,7 @@
 # Install everything the tests need into ./.venv, check the protocol artefacts, lint, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh "all,train,vllm,trl,verl,dev"
+scripts/setup-venv.sh "all,train,vllm,trl,verl,skyrl,dev"
 . .venv/bin/activate
 python protos/generate.py --check
 (cd protos && buf lint)
