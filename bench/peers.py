@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -572,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sessions = [1, 64] if args.sessions == p.get_default("sessions") else sessions
         duration, warmup, reps = 2.0, 0.5, 1
+    # SIGTERM unwinds like Ctrl-C, so the servers and client processes of the point under way are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine = _machine()
     machine["load_average_before"] = os.getloadavg()
     points = plan(sessions, variants, not args.no_two_clients, not args.no_workers)

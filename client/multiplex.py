@@ -17,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from gymwire.client.connection import EpisodeAborted, GymwireError, call_error
+from gymwire.client.connection import ABORTING_CODES, EpisodeAborted, GymwireError
 from gymwire.v1 import environment_pb2 as pb
 
 if TYPE_CHECKING:
     from gymwire.client.aio import AsyncEnvClient
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+# Operations per message at most this many bytes: far below gRPC's default 4 MiB receive limit, however
+# many episodes share the stream and however long their turns are.
+MESSAGE_BUDGET = 1 << 20
 _Waiter = tuple["asyncio.Future[pb.MultiplexResult] | None", float]  # None: a result nobody waits for
 
 
@@ -95,7 +98,8 @@ class Multiplexer:
                 if (self._outbox or self._starts) and call is self._call:
                     ops = self._starts + self._outbox if self._starts else self._outbox
                     self._starts, self._outbox = [], []
-                    await call.write(pb.MultiplexRequest(ops=ops))
+                    for chunk in _chunks(ops, MESSAGE_BUDGET):
+                        await call.write(pb.MultiplexRequest(ops=chunk))
 
     async def _read(self, call: Any) -> None:
         failure: GymwireError
@@ -115,8 +119,10 @@ class Multiplexer:
                         del waiters[result.slot]
                     if future is not None and not future.done():
                         future.set_result(result)
-        except grpc.RpcError as exc:  # UNIMPLEMENTED or a refused token stay plain errors: no episode can run
-            failure = call_error(exc.code(), exc.details() or "", self.client.address, "step")
+        except grpc.RpcError as exc:
+            code = exc.code()
+            cls = GymwireError if code == grpc.StatusCode.UNIMPLEMENTED else EpisodeAborted
+            failure = cls(code, exc.details() or "Multiplex stream failed", self.client.address)
         except asyncio.CancelledError:
             failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address)
         self._fail_all(call, failure)
@@ -176,8 +182,23 @@ class MultiplexTransport:
         result = await self.multiplexer.submit(pb.MultiplexOp(slot=self.slot, **{op: request}), timeout)
         if result.WhichOneof("result") == "error":
             code = _STATUS_BY_NUMBER.get(result.error.code, grpc.StatusCode.UNKNOWN)
-            raise call_error(code, result.error.message, self.multiplexer.client.address, op)
+            cls = EpisodeAborted if code in ABORTING_CODES and op != "reset" else GymwireError
+            raise cls(code, result.error.message, self.multiplexer.client.address)
         return getattr(result, op)
 
     async def end(self) -> None:
         return None
+
+
+def _chunks(items: list[Any], budget: int) -> list[list[Any]]:
+    """Consecutive runs of `items` of at most `budget` serialized bytes each (an oversized item alone)."""
+    chunks: list[list[Any]] = [[]]
+    size = 0
+    for item in items:
+        n = item.ByteSize() + 8  # the field's tag and length
+        if size + n > budget and chunks[-1]:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += n
+    return chunks

@@ -13,6 +13,7 @@ from gymwire.client.aio import AsyncEnvClient
 from gymwire.client.multiplex import MultiplexTransport
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.reference import GuessEnvironment
+from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue
 from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.sdk.metrics import Metrics
 from gymwire.env_servers.sdk.server import ServerConfig, _Handlers
@@ -146,7 +147,7 @@ def test_the_pool_spreads_episodes_over_every_worker() -> None:
 
         async def main() -> Counter[str]:
             async with EnvPool([server.address]) as pool:
-                assert sorted(c._info.worker.index for c in pool.replicas["guess"] if c._info) == [0, 1]
+                assert sorted([(await c.info()).worker.index for c in pool.replicas["guess"]]) == [0, 1]
                 episodes = [await pool.reset("guess", "test-hard-1", multiplex=True) for _ in range(16)]
                 shares = Counter(e.session_id.partition("-")[0] for e in episodes)
                 await asyncio.gather(*(e.step("guess 50") for e in episodes))
@@ -170,3 +171,39 @@ def test_multiplex_results_of_a_raw_stream_keep_each_slots_order(guess_server) -
     assert [r.WhichOneof("result") for r in slot7] == ["reset", "step", "step", "step"]
     assert [r.step.observation.turn for r in slot7[1:]] == [1, 2, 3]
     assert [r.WhichOneof("result") for r in results if r.slot == 8] == ["error"]
+
+
+class _LongEcho(Episode):
+    def reset(self) -> str:
+        return "speak"
+
+    def step(self, text: str) -> StepOutcome:
+        return StepOutcome(text * 2)
+
+
+class LongEchoEnvironment(Environment):
+    """Observations twice as long as the turn: a few hundred sessions fill more than 4 MiB per turn."""
+
+    def describe(self) -> EnvDescription:
+        return EnvDescription("long-echo", "1.0.0", "echoes twice", "say anything", "any text")
+
+    def catalogue(self) -> TaskCatalogue:
+        return TaskCatalogue([Task("t", "train", "easy")])
+
+    def start(self, task: Task) -> Episode:
+        return _LongEcho()
+
+
+def test_a_turn_larger_than_the_message_limit_is_split_across_messages() -> None:
+    sessions, turn = 400, "x" * 8000  # 3.2 MB of turns up, 6.4 MB of observations down, per turn
+    with BackgroundServer(LongEchoEnvironment) as server:
+
+        async def main() -> None:
+            async with AsyncEnvClient(server.address) as client:
+                episodes = await asyncio.gather(*(client.reset("t", multiplex=True) for _ in range(sessions)))
+                for _ in range(2):
+                    observations = await asyncio.gather(*(e.step(turn) for e in episodes))
+                    assert all(o.text == turn * 2 for o in observations)
+                await asyncio.gather(*(e.close() for e in episodes))
+
+        asyncio.run(main())
