@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from gymwire.client.connection import ABORTING_CODES, EpisodeAborted, GymwireError
+from gymwire.client.connection import EpisodeAborted, GymwireError, call_error
 from gymwire.v1 import environment_pb2 as pb
 
 if TYPE_CHECKING:
@@ -119,10 +119,8 @@ class Multiplexer:
                         del waiters[result.slot]
                     if future is not None and not future.done():
                         future.set_result(result)
-        except grpc.RpcError as exc:
-            code = exc.code()
-            cls = GymwireError if code == grpc.StatusCode.UNIMPLEMENTED else EpisodeAborted
-            failure = cls(code, exc.details() or "Multiplex stream failed", self.client.address)
+        except grpc.RpcError as exc:  # UNIMPLEMENTED or a refused token stay plain errors: no episode can run
+            failure = call_error(exc.code(), exc.details() or "", self.client.address, "step")
         except asyncio.CancelledError:
             failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address)
         self._fail_all(call, failure)
@@ -182,8 +180,7 @@ class MultiplexTransport:
         result = await self.multiplexer.submit(pb.MultiplexOp(slot=self.slot, **{op: request}), timeout)
         if result.WhichOneof("result") == "error":
             code = _STATUS_BY_NUMBER.get(result.error.code, grpc.StatusCode.UNKNOWN)
-            cls = EpisodeAborted if code in ABORTING_CODES and op != "reset" else GymwireError
-            raise cls(code, result.error.message, self.multiplexer.client.address)
+            raise call_error(code, result.error.message, self.multiplexer.client.address, op)
         return getattr(result, op)
 
     async def end(self) -> None:
