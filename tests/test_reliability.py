@@ -23,7 +23,7 @@ from gymwire.env_servers.sdk.server import ServerConfig
 from gymwire.env_servers.sdk.service import ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
-from tests.faulty_env import FaultyEnvironment
+from bench.faulty_env import FaultyEnvironment
 
 
 @pytest.fixture(scope="module")

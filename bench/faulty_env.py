@@ -1,8 +1,8 @@
 """The reference game with faults an environment author can write by mistake, triggered by the action text.
 
 `nan` / `inf`: a non-finite reward; `badinfo`: an info value a protobuf Struct cannot hold; `huge`: an
-observation over the message-size limit; `slow <seconds>`: a step that takes that long; `huge-actions`:
-a valid-actions list over the limit. Anything else plays the ordinary game.
+observation over the message-size limit; `slow <seconds>`: a step that takes that long. Anything else
+plays the ordinary game. Used by the fault benchmark (bench/faults.py) and the reliability tests.
 """
 
 from __future__ import annotations
