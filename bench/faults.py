@@ -10,6 +10,8 @@ Each scenario starts `gymwire serve` child processes on loopback ports and print
 - kill: two replicas, concurrent episodes through one EnvPool, kill -9 of one mid-rollout. Every
   episode is scored or aborted (retried once on the survivor, as the trainer does); never an error.
 - drain: two replicas, SIGTERM to one mid-rollout with a long --grace; its open episodes finish.
+- full: 1,000 concurrent episodes against a server that holds 200 sessions and streams: the rest are
+  back-pressure (the pool waits, then the episode is aborted as RESOURCE_EXHAUSTED), never an error.
 - nan: an environment that returns a NaN reward; the episode is aborted (INTERNAL), never scored.
 
     python -m bench.faults                           # the full barrage (about 2-4 minutes here)
@@ -383,6 +385,14 @@ async def drain(episodes: int) -> dict:
     return _rollout_row("SIGTERM drain", result, episodes, exit_code=code, drained_exit_s=exit_s)
 
 
+async def full(episodes: int, capacity: int) -> dict:
+    """More concurrent episodes than the server holds: the rest meet back-pressure, never an error."""
+    with LocalServer("guess", "--max-sessions", str(capacity), "--max-streams", str(capacity)) as server:
+        result = await _rollout([server.address], episodes, 0.05, lambda: None, fault_after=0.0)
+        crashed = server.proc.poll() is not None
+    return _rollout_row("over capacity", result, episodes, capacity=capacity, crashes=int(crashed))
+
+
 async def _nan_episodes(address: str, episodes: int) -> tuple[int, int, Counter]:
     scored, non_finite, codes = 0, 0, Counter()
     async with EnvPool([address]) as pool:
@@ -414,7 +424,7 @@ async def nan(episodes: int) -> dict:
     }
 
 
-SCENARIOS = ("barrage", "leak", "kill", "drain", "nan")
+SCENARIOS = ("barrage", "leak", "kill", "drain", "full", "nan")
 
 
 async def run(scale: float = 1.0, only: tuple[str, ...] = SCENARIOS, seed: int = 0) -> list[dict]:
@@ -428,6 +438,8 @@ async def run(scale: float = 1.0, only: tuple[str, ...] = SCENARIOS, seed: int =
         rows.append(await kill(n(200)))
     if "drain" in only:
         rows.append(await drain(n(100)))
+    if "full" in only:
+        rows.append(await full(n(1000), n(200)))
     if "nan" in only:
         rows.append(await nan(n(20)))
     return rows

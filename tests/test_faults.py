@@ -35,6 +35,13 @@ def test_sigterm_mid_rollout_lets_open_episodes_finish():
     assert row["scored"] == 40 and row["exit_code"] == 0
 
 
+def test_more_episodes_than_capacity_is_back_pressure_not_errors():
+    row = asyncio.run(faults.full(60, 10))
+    assert row["errors"] == 0, row["examples"]
+    assert row["scored"] + row["aborted"] == 60 and row["scored"] > 0
+    assert set(row["abort_codes"]) <= {"RESOURCE_EXHAUSTED"} and row["crashes"] == 0
+
+
 def test_a_nan_reward_is_never_scored():
     row = asyncio.run(faults.nan(10))
     assert row["scored"] == 0 and row["non_finite_rewards_received"] == 0
