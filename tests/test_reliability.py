@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.faulty_env import FaultyEnvironment
 from gymwire.client import ChannelOptions, EnvClient, EnvPool, EpisodeAborted, GymwireError
 from gymwire.env_servers.local import LocalServer, free_port
 from gymwire.env_servers.reference import GuessEnvironment
@@ -23,7 +24,6 @@ from gymwire.env_servers.sdk.server import ServerConfig
 from gymwire.env_servers.sdk.service import ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
-from bench.faulty_env import FaultyEnvironment
 
 
 @pytest.fixture(scope="module")
