@@ -150,11 +150,14 @@ class GymwireAgentLoop(AgentLoopBase):
         started = time.perf_counter()
         trajectory = await engine.episode(ref, group_id=str(kwargs.get("uid", "")))
         output = agent_loop_output(
-            trajectory, self.response_length, filler_id=policy.stop_token_ids[0], started=started
+            trajectory,
+            self.response_length,
+            filler_id=policy.stop_token_ids[0],
+            started=started,
+            retries=engine.stats.aborted_retried,
         )
-        output.prompt_ids = self._cap_text_prompt_length(
-            output.prompt_ids
-        )  # as verl's own loops: at most prompt_length
+        # As verl's own loops do: a prompt over rollout.prompt_length keeps its last tokens.
+        output.prompt_ids = self._cap_text_prompt_length(output.prompt_ids)
         return output
 
 
@@ -164,7 +167,7 @@ _agent_loop_registry.setdefault(AGENT_NAME, {"_target_": f"{__name__}.GymwireAge
 
 
 def agent_loop_output(
-    trajectory: Trajectory, response_length: int, *, filler_id: int, started: float
+    trajectory: Trajectory, response_length: int, *, filler_id: int, started: float, retries: int = 0
 ) -> AgentLoopOutput:
     """verl's output for one episode; the response is cut at `response_length` as verl's own loops do."""
     tokens = episode_tokens(trajectory, filler_id)
@@ -180,6 +183,7 @@ def agent_loop_output(
         metrics=AgentLoopMetrics(generate_sequences=generate_s, tool_calls=step_s),
         extra_fields={
             "gymwire_aborted": int(tokens.aborted),
+            "gymwire_retries": retries,  # attempts aborted by infrastructure and played again
             "gymwire_success": int(trajectory.success),
             "gymwire_env": trajectory.env,
             "turn_scores": [s.reward for s in trajectory.steps],

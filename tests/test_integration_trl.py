@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from gymwire.integrations.episodes import parse_task_key, task_key
 from gymwire.integrations.trl import GymwireRollout, episode_reward
 from gymwire.trainer.model import resolve_model
 from gymwire.trainer.rollout import EnvSettings, TaskRef
+from tests.conftest import kill_when
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "trl" / "grpo_gymwire.py"
 SETTINGS = {"textcraft": EnvSettings(max_turns=4)}
@@ -132,21 +131,9 @@ def test_env_mask_is_one_exactly_on_the_tokens_the_model_sampled(trainer, textcr
             assert observation.split("<|im_end|>")[0] in masked_text
 
 
-def _kill_after_first_generation(rollout: GymwireRollout, server: LocalServer) -> threading.Thread:
-    """Kill -9 the server once the policy has answered one batch: episodes are mid-flight."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            policy = rollout._policy
-            if policy is not None and getattr(policy, "batch_sizes", []):
-                server.proc.kill()
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+def _generating(rollout: GymwireRollout):
+    """True once the policy has started its first batch: every episode has reset and is mid-flight."""
+    return lambda: rollout._policy is not None and bool(getattr(rollout._policy, "batch_sizes", []))
 
 
 @pytest.mark.slow
@@ -155,7 +142,7 @@ def test_a_server_killed_mid_batch_leaves_its_episodes_unscored(trainer):
     rollout = GymwireRollout([server.address], max_turn_tokens=16, env_settings=SETTINGS, abort_retries=1)
     try:
         keys = rollout.task_keys("textcraft", difficulty="easy", limit=1)
-        watcher = _kill_after_first_generation(rollout, server)
+        watcher = kill_when(_generating(rollout), server)
         out = rollout([keys[0]] * 2, trainer)
         watcher.join()
     finally:
@@ -173,7 +160,7 @@ def test_episodes_of_a_killed_replica_are_replayed_on_the_other(trainer):
     rollout = GymwireRollout([first.address, second.address], max_turn_tokens=16, env_settings=SETTINGS)
     try:
         keys = rollout.task_keys("textcraft", difficulty="easy", limit=1)
-        watcher = _kill_after_first_generation(rollout, first)
+        watcher = kill_when(_generating(rollout), first)
         out = rollout([keys[0]] * 4, trainer)
         watcher.join()
     finally:

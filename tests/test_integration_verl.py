@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from gymwire.integrations.verl_stages import AGENT_NAME, stage_rows  # noqa: E40
 from gymwire.trainer.config import MixEntry, Stage  # noqa: E402
 from gymwire.trainer.model import resolve_model  # noqa: E402
 from gymwire.trainer.rollout import TaskRef  # noqa: E402
+from tests.conftest import kill_when  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_LENGTH, RESPONSE_LENGTH = 768, 256
@@ -180,20 +179,10 @@ def _task_ids(address: str, count: int) -> list[str]:
     return asyncio.run(listed())
 
 
-def _kill_after_first_request(replica, server: LocalServer) -> threading.Thread:
+def _answered(replica):
+    """True once the engine has answered a request after this call: episodes are mid-flight."""
     before = len(ray.get(replica.served.remote()))
-
-    def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if len(ray.get(replica.served.remote())) > before:
-                server.proc.kill()
-                return
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    return lambda: len(ray.get(replica.served.remote())) > before
 
 
 def test_a_killed_server_aborts_its_episodes_and_a_replica_replays_them(replica, tmp_path):
@@ -201,13 +190,15 @@ def test_a_killed_server_aborts_its_episodes_and_a_replica_replays_them(replica,
     try:
         config, worker = _worker(tmp_path, [first.address, second.address], replica)
         batch = _batch(config, tmp_path, _task_ids(second.address, 1), n=4)
-        watcher = _kill_after_first_request(replica, first)
+        watcher = kill_when(_answered(replica), first)
         output = _play(worker, batch)
         watcher.join()
     finally:
         first.stop()
         second.stop()
+    assert first.proc.poll() is not None  # it was killed mid-batch
     assert list(output.non_tensor_batch["gymwire_aborted"]) == [0, 0, 0, 0]  # replayed on the live replica
+    assert sum(output.non_tensor_batch["gymwire_retries"]) >= 1
     assert all(1 in mask for _, _, mask, _ in _sequences(output))
 
 
@@ -216,7 +207,7 @@ def test_episodes_of_a_killed_lone_server_are_aborted_never_trained(replica, tmp
     try:
         config, worker = _worker(tmp_path, [server.address], replica)
         batch = _batch(config, tmp_path, _task_ids(server.address, 1), n=2)
-        watcher = _kill_after_first_request(replica, server)
+        watcher = kill_when(_answered(replica), server)
         output = _play(worker, batch)
         watcher.join()
     finally:
