@@ -13,9 +13,11 @@ verl's `AgentLoopOutput`:
 
 An episode that infrastructure aborts (its server died, its session was lost) is played again on
 another replica (`abort_retries`). If it still cannot be played its response mask is all 0 (none of
-its tokens is trained on) and `extra_fields["gymwire_aborted"]` is 1; verl's GRPO has no way to leave
-one sample out of its group's baseline, so its reward there is 0.0 - give every environment more
-than one replica in verl runs.
+its tokens is trained on) and `extra_fields["gymwire_aborted"]` is 1. verl's own GRPO would still count
+its reward (0.0) in its group's baseline; the advantage estimator `gymwire_grpo` (registered here,
+`algorithm.adv_estimator: gymwire_grpo`) leaves such samples out of the baseline. verl's trainer
+imports this module in its Ray workers through `ray_kwargs.ray_init.runtime_env.worker_process_setup_hook:
+gymwire.integrations.verl.setup`; the stage launcher sets both.
 
 Which servers: the agent-loop YAML (`actor_rollout_ref.rollout.agent.agent_loop_config_path`) names
 them, e.g.
@@ -35,25 +37,29 @@ import asyncio
 import time
 import uuid
 import weakref
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import torch
 from verl.experimental.agent_loop.agent_loop import (
     AgentLoopBase,
     AgentLoopMetrics,
     AgentLoopOutput,
     _agent_loop_registry,
 )
+from verl.trainer.ppo.core_algos import register_adv_est
 
 from gymwire.client import EnvPool
 from gymwire.trainer.policy.base import Policy, WeightsSource
-from gymwire.trainer.rollout import RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.rollout import RolloutConfig, RolloutEngine
 from gymwire.trainer.sequence import end_of_turn_ids
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
 
 from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
 
 AGENT_NAME = "gymwire_agent"
+ADVANTAGE_ESTIMATOR = "gymwire_grpo"
 
 
 class ServerManagerPolicy(Policy):
@@ -203,4 +209,39 @@ def _last_message(raw_prompt: Any) -> str:
     return str(contents[-1])
 
 
-__all__ = ["AGENT_NAME", "GymwireAgentLoop", "ServerManagerPolicy", "TaskRef", "agent_loop_output"]
+@register_adv_est(ADVANTAGE_ESTIMATOR)
+def gymwire_grpo_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any,
+    epsilon: float = 1e-6,
+    config: Any = None,
+    **_: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl's GRPO outcome advantage, except that a sample with no trained token (an episode no replica
+    could finish: its response mask is all 0) is left out of its group's mean and std and gets advantage
+    0, so an infrastructure fault never enters training as a reward of 0."""
+    normalise = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
+    scores = token_level_rewards.sum(dim=-1)
+    trained = response_mask.sum(dim=-1) > 0
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, key in enumerate(index):
+        if trained[i]:
+            groups[key].append(i)
+    advantages = torch.zeros_like(scores)
+    with torch.no_grad():
+        for members in groups.values():
+            group = scores[members]
+            if len(members) == 1:  # as verl's GRPO: a lone sample is its own baseline-free advantage
+                mean, std = torch.tensor(0.0), torch.tensor(1.0)
+            else:
+                mean, std = group.mean(), group.std()
+            advantage = group - mean
+            advantages[members] = advantage / (std + epsilon) if normalise else advantage
+    advantages = advantages.unsqueeze(-1) * response_mask
+    return advantages, advantages
+
+
+def setup() -> None:
+    """Ray's `worker_process_setup_hook`: importing this module registers the agent loop and the
+    advantage estimator in every Ray worker, the trainer's driver actor among them."""

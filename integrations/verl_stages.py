@@ -9,6 +9,7 @@ For each stage, in order:
    settings in `extra_info.gymwire`, `agent_name: gymwire_agent`;
 2. `python -m verl.trainer.main_ppo` runs with the user's verl config plus the stage's overrides:
    its data file, `rollout.n` = the group size, `train_batch_size` = tasks per step, the agent loop,
+   the `gymwire_grpo` advantage estimator (GRPO that leaves aborted episodes out of the baseline),
    and `trainer.total_training_steps` = the steps of this and every earlier stage.
 
 All stages share one checkpoint folder with `resume_mode: auto`, so each stage starts from the
@@ -37,7 +38,10 @@ from gymwire.trainer.train import TaskStream
 
 from .episodes import task_key
 
-AGENT_NAME = "gymwire_agent"  # as registered by gymwire.integrations.verl
+# As gymwire.integrations.verl registers them (that module imports verl; this one does not need to).
+AGENT_NAME = "gymwire_agent"
+ADVANTAGE_ESTIMATOR = "gymwire_grpo"  # GRPO whose group baselines leave out aborted episodes
+SETUP_HOOK = "gymwire.integrations.verl.setup"  # imported by every Ray worker of the verl run
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,8 @@ def stage_overrides(config: RunConfig, data_file: Path, total_steps: int, agent_
         f"data.train_batch_size={rollout.batch_tasks}",
         "data.shuffle=False",
         "data.return_raw_chat=True",
-        "algorithm.adv_estimator=grpo",
+        f"algorithm.adv_estimator={ADVANTAGE_ESTIMATOR}",
+        f"++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook={SETUP_HOOK}",
         f"actor_rollout_ref.rollout.n={rollout.group_size}",
         f"actor_rollout_ref.rollout.temperature={rollout.temperature}",
         f"actor_rollout_ref.rollout.top_p={rollout.top_p}",

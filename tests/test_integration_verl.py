@@ -255,4 +255,31 @@ def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp
     assert config.trainer.total_training_steps == 3
     assert config.actor_rollout_ref.rollout.n == 2 and config.data.train_batch_size == 2
     assert config.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
-    assert config.algorithm.adv_estimator == "grpo" and config.trainer.resume_mode == "auto"
+    assert config.algorithm.adv_estimator == "gymwire_grpo" and config.trainer.resume_mode == "auto"
+    assert config.ray_kwargs.ray_init.runtime_env.worker_process_setup_hook == "gymwire.integrations.verl.setup"
+
+
+def test_gymwire_grpo_is_verl_grpo_with_aborted_samples_left_out_of_the_baseline():
+    import numpy as np
+    import torch
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_adv_estimator_fn
+
+    from gymwire.integrations.verl import setup
+
+    setup()  # what Ray's worker_process_setup_hook runs in verl's workers
+    estimator = get_adv_estimator_fn("gymwire_grpo")
+    torch.manual_seed(0)
+    rewards = torch.zeros(8, 5)
+    rewards[torch.arange(8), torch.randint(1, 5, (8,))] = torch.rand(8)
+    mask = torch.ones(8, 5)
+    index = np.array(["a"] * 4 + ["b"] * 4, dtype=object)
+    ours, _ = estimator(token_level_rewards=rewards, response_mask=mask, index=index, config=None)
+    verls, _ = compute_grpo_outcome_advantage(rewards, mask, index)
+    assert torch.allclose(ours, verls)  # nothing aborted: exactly verl's GRPO
+
+    mask[1] = 0  # sample 1 was aborted: no trained token
+    ours, _ = estimator(token_level_rewards=rewards, response_mask=mask, index=index, config=None)
+    keep = [0, 2, 3, 4, 5, 6, 7]
+    verls, _ = compute_grpo_outcome_advantage(rewards[keep], mask[keep], index[keep])
+    assert torch.allclose(ours[keep], verls)  # the others see a group without it
+    assert ours[1].abs().sum() == 0
