@@ -282,8 +282,7 @@ def _reply_sizes(p: Probe) -> None:
     page = p.call("ListTasks", pb.ListTasksRequest(page_size=2**31 - 1))
     check(page.ByteSize() <= DEFAULT_MESSAGE_LIMIT, f"a ListTasks page of {page.ByteSize()} bytes")
     check(bool(page.tasks), "ListTasks with the largest page_size returned no task")
-    options = {"include_valid_actions": True} if p.info.features.provides_valid_actions else {}
-    first = p.reset(**options)
+    first = p.reset(include_valid_actions=p.info.features.provides_valid_actions)
     size = first.ByteSize()
     check(size <= DEFAULT_MESSAGE_LIMIT, f"a ResetResponse of {size} bytes")
     huge = "z" * 30_000
