@@ -38,6 +38,7 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -338,7 +339,7 @@ async def client_main(variant: str, address: str, sessions: int) -> dict[str, An
 
 
 def run_client_process(argv: list[str]) -> int:
-    variant, address, sessions = argv[0], argv[1], int(argv[2])
+    variant, address, sessions, report_path = argv[0], argv[1], int(argv[2]), Path(argv[3])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * sessions + 256)), hard))
     from gymwire.env_servers.sdk.server import new_event_loop
@@ -348,7 +349,7 @@ def run_client_process(argv: list[str]) -> int:
         report = loop.run_until_complete(client_main(variant, address, sessions))
     finally:
         loop.close()
-    print(json.dumps(report), flush=True)
+    report_path.write_text(json.dumps(report))  # a file, not stdout: libraries may print there too
     return 0
 
 
@@ -365,24 +366,29 @@ def _percentile(values: list[float], q: float) -> float:
 def measure(point: Point, rep: int, warmup: float, duration: float, lockstep: bool = False) -> Result:
     port = _free_port()
     result = Result(point.variant, point.sessions, point.clients, point.workers, rep, load_average=os.getloadavg()[0])
-    with running(server_argv(point, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
+    reports_dir = tempfile.TemporaryDirectory(prefix="peers-")
+    with reports_dir, running(server_argv(point, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
         wait_ready(point, port, server)
         split = [point.sessions // point.clients + (i < point.sessions % point.clients) for i in range(point.clients)]
         with contextlib.ExitStack() as stack:
             clients = [
                 stack.enter_context(
                     running(
-                        [sys.executable, "-m", "bench.peers", "--client", point.variant, f"127.0.0.1:{port}", str(n)],
+                        [sys.executable, "-m", "bench.peers", "--client", point.variant, f"127.0.0.1:{port}", str(n)]
+                        + [str(Path(reports_dir.name) / f"client-{i}.json")],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         text=True,
                     )
                 )
-                for n in split
+                for i, n in enumerate(split)
             ]
             for client in clients:
                 assert client.stdout is not None
-                if client.stdout.readline().strip() != "ready":
+                for line in client.stdout:  # anything a library prints before it is skipped
+                    if line.strip() == "ready":
+                        break
+                else:
                     raise RuntimeError(f"{point.variant}: a client process failed to open its sessions")
             start = time.time() + warmup
             end = start + duration
@@ -396,9 +402,9 @@ def measure(point: Point, rep: int, warmup: float, duration: float, lockstep: bo
             cpu1 = tree_cpu_seconds(server.pid)
             result.server_peak_rss_mib = round(tree_peak_rss_mib(server.pid), 1)
             reports = []
-            for client in clients:
-                out, _ = client.communicate(timeout=180)
-                reports.append(json.loads(out.strip().splitlines()[-1]))
+            for i, client in enumerate(clients):
+                client.communicate(timeout=180)
+                reports.append(json.loads((Path(reports_dir.name) / f"client-{i}.json").read_text()))
     latencies = [x for r in reports for x in r["latencies"]]
     starts = [x for r in reports for x in r["starts"]]
     errors = [e for r in reports for e in r["errors"]]
