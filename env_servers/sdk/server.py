@@ -34,6 +34,7 @@ from gymwire.v1 import environment_pb2 as pb
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
 log = logging.getLogger("gymwire.server")
+REFUSED_STREAM_WAIT_SECONDS = 5.0  # how long a stream beyond --max-streams may take to send its first request
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,12 @@ class _Handlers:
             if refusal is not None:
                 # Refused in-band, as a reply to the first request: a status sent before the client's
                 # first write races that write, and the client would see a broken connection instead.
-                async for _ in requests:
-                    yield pb.SessionResponse(error=pb.Error(code=refusal.code.value[0], message=refusal.message))
+                # A refused stream that sends nothing is not waited for long.
+                try:
+                    await asyncio.wait_for(anext(aiter(requests)), REFUSED_STREAM_WAIT_SECONDS)
+                except (TimeoutError, StopAsyncIteration):
                     return
+                yield pb.SessionResponse(error=pb.Error(code=refusal.code.value[0], message=refusal.message))
                 return
             self.open_streams += 1
             owned: str | None = None  # the session this stream created; closed when the stream ends
