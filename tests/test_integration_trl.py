@@ -170,3 +170,46 @@ def test_episodes_of_a_killed_replica_are_replayed_on_the_other(trainer):
     assert None not in out["episode_reward"]  # every episode finished on the live replica and was scored
     assert rollout.stats.aborted_retried >= 1 and rollout.stats.aborted_dropped == 0
     assert all(1 in mask for mask in out["env_mask"])
+
+
+@pytest.mark.slow
+def test_a_grpo_step_through_trl_moves_the_weights_on_sampled_tokens_only(textcraft, tmp_path):
+    """The default model rarely solves a task in two turns (the return is 0 for every episode, so GRPO
+    has no signal); a length penalty beside the return gives the group a spread, and the step must
+    change the weights."""
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    def shorter_is_better(completions, completion_ids, **_):
+        return [-float(len(ids)) for ids in completion_ids]
+
+    rollout = GymwireRollout([textcraft.address], max_turn_tokens=16, env_settings={"textcraft": EnvSettings(2)})
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        learning_rate=1e-4,
+        beta=0.0,
+        bf16=torch.cuda.is_available(),
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=str(resolve_model("smollm2")),
+        args=config,
+        train_dataset=rollout.dataset("textcraft", difficulty="easy", limit=2),
+        reward_funcs=[episode_reward, shorter_is_better],
+        rollout_func=rollout,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    try:
+        trainer.train()
+    finally:
+        rollout.close()
+    logged = next(entry for entry in trainer.state.log_history if "grad_norm" in entry)
+    assert float(logged["grad_norm"]) > 0 and float(logged["reward_std"]) > 0
+    moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert moved  # the optimizer stepped on the episodes' sampled tokens
+    assert rollout.stats.episodes == 4
