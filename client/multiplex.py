@@ -120,7 +120,8 @@ class Multiplexer:
                     if future is not None and not future.done():
                         future.set_result(result)
         except grpc.RpcError as exc:  # UNIMPLEMENTED or a refused token stay plain errors: no episode can run
-            failure = call_error(exc.code(), exc.details() or "", self.client.address, "step")
+            code, details = await _final_status(call, exc)
+            failure = call_error(code, details, self.client.address, "step")
         except asyncio.CancelledError:
             failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address)
         self._fail_all(call, failure)
@@ -185,6 +186,19 @@ class MultiplexTransport:
 
     async def end(self) -> None:
         return None
+
+
+async def _final_status(call: Any, exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
+    """The stream's own status: a read on a stream that a write found broken fails with a generic error
+    first, while the status says why (a refused token, a full server)."""
+    try:
+        code = await asyncio.wait_for(call.code(), 2.0)
+        details = await call.details() or ""
+    except (TimeoutError, asyncio.InvalidStateError, grpc.RpcError):
+        return exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.OK:
+        return exc.code(), exc.details() or ""
+    return code, details
 
 
 def _chunks(items: list[Any], budget: int) -> list[list[Any]]:

@@ -10,6 +10,7 @@ import pytest
 
 from gymwire.client import EnvPool, EpisodeAborted, GymwireError
 from gymwire.client.aio import AsyncEnvClient
+from gymwire.client.connection import ChannelOptions
 from gymwire.client.multiplex import MultiplexTransport
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.reference import GuessEnvironment
@@ -205,5 +206,22 @@ def test_a_turn_larger_than_the_message_limit_is_split_across_messages() -> None
                     observations = await asyncio.gather(*(e.step(turn) for e in episodes))
                     assert all(o.text == turn * 2 for o in observations)
                 await asyncio.gather(*(e.close() for e in episodes))
+
+        asyncio.run(main())
+
+
+def test_the_multiplex_stream_needs_the_bearer_token() -> None:
+    config = ServerConfig(port=0, grace_seconds=1.0, auth_token="s3cret")
+    with BackgroundServer(GuessEnvironment, config) as server:
+
+        async def main() -> None:
+            async with AsyncEnvClient(server.address) as anonymous:
+                with pytest.raises(GymwireError) as refused:
+                    await anonymous.reset("test-hard-2", multiplex=True)
+                # gRPC sometimes reports a refusal that races the stream's first write as a broken
+                # connection (the Session stream shows the same); either way no episode starts.
+                assert refused.value.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
+            async with AsyncEnvClient(server.address, ChannelOptions(token="s3cret")) as client:
+                assert len(await _play(client, "test-hard-2", multiplex=True)) > 1
 
         asyncio.run(main())
