@@ -24,6 +24,13 @@ class GymError extends Error {
 const invalid = (msg) => new GymError(Code.INVALID_ARGUMENT, msg);
 const notFound = (msg) => new GymError(Code.NOT_FOUND, msg);
 const precondition = (msg) => new GymError(Code.FAILED_PRECONDITION, msg);
+// Client input quoted in an error, cut short: a status message travels in gRPC metadata, whose size is
+// limited, so an echoed 30 KB id would turn NOT_FOUND into a transport error.
+const ECHO_CHARS = 120;
+const echo = (value) => {
+  const text = String(value);
+  return JSON.stringify(text.length > ECHO_CHARS ? `${text.slice(0, ECHO_CHARS)}...` : text);
+};
 
 const DEFAULT_LIMITS = {
   maxSessions: 256,
@@ -64,11 +71,11 @@ class SessionStore {
     const session = this.open.get(id);
     if (!session) {
       const why = this.gone.get(id);
-      throw notFound(why ? `session ${JSON.stringify(id)} was ${why}` : `unknown session ${JSON.stringify(id)}`);
+      throw notFound(why ? `session ${echo(id)} was ${why}` : `unknown session ${echo(id)}`);
     }
     if (this.ttlMs > 0 && Date.now() - session.touched > this.ttlMs) {
       this.remove(id, 'expired (idle too long)');
-      throw notFound(`session ${JSON.stringify(id)} was expired (idle too long)`);
+      throw notFound(`session ${echo(id)} was expired (idle too long)`);
     }
     session.touched = Date.now();
     return session;
@@ -107,7 +114,7 @@ function encodeToken(offset, filters) {
 }
 
 function decodeToken(token, filters, total) {
-  const bad = () => invalid(`page_token ${JSON.stringify(token.slice(0, 60))} was not issued by this server ` +
+  const bad = () => invalid(`page_token ${echo(token)} was not issued by this server ` +
     'for these filters; start again with an empty page_token');
   if (!token.startsWith('p1.')) throw bad();
   let parsed;
@@ -195,15 +202,15 @@ class EnvService {
   resolveTask(req) {
     if (req.target === 'task_id') {
       const task = this.env.task(req.task_id);
-      if (!task) throw invalid(`unknown task id ${JSON.stringify(req.task_id)}; see ListTasks`);
+      if (!task) throw invalid(`unknown task id ${echo(req.task_id)}; see ListTasks`);
       return task;
     }
     if (req.target === 'sample') {
       const s = req.sample;
       const matching = this.filter(s.split, s.difficulty, s.category);
       if (!matching.length) {
-        throw invalid(`no task matches split=${JSON.stringify(s.split)} difficulty=${JSON.stringify(s.difficulty)} ` +
-          `category=${JSON.stringify(s.category)}; see GetInfo's catalogue`);
+        throw invalid(`no task matches split=${echo(s.split)} difficulty=${echo(s.difficulty)} ` +
+          `category=${echo(s.category)}; see GetInfo's catalogue`);
       }
       return matching[Number(splitmix64(s.seed || '0') % BigInt(matching.length))];
     }
