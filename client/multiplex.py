@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from gymwire.client.connection import EpisodeAborted, GymwireError, call_error
+from gymwire.client.framing import chunks
 from gymwire.v1 import environment_pb2 as pb
 
 if TYPE_CHECKING:
     from gymwire.client.aio import AsyncEnvClient
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
-# Operations per message at most this many bytes: far below gRPC's default 4 MiB receive limit, however
-# many episodes share the stream and however long their turns are.
-MESSAGE_BUDGET = 1 << 20
 _Waiter = tuple["asyncio.Future[pb.MultiplexResult] | None", float]  # None: a result nobody waits for
 
 
@@ -98,7 +96,7 @@ class Multiplexer:
                 if (self._outbox or self._starts) and call is self._call:
                     ops = self._starts + self._outbox if self._starts else self._outbox
                     self._starts, self._outbox = [], []
-                    for chunk in _chunks(ops, MESSAGE_BUDGET):
+                    for chunk in chunks(ops):
                         await call.write(pb.MultiplexRequest(ops=chunk))
 
     async def _read(self, call: Any) -> None:
@@ -199,17 +197,3 @@ async def _final_status(call: Any, exc: grpc.RpcError) -> tuple[grpc.StatusCode,
     if code == grpc.StatusCode.OK:
         return exc.code(), exc.details() or ""
     return code, details
-
-
-def _chunks(items: list[Any], budget: int) -> list[list[Any]]:
-    """Consecutive runs of `items` of at most `budget` serialized bytes each (an oversized item alone)."""
-    chunks: list[list[Any]] = [[]]
-    size = 0
-    for item in items:
-        n = item.ByteSize() + 8  # the field's tag and length
-        if size + n > budget and chunks[-1]:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += n
-    return chunks

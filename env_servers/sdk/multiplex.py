@@ -19,14 +19,12 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from gymwire.client.framing import chunks
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.service import EnvService
 from gymwire.v1 import environment_pb2 as pb
 
 _STATUS_NUMBER = {code: code.value[0] for code in grpc.StatusCode}
-# Results per message at most this many bytes: far below gRPC's default 4 MiB receive limit, however
-# many sessions a stream carries and however long their observations are.
-MESSAGE_BUDGET = 1 << 20
 
 
 def _parse(data: bytes) -> pb.MultiplexRequest | DecodeError:
@@ -158,7 +156,7 @@ class MultiplexStream:
 
     def take(self) -> list[pb.MultiplexResponse]:
         results, self.ready = self.ready, []
-        return [pb.MultiplexResponse(results=chunk) for chunk in _chunks(results, MESSAGE_BUDGET)]
+        return [pb.MultiplexResponse(results=chunk) for chunk in chunks(results)]
 
     def close_all(self) -> None:
         for task in list(self.tasks):
@@ -220,17 +218,3 @@ async def _write_results(stream: MultiplexStream, context: grpc.aio.ServicerCont
         else:
             stream.wake.clear()
             await stream.wake.wait()
-
-
-def _chunks(items: list[Any], budget: int) -> list[list[Any]]:
-    """Consecutive runs of `items` of at most `budget` serialized bytes each (an oversized item alone)."""
-    chunks: list[list[Any]] = [[]]
-    size = 0
-    for item in items:
-        n = item.ByteSize() + 8  # the field's tag and length
-        if size + n > budget and chunks[-1]:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(item)
-        size += n
-    return chunks
