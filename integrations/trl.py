@@ -30,8 +30,8 @@ driven by TRL's own single-turn generate and is not supported here.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from gymwire.client import ChannelOptions, EnvPool
@@ -41,8 +41,6 @@ from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, R
 from gymwire.trainer.types import SamplingParams
 
 from .episodes import EpisodeTokens, check_single_sequence, episode_tokens, parse_task_key, task_key
-
-log = logging.getLogger("gymwire.integrations.trl")
 
 __all__ = ["GymwireRollout", "episode_reward", "episode_success"]
 
@@ -102,7 +100,9 @@ class GymwireRollout:
             raise ValueError(f"{env} lists no task for split={split!r} difficulty={difficulty!r} category={category!r}")
         return [task_key(TaskRef(env, t.id)) for t in tasks]
 
-    def dataset(self, env: str, *, split: str = "train", difficulty: str = "", category: str = "", limit=None):
+    def dataset(
+        self, env: str, *, split: str = "train", difficulty: str = "", category: str = "", limit: int | None = None
+    ) -> Any:
         """A `datasets.Dataset` with one row per task: `prompt` is the task's key."""
         from datasets import Dataset
 
@@ -133,12 +133,7 @@ class GymwireRollout:
 
     async def _play(self, refs: list[TaskRef], policy: Policy, sampling: SamplingParams) -> list[EpisodeTokens]:
         pool = await self._connected()
-        config = RolloutConfig(
-            sampling=sampling,
-            max_total_tokens=self.config.max_total_tokens,
-            abort_retries=self.config.abort_retries,
-            system_prompt=self.config.system_prompt,
-        )
+        config = replace(self.config, sampling=sampling)
         engine = RolloutEngine(pool, policy, config, self.env_settings)
         engine.stats = self.stats
         trajectories = await asyncio.gather(*(engine.episode(ref, f"trl/{i}") for i, ref in enumerate(refs)))
