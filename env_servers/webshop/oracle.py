@@ -57,17 +57,7 @@ class Expert:
         if self.strict and self.target is not None:
             return False
         if index not in self._acceptable:
-            product = self.shop.product(index)
-            chosen = choose_options(product, self.shop.goal.options)
-            info = score(
-                product,
-                chosen,
-                self.shop.price_of(index, product),
-                self.shop.goal,
-                self.shop.option_rule,
-                self.shop.names_quirk,
-            )
-            self._acceptable[index] = info.reward >= 1.0 - 1e-9
+            self._acceptable[index] = self._score(index) >= 1.0 - 1e-9
         return self._acceptable[index]
 
     def next_turn(self) -> str | None:
