@@ -73,6 +73,35 @@ def test_malformed_config_names_the_key(patch, message):
     assert message in str(err.value)
 
 
+def test_numbers_read_as_users_write_them(tmp_path):
+    # PyYAML reads YAML 1.1: `1e-5` (no dot) is a string there, as in every HF and TRL config.
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        yaml.safe_dump(BASE)
+        + "grpo: {learning_rate: 1e-5, beta: 5e-7, epsilon: .5, token_budget: 1_000}\n"
+        + "rollout: {group_size: 4, max_new_tokens: 1.6e2}\n"
+    )
+    run = load_config(path)
+    assert run.grpo.learning_rate == 1e-5 and run.grpo.beta == 5e-7 and run.grpo.epsilon == 0.5
+    assert run.grpo.token_budget == 1000 and run.rollout.max_new_tokens == 160
+    assert isinstance(run.rollout.max_new_tokens, int)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"grpo": {"learning_rate": "1e-5x"}}, "grpo.learning_rate: expected float"),
+        ({"grpo": {"learning_rate": ".nan"}}, "grpo.learning_rate"),
+        ({"grpo": {"learning_rate": "inf"}}, "grpo.learning_rate"),
+        ({"grpo": {"learning_rate": True}}, "grpo.learning_rate"),
+        ({"rollout": {"max_new_tokens": 1.5}}, "rollout.max_new_tokens: expected a whole number"),
+    ],
+)
+def test_what_is_not_a_number_is_refused(patch, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**BASE, **patch})
+
+
 def test_invalid_yaml(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("envs: [unclosed")

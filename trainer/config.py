@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, replace
@@ -144,13 +145,29 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
         _, item = typing.get_args(tp)
         return {str(k): _build(item, v, f"{path}.{k}") for k, v in value.items()}
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if tp in (int, float):
+        return _number(tp, value, path)
     if tp in (str, bool) and isinstance(value, tp):
         return value
     raise ConfigError(f"{path}: expected {_describe(tp)}, got {value!r}")
+
+
+def _number(tp: type, value: Any, path: str) -> int | float:
+    """A number as users write it. PyYAML reads YAML 1.1, where `1e-5` and `5e-7` (no dot) are strings,
+    so numeric strings are parsed here; `.5` and `1_000` work too. Non-finite values are refused."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        raise ConfigError(f"{path}: expected {_describe(tp)} (a number such as 1e-5 or 16), got {value!r}")
+    if tp is float:
+        return float(number)
+    if isinstance(number, float) and not number.is_integer():
+        raise ConfigError(f"{path}: expected a whole number, got {value!r}")
+    return int(number)
 
 
 def _build_dataclass(tp: Any, value: Any, path: str) -> Any:
