@@ -9,8 +9,13 @@
 `extras` is the dataset row's extra fields: `gymwire.task` names the task (rows written by
 `gymwire.integrations.verl_stages` carry it in `extra_info.gymwire`, which is read too).
 `env_config.servers` is a list of addresses or environment -> address(es); episodes start on a
-healthy replica. SkyRL-gym has no way to say "this sample failed for reasons outside the model": an
-episode whose server dies raises `EpisodeAborted` from `step` rather than returning a reward.
+healthy replica. In SkyRL-train it is `environment.skyrl_gym.gymwire.servers`, a key that
+`gymwire.integrations.skyrl_train` declares (SkyRL-train refuses undeclared ones). `step` leaves the
+model's sampled tokens as they are (no `postprocessed_action`); the server's reading of the action
+is in the step's metadata (`parsed_action`).
+
+SkyRL-gym has no way to say "this sample failed for reasons outside the model": an episode whose
+server dies raises `EpisodeAborted` from `step` rather than returning a reward.
 """
 
 from __future__ import annotations
@@ -48,22 +53,34 @@ async def _pool(addresses: tuple[str, ...]) -> EnvPool:
     return _POOLS[addresses]
 
 
+def _setting(env_config: Any, key: str) -> Any:
+    """A key of `env_config`: a dict (skyrl-gym), an OmegaConf node, or SkyRL-train's typed section."""
+    if env_config is None:
+        return None
+    if isinstance(env_config, Mapping):
+        return env_config.get(key)
+    return getattr(env_config, key, None)
+
+
 class GymwireTextEnv(BaseTextEnv):
     """One gymwire episode as a SkyRL text environment (see the module's docstring)."""
 
     def __init__(self, env_config: Any = None, extras: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         extras = extras or {}
-        config = env_config or {}
-        if not config.get("servers"):
-            raise ValueError("the gymwire SkyRL env needs env_config.servers")
-        self.addresses = tuple(server_addresses(config["servers"]))
+        servers = _setting(env_config, "servers")
+        if not servers:
+            raise ValueError(
+                "the gymwire SkyRL env needs env_config.servers (in SkyRL-train: "
+                "environment.skyrl_gym.gymwire.servers, declared by gymwire.integrations.skyrl_train)"
+            )
+        self.addresses = tuple(server_addresses(servers))
         spec = extras.get("gymwire") or (extras.get("extra_info") or {}).get("gymwire") or {}
         if not spec.get("task"):
             raise ValueError("the gymwire SkyRL env needs extras.gymwire.task (a gymwire task key)")
         self.ref = parse_task_key(spec["task"])
         self.settings = episode_settings(spec)
-        self.system_prompt = config.get("system_prompt")
+        self.system_prompt = _setting(env_config, "system_prompt")
         self.max_turns = self.settings.max_turns  # BaseTextEnv's field; 0: the environment's own limit
         self.episode: AsyncEpisode | None = None
 
@@ -95,8 +112,14 @@ class GymwireTextEnv(BaseTextEnv):
             observations=[] if done else [{"role": "user", "content": observation_text(obs)}],
             reward=obs.reward,
             done=done,
-            metadata={"action_valid": obs.action_valid, "success": obs.success, "truncated": obs.truncated},
-            postprocessed_action=obs.parsed_action,
+            # No postprocessed_action: SkyRL's generator would put it in place of the sampled text and
+            # re-tokenize it, so the trained tokens would not be the ones the model sampled.
+            metadata={
+                "action_valid": obs.action_valid,
+                "success": obs.success,
+                "truncated": obs.truncated,
+                "parsed_action": obs.parsed_action,
+            },
         )
 
     def close(self) -> None:

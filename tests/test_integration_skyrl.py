@@ -1,7 +1,12 @@
 """SkyRL-gym drives gymwire episodes through `gymwire.integrations.skyrl`: an expert solves a TextCraft
-task through SkyRL's env API, and a dead server raises EpisodeAborted instead of giving a reward."""
+task through SkyRL's env API without its text being replaced, a dead server raises EpisodeAborted
+instead of giving a reward, and SkyRL-train's own config loader takes the servers from its command
+line (`gymwire.integrations.skyrl_train`)."""
 
 from __future__ import annotations
+
+import dataclasses
+import sys
 
 import pytest
 
@@ -33,8 +38,12 @@ def test_an_expert_solves_a_task_through_skyrl_gym():
         assert metadata["env"] == "textcraft" and metadata["difficulty"] == "easy"
         total, out = 0.0, None
         for _ in range(20):
-            action = gymwire_skyrl._loop().run(env.episode.expert_action())
+            action = gymwire_skyrl._loop().run(env.episode.expert_action())  # "Thought: ... Action: ..."
             out = env.step(action)
+            # SkyRL's generator re-tokenizes a postprocessed_action in place of the sampled tokens
+            # (skyrl_gym_generator.agent_loop): the model's own text must stay what is trained on.
+            assert out.get("postprocessed_action") is None
+            assert out["metadata"]["parsed_action"] and out["metadata"]["parsed_action"] != action
             total += out["reward"]
             if out["done"]:
                 break
@@ -64,3 +73,54 @@ def test_missing_servers_or_task_are_clear_errors():
         skyrl_gym.make("gymwire", env_config={}, extras={"gymwire": {"task": "gymwire:textcraft/x"}})
     with pytest.raises(ValueError, match="task"):
         skyrl_gym.make("gymwire", env_config={"servers": ["127.0.0.1:1"]}, extras={})
+
+
+def _skyrl_command_line(env_class_cfg, args: list[str]):
+    """SkyRL-train's loader (`BaseConfig.from_dict_config`, strict about keys) on command-line overrides."""
+    from omegaconf import OmegaConf
+
+    return env_class_cfg.from_dict_config(OmegaConf.from_cli(args))
+
+
+def test_skyrl_train_takes_the_servers_from_its_config_and_the_env_plays_an_episode():
+    """`environment.skyrl_gym.gymwire.servers=[...]` through SkyRL-train's own config loader, then the env
+    built the way SkyRL's generator builds it: `getattr(cfg.environment.skyrl_gym, env_class, {})`."""
+    pytest.importorskip("skyrl.train.config")
+    from skyrl.train.config import EnvironmentConfig
+
+    from gymwire.integrations.skyrl_train import GymwireEnvironmentConfig, GymwireSkyRLTrainConfig
+
+    with LocalServer("textcraft") as server:
+        args = ["env_class=gymwire", f"skyrl_gym.gymwire.servers=[{server.address}]"]
+        with pytest.raises(ValueError, match="Invalid fields {'gymwire'}"):  # SkyRL's own section has no such key
+            _skyrl_command_line(EnvironmentConfig, args)
+        environment = _skyrl_command_line(GymwireEnvironmentConfig, args)
+        assert dataclasses.fields(GymwireSkyRLTrainConfig)  # the top-level config SkyRL's entrypoint parses
+        assert environment.skyrl_gym.max_env_workers == 32  # SkyRL's own keys keep their defaults
+        env_config = getattr(environment.skyrl_gym, environment.env_class, dict())
+        assert list(env_config.servers) == [server.address]
+        env = skyrl_gym.make(
+            environment.env_class,
+            env_config=env_config,
+            extras={"extra_info": {"gymwire": {"task": _task(server.address), "max_turns": 20}}},
+        )
+        env.init([])
+        out = None
+        for _ in range(20):
+            out = env.step(gymwire_skyrl._loop().run(env.episode.expert_action()))
+            if out["done"]:
+                break
+        env.close()
+    assert out is not None and out["metadata"]["success"] and out["reward"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="SkyRL 0.3.0's SkyRLTrainConfig needs Python 3.12 to build")
+def test_skyrl_train_command_line_parses_with_the_gymwire_section():
+    """The whole config (SkyRLTrainConfig.__post_init__ imports skyrl.tinker.types, whose TypedDicts
+    pydantic refuses on Python 3.11)."""
+    pytest.importorskip("skyrl.train.config")
+    from gymwire.integrations.skyrl_train import GymwireSkyRLTrainConfig
+
+    cfg = GymwireSkyRLTrainConfig.from_cli_overrides(["environment.skyrl_gym.gymwire.servers=[127.0.0.1:1]"])
+    assert cfg.environment.env_class == "gymwire"
+    assert list(cfg.environment.skyrl_gym.gymwire.servers) == ["127.0.0.1:1"]
