@@ -397,10 +397,16 @@ def train(config: RunConfig, progress: bool = True) -> RunState:
     from gymwire.trainer.distributed import init_from_env
     from gymwire.trainer.update_group import follow, stop_followers
 
-    if config.model.backend == "hf":
+    if config.model.backend != "openai":
+        why = {
+            "hf": "hf samples with the live training model, which torchrun shards",
+            # vLLM's init_distributed_environment would take torchrun's process group for its own
+            # and wait in collectives for ranks that never join it: a hang until the group's timeout.
+            "vllm": "vllm (an engine in rank 0's process) would join torchrun's process group and hang",
+        }[config.model.backend]
         raise ConfigError(
-            "model.backend: hf samples with the live training model, which torchrun shards; "
-            "use vllm (on rank 0's GPU) or openai (a vLLM server) for a sharded update"
+            f"model.backend: {why}. Under torchrun rollouts come from a vLLM server on GPUs of its own: "
+            "model.backend: openai, vllm.server_url: the server, vllm.weight_sync: nccl (README, Train on GPUs)"
         )
     if config.warm_start is not None:
         raise ConfigError(

@@ -252,6 +252,10 @@ class VLLMPolicy(BatchedPolicy):
         # Tensors cross a process boundary only with several workers (tensor parallel): ship CPU
         # copies there, which every worker moves to its own device.
         to_cpu = self.llm.llm_engine.vllm_config.parallel_config.world_size > 1
+        # The live tensors are read on the stream vLLM made for this thread, which nothing orders
+        # after the optimizer step queued on the trainer's stream: wait for the step first, and for
+        # the reads before the trainer may run its next step on these tensors.
+        synchronize_device()
         self.llm.collective_rpc(begin_weight_load)
         try:
             for bucket in buckets(named_tensors(source), self.sync_bucket_bytes):
@@ -260,6 +264,7 @@ class VLLMPolicy(BatchedPolicy):
                 self.llm.collective_rpc(load_weight_bucket, args=(bucket,))
         finally:
             self.llm.collective_rpc(finish_weight_load)
+            synchronize_device()
 
     # ---- sleep mode --------------------------------------------------------------------------
 
@@ -371,6 +376,15 @@ def folder_tensors(folder: Path) -> Any:
 
 
 # ---- shared with the server backend ---------------------------------------------------------------
+
+
+def synchronize_device() -> None:
+    """Wait for the work queued on every stream of this process's accelerator (no-op without one):
+    weights written on one stream and read on another are only ordered by such a wait (or events)."""
+    import torch
+
+    if torch.accelerator.is_available():
+        torch.accelerator.synchronize()
 
 
 def require_temperature_one(temperature: float) -> None:
