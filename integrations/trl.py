@@ -23,13 +23,16 @@ is all 0.
 
 Generation: with `use_vllm=False` the trainer's live model samples (transformers generate, the
 weights TRL just updated); with `use_vllm=True, vllm_mode="server"` the episodes sample from TRL's
-vLLM server (`trl vllm-serve`), whose weights TRL syncs before each rollout. TRL's colocated vLLM is
-driven by TRL's own single-turn generate and is not supported here.
+vLLM server (`trl vllm-serve`), whose weights TRL syncs before each rollout; with several processes
+(`accelerate launch`) each one plays its own share of the episodes against that server, after the main
+process has pushed the weights. TRL's colocated vLLM is driven by TRL's own single-turn generate and is
+not supported here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -123,6 +126,10 @@ class GymwireRollout:
     def __call__(self, prompts: Sequence[Any], trainer: Any) -> dict[str, list[Any]]:
         refs = [parse_task_key(_prompt_text(p)) for p in prompts]
         policy = self._policy_for(trainer)
+        if _samples_from_server(trainer) and trainer.accelerator.num_processes > 1:
+            # TRL pushes the new weights from the main process only and returns at once on the others:
+            # no process may sample before that push is done.
+            trainer.accelerator.wait_for_everyone()
         sampling = SamplingParams(
             max_new_tokens=self.max_turn_tokens,
             temperature=float(getattr(trainer, "temperature", 1.0)),
@@ -147,13 +154,21 @@ class GymwireRollout:
         if not getattr(trainer, "use_vllm", False):
             from gymwire.trainer.policy.hf import HFPolicy
 
+            if trainer.accelerator.num_processes > 1 and _sharded(trainer):
+                # Each process would generate with its shard while the others play episodes of other
+                # lengths: the gathers of the sharded forward would never pair up.
+                raise ValueError(
+                    "GymwireRollout samples with the trainer's model only when each process holds the whole "
+                    "model (DDP); with FSDP or DeepSpeed ZeRO-3 use TRL's vLLM server (use_vllm=True, "
+                    "vllm_mode='server')"
+                )
+
             model = trainer.accelerator.unwrap_model(trainer.model)
             self._policy = HFPolicy(model, tokenizer, name="trl-model")
         elif getattr(trainer.args, "vllm_mode", "") == "server":
             from gymwire.trainer.policy.openai import OpenAIPolicy
 
-            client = trainer.vllm_generation.vllm_client
-            self._policy = OpenAIPolicy(client.base_url, tokenizer=tokenizer, name="trl-vllm-server")
+            self._policy = OpenAIPolicy(vllm_server_url(trainer), tokenizer=tokenizer, name="trl-vllm-server")
         else:
             raise ValueError(
                 "GymwireRollout samples with the trainer's model (use_vllm=False) or TRL's vLLM server "
@@ -170,6 +185,28 @@ class GymwireRollout:
             self._policy.close()
             self._policy = None
         self._loop.close()
+
+
+def _samples_from_server(trainer: Any) -> bool:
+    return bool(getattr(trainer, "use_vllm", False)) and getattr(trainer.args, "vllm_mode", "") == "server"
+
+
+def _sharded(trainer: Any) -> bool:
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return True
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    return plugin is not None and getattr(plugin, "zero_stage", 0) == 3
+
+
+def vllm_server_url(trainer: Any) -> str:
+    """The address of TRL's vLLM server, on every process. TRL opens its client (`vllm_client`) on
+    the main process only; the address it was built from is set on all of them, and is read here
+    the way TRL's client reads it."""
+    generation = trainer.vllm_generation
+    if generation.server_base_url is not None:
+        parsed = urllib.parse.urlparse(generation.server_base_url)
+        return f"{parsed.scheme or 'http'}://{parsed.netloc}{parsed.path}"
+    return f"http://{generation.server_host}:{generation.server_port}"
 
 
 def _prompt_text(prompt: Any) -> str:

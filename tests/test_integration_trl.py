@@ -4,8 +4,10 @@ aborts its episodes (retried on a replica, or left unscored) instead of scoring 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ from gymwire.trainer.rollout import EnvSettings, TaskRef
 from tests.conftest import kill_when
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "trl" / "grpo_gymwire.py"
+TWO_PROCESSES = Path(__file__).resolve().parent / "trl_two_processes.py"
 SETTINGS = {"textcraft": EnvSettings(max_turns=4)}
 
 
@@ -213,3 +216,43 @@ def test_a_grpo_step_through_trl_moves_the_weights_on_sampled_tokens_only(textcr
     moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert moved  # the optimizer stepped on the episodes' sampled tokens
     assert rollout.stats.episodes == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_each_play_their_share_and_train_one_step(textcraft, tmp_path):
+    """Two processes (torchrun: Accelerate's own CPU launcher starts only one without MPI), joined by
+    Accelerate over gloo: each process's rollout plays its own prompts against the server and the step
+    moves the same weights on both. With TRL's vLLM server, a process that is not the main one has no
+    `vllm_client` (TRL opens it on the main process only): the rollout must take the server's address
+    from TRL's settings instead (nothing listens there in this test, so the connection is refused)."""
+    vllm_url = f"http://127.0.0.1:{_free_port()}"
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+        + ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+        + [str(TWO_PROCESSES), "--server", textcraft.address, "--vllm-url", vllm_url, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        # Accelerate reads torchrun's ranks and, told to use the CPU, joins them over gloo.
+        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["processes"] for r in ranks] == [2, 2]
+    for rank in ranks:  # each process played its own share: 2 of the 4 episodes (2 tasks x 2 generations)
+        assert len(rank["played"]) == 2 and rank["episodes"] == 2 and rank["dropped"] == 0
+        assert rank["global_step"] == 1 and rank["log"]
+    played = ranks[0]["played"] + ranks[1]["played"]
+    assert all(played.count(key) == 2 for key in played) and len(set(played)) == 2  # each task's group of 2
+    assert ranks[0]["weights_after"] == ranks[1]["weights_after"] != ranks[0]["weights_before"]
+    assert ranks[0]["weights_before"] == ranks[1]["weights_before"]
+    server_mode = ranks[1]
+    assert server_mode["server_url"] == vllm_url
+    assert server_mode["policy_error"] is not None and "Connection refused" in server_mode["policy_error"]
+    assert "vllm_client" not in server_mode["policy_error"]
