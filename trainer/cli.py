@@ -24,6 +24,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=train)
 
+    p = sub.add_parser(
+        "plan",
+        help="GPU memory of a run config (weights, gradients, AdamW, reference, activations, logits, vLLM); "
+        "exit 1 when it does not fit",
+    )
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--gpus", type=int, help="GPUs the update runs on (default: the config's hardware section)")
+    p.add_argument("--gpu-memory", help="per GPU, e.g. 80GiB or 141GB (default: the config's hardware section)")
+    p.add_argument("--model-config", type=Path, help="the model's config.json (default: its folder, cache or table)")
+    p.set_defaults(run=plan)
+
     p = sub.add_parser("eval", help="evaluate a policy on environment servers (avg@k, pass@k, turns, tokens)")
     p.add_argument(
         "--policy",
@@ -97,9 +108,23 @@ def train(args: argparse.Namespace) -> int:
         config = scale_for_cpu(config)
     if args.run_dir:
         config.run_dir = args.run_dir
+    # Before any model loads: a config that cannot fit its GPUs fails here, not an hour in.
+    from gymwire.trainer.memory_plan import check_before_training
+
+    check_before_training(config, what=str(args.config))
     state = run(config, progress=not args.no_progress)
     print(f"run {state.phase}; report: {Path(config.run_dir) / 'report' / 'report.md'}")
     return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from gymwire.trainer.config import load_config
+    from gymwire.trainer.memory_plan import plan as memory_plan
+
+    config = load_config(args.config)
+    result = memory_plan(config, gpus=args.gpus, gpu_memory=args.gpu_memory, model_config=args.model_config)
+    print(result.table())
+    return 0 if result.fits else 1
 
 
 def make_policy(spec: str, threads: int = 0) -> Policy | None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gymwire.trainer.settings import CheckpointSettings, GRPOConfig, LoRASettings, VLLMSettings
+from gymwire.trainer.settings import CheckpointSettings, GRPOConfig, HardwareSettings, LoRASettings, VLLMSettings
 
 
 class ConfigError(ValueError):
@@ -100,6 +100,7 @@ class RunConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the updater's own config (trainer/settings.py)
     vllm: VLLMSettings = field(default_factory=VLLMSettings)  # the engine's own settings
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    hardware: HardwareSettings | None = None  # the GPUs it is sized for (checked by `gymwire plan` / `train`)
     warm_start: WarmStart | None = None
     eval: EvalSection = field(default_factory=EvalSection)
     save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl

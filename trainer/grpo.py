@@ -18,9 +18,10 @@ the completion mask in the loss; tests/test_grpo.py shows it), but it does not f
   (`old_per_token_logps = per_token_logps.detach()`): the sampler log-probs our backends return
   (vLLM server, llama.cpp, transformers, possibly a step behind) are ignored;
 - micro-batches are a fixed number of sequences, not a token budget (multi-turn lengths vary 10x).
-So the loss here is our own (small), and TRL/transformers/peft are kept where they help: TRL's
-`selective_log_softmax` (fused kernel on GPU), peft for LoRA, `save_pretrained`/safetensors and the
-HF Trainer's checkpoint file names (`optimizer.pt`, `scheduler.pt`, `trainer_state.json`).
+So the loss here is our own (small), and TRL/transformers/peft are kept where they help: peft for
+LoRA, `save_pretrained`/safetensors and the HF Trainer's checkpoint file names (`optimizer.pt`,
+`scheduler.pt`, `trainer_state.json`). The log-softmax over the vocabulary is our own too
+(`selected_logprobs`): fp32 maths a chunk of rows at a time over the model's bf16 logits.
 """
 
 from __future__ import annotations
@@ -202,17 +203,61 @@ def token_logprobs(
     or logit scaling of other architectures stays right): prompt and environment text cost a
     forward pass through the body but no vocabulary projection or log-softmax.
     """
-    from trl.trainer.utils import selective_log_softmax
-
     if isinstance(positions, int):
         positions = torch.arange(positions, input_ids.shape[1], device=input_ids.device)
     if positions.numel() == 0 or int(positions.min()) < 1:
         raise ValueError("positions must be non-empty and >= 1 (the first token has no context)")
     out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions - 1, use_cache=False)
-    logits = out.logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return selective_log_softmax(logits, input_ids[:, positions])
+    return selected_logprobs(out.logits, input_ids[:, positions], temperature)
+
+
+# Rows of logits upcast to fp32 at once: 2^28 elements is 1 GiB of fp32 (1,765 rows of a 152k vocabulary).
+LOGSOFTMAX_CHUNK_ELEMENTS = 1 << 28
+
+
+def selected_logprobs(logits: torch.Tensor, index: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log_softmax(logits / temperature) gathered at `index`: (..., V) and (...) -> (...) in fp32.
+
+    The maths is fp32 (bf16's log-softmax is off by ~1e-2) but never on the whole tensor: upcasting
+    every (token, vocabulary) logit at once costs 4 bytes per entry, ~10 GB at 16k tokens and Qwen's
+    152k vocabulary, and its backward several times that. Here a chunk of rows is upcast at a time,
+    the backward recomputes each chunk's softmax from the logits as they are (bf16) and writes the
+    gradient in their dtype: beyond the logits themselves, one gradient of their size and one chunk.
+    """
+    flat = logits.reshape(-1, logits.shape[-1])
+    rows = max(1, LOGSOFTMAX_CHUNK_ELEMENTS // flat.shape[-1])
+    picked = _SelectedLogSoftmax.apply(flat, index.reshape(-1), float(temperature), rows)
+    return picked.view(index.shape)
+
+
+class _SelectedLogSoftmax(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, logits: torch.Tensor, index: torch.Tensor, temperature: float, rows: int
+    ) -> torch.Tensor:
+        picked = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        lse = torch.empty_like(picked)
+        for start in range(0, logits.shape[0], rows):
+            chunk = logits[start : start + rows].float() / temperature
+            lse[start : start + rows] = torch.logsumexp(chunk, dim=-1)
+            picked[start : start + rows] = chunk.gather(-1, index[start : start + rows, None]).squeeze(-1)
+        ctx.save_for_backward(logits, index, lse)
+        ctx.temperature, ctx.rows = temperature, rows
+        return picked - lse
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
+        logits, index, lse = ctx.saved_tensors
+        temperature, rows = ctx.temperature, ctx.rows
+        grad = torch.empty_like(logits)
+        for start in range(0, logits.shape[0], rows):
+            end = start + rows
+            g = grad_out[start:end, None].float()
+            # d/dx_j (x_i / T - logsumexp(x / T)) = (onehot_i - softmax_j) / T
+            chunk = torch.exp(logits[start:end].float() / temperature - lse[start:end, None]).mul_(-g)
+            chunk.scatter_add_(-1, index[start:end, None], g)
+            grad[start:end] = chunk.div_(temperature)
+        return grad, None, None, None
 
 
 def pack_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
@@ -368,9 +413,15 @@ class GRPOUpdater:
         self.model.eval()
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.learning_rate, betas=(cfg.adam_betas[0], cfg.adam_betas[1]), weight_decay=cfg.weight_decay
-        )
+        betas = (cfg.adam_betas[0], cfg.adam_betas[1])
+        self.optimizer: torch.optim.Optimizer
+        if self.precision == "bf16":
+            # torch's AdamW would round nearly every update of bf16 weights back to the old value.
+            from gymwire.trainer.bf16_adamw import BF16AdamW
+
+            self.optimizer = BF16AdamW(params, lr=cfg.learning_rate, betas=betas, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=betas, weight_decay=cfg.weight_decay)
         warmup = cfg.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup > 0 else 1.0

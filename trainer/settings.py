@@ -8,6 +8,7 @@ This module imports no torch: a config is validated without loading any engine.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -70,8 +71,9 @@ class GRPOConfig:
     updates_per_step: int = 1
     token_budget: int = 4096  # padded tokens (sequences x longest) per forward/backward
     # fp32: fp32 weights and maths. bf16-mixed: fp32 master weights and AdamW, bf16 autocast.
-    # bf16: bf16 weights and AdamW states (half the memory, coarser updates). auto: bf16-mixed on
-    # CUDA, fp32 elsewhere.
+    # bf16: bf16 weights and AdamW states (half the memory), the updates rounded stochastically so
+    # that steps far below bf16's spacing still move the weights (trainer/bf16_adamw.py). auto:
+    # bf16-mixed on CUDA, fp32 elsewhere.
     precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = "auto"
     gradient_checkpointing: bool = False
     lora: LoRASettings = field(default_factory=LoRASettings)
@@ -187,3 +189,43 @@ class CheckpointSettings:
             raise ValueError("every must be >= 0")
         if self.keep_last < 1:
             raise ValueError("keep_last must be >= 1")
+
+
+_UNITS = {"": 1 << 30, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+_UNITS.update({"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12})
+
+
+def parse_memory(value: int | float | str) -> int:
+    """Bytes from 80GiB, 80GB (10^9), 81559MiB, or a bare number of GiB."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        amount, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]i?B)?\s*", str(value), flags=re.IGNORECASE)
+        if match is None:
+            raise ValueError(f"{value!r} is not a size such as 80GiB, 141GB or 80 (GiB)")
+        amount, unit = float(match.group(1)), (match.group(2) or "").lower()
+    if amount <= 0:
+        raise ValueError(f"{value!r} must be > 0")
+    return int(amount * _UNITS[unit])
+
+
+@dataclass
+class HardwareSettings:
+    """The GPUs a run config is sized for: `gymwire plan` and `gymwire train` check its memory plan
+    against them. `gpus`: the GPUs the update runs on (torchrun's processes, one each); a vLLM
+    server of `model.backend: openai` runs on GPUs of its own, not counted here."""
+
+    gpus: int = 1
+    gpu_memory: str | float = "80GiB"  # per GPU: 80GiB, 141GB, or a number of GiB
+
+    def __post_init__(self) -> None:
+        if self.gpus < 1:
+            raise ValueError("gpus must be >= 1")
+        try:
+            parse_memory(self.gpu_memory)
+        except ValueError as exc:
+            raise ValueError(f"gpu_memory {exc}") from None
+
+    @property
+    def gpu_memory_bytes(self) -> int:
+        return parse_memory(self.gpu_memory)
