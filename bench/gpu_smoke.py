@@ -9,7 +9,8 @@ Steps (each on its own; a failing step is recorded and the rest still run):
   train     a one-stage `gymwire train` with backend vllm, from a small config written here
   7b        a randomly initialised Qwen2.5-7B-shaped model (the default model's tokenizer, built on
             the GPU and saved once as a bf16 folder): vLLM tokens/s, then one GRPO step (pure bf16
-            AdamW or LoRA) with vLLM asleep, its time and peak memory, and the 7B weight sync time
+            AdamW or LoRA) with vLLM asleep, its time and peak memory, checked to move the trained
+            weights by ~the learning rate, and the 7B weight sync, timed and checked like `sync`
 
 Per step: pass/fail, seconds, peak GPU memory (torch's allocator in this process, and nvidia-smi's
 view of every device, which also sees vLLM's memory pools and a child `gymwire train`), tokens/s.
@@ -682,7 +683,9 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
     started = time.perf_counter()
     smoke.updater = GRPOUpdater(folder, config)
     load_s = time.perf_counter() - started
+    probes = weight_probes(smoke.updater, lora=mode == "lora")
     metrics = smoke.updater.step(trajectories)
+    movement = weight_movement(probes, metrics.get("lr", config.learning_rate))
     update_peak = None
     if smoke.cuda:
         import torch
@@ -702,22 +705,81 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
             "updated": metrics.get("updated"),
             "loss": metrics.get("loss"),
             "grad_norm": metrics.get("grad_norm"),
+            "weight_movement": movement,
         }
     )
-    passed = metrics.get("updated") == 1.0 and math.isfinite(metrics.get("loss", float("nan")))
+    # AdamW's first step moves each weight with a gradient by about the learning rate (m/sqrt(v) =
+    # sign(g)); rounded stochastically, bf16 weights move by it on average. Rounded to nearest they
+    # would barely move (mean |dw| / lr ~ 0.02): `updated` alone cannot tell.
+    moved = movement["mean_abs_over_lr"]
+    passed = (
+        metrics.get("updated") == 1.0
+        and math.isfinite(metrics.get("loss", float("nan")))
+        and MOVEMENT_RANGE[0] < moved < MOVEMENT_RANGE[1]
+    )
 
-    # The new weights into the engine (wakes it), timed: the per-step sync cost at this size.
+    # The new weights into the engine (wakes it), timed: the per-step sync cost at this size; then the
+    # same check as `gymwire train` (the engine's log-probs against the trainer's), with a control sync
+    # (final norm doubled) first so that a sync that loads nothing cannot pass.
     if smoke.policy is not None:
         try:
+            sample = [t for t in trajectories if any(t.loss_mask)][:2]
+            key = final_norm_key([name for name, _ in smoke.updater.named_weights()])
+            smoke.policy.update_weights(
+                (name, tensor * 2 if name == key else tensor) for name, tensor in smoke.updater.named_weights()
+            )
+            control = logprob_gaps(smoke.policy, smoke.updater, sample)
             started = time.perf_counter()
             smoke.policy.update_weights(smoke.updater.named_weights())
             result.details["sync_s"] = round(time.perf_counter() - started, 2)
+            after = logprob_gaps(smoke.policy, smoke.updater, sample)
+            result.details.update(
+                tolerance=smoke.args.tolerance, gap_control_norm_x2=rounded(control), gap_after_sync=rounded(after)
+            )
+            passed = passed and after["mean"] < smoke.args.tolerance < control["mean"] / 2
         except Exception as exc:  # noqa: BLE001 - recorded; generation and the update above are the step
             result.details["sync_error"] = f"{type(exc).__name__}: {exc}"
             passed = False
     smoke.free_updater()
     smoke.free_engine()
     result.passed = passed
+
+
+# Accepted mean |weight change| / learning rate after the 7B step's one AdamW step.
+MOVEMENT_RANGE = (0.5, 1.5)
+
+
+def weight_probes(updater: Any, *, lora: bool, elements: int = 1 << 20) -> dict[str, tuple[Any, Any]]:
+    """A slice of a few trained weights, copied as fp32 before the step: every element of a decoder
+    layer's projection gets a gradient (an embedding's unused rows would not). LoRA: the B matrices
+    (A's gradient is zero while B is still zero)."""
+    chosen = {}
+    for name, param in updater.model.named_parameters():
+        if not param.requires_grad or param.dim() != 2:
+            continue
+        if (lora and "lora_B" in name) or (not lora and "layers." in name and name.endswith("proj.weight")):
+            flat = param.detach().view(-1)[:elements]
+            chosen[name] = (flat, flat.float().cpu().clone())
+        if len(chosen) == 4:
+            break
+    if not chosen:
+        raise RuntimeError("no trained projection weight to probe")
+    return chosen
+
+
+def weight_movement(probes: dict[str, tuple[Any, Any]], lr: float) -> dict[str, Any]:
+    """Mean |change| of the probed weights in units of the learning rate, overall and per tensor."""
+    per_tensor, total, count = {}, 0.0, 0
+    for name, (live, before) in probes.items():
+        change = (live.float().cpu() - before).abs()
+        per_tensor[name] = round(float(change.mean()) / lr, 4)
+        total += float(change.sum())
+        count += change.numel()
+    return {
+        "mean_abs_over_lr": round(total / count / lr, 4),
+        "expected": f"{MOVEMENT_RANGE[0]} to {MOVEMENT_RANGE[1]} (AdamW's first step moves by ~lr)",
+        "per_tensor": per_tensor,
+    }
 
 
 # ---- the report -------------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ def test_cpu_dry_run_passes_every_step(tmp_path):
     assert steps["train"]["details"]["steps_logged"] >= 1 and steps["train"]["details"]["exit_code"] == 0
     big = steps["7b"]["details"]
     assert big["generation"]["generated_tokens"] > 0 and big["update"]["updated"] == 1.0
+    # Pure bf16: the weights moved by ~the learning rate, not just "an update happened".
+    assert 0.5 < big["update"]["weight_movement"]["mean_abs_over_lr"] < 1.5
     assert big["update"]["vllm_during_update"] == "closed"  # no sleep mode on CPU
 
 
@@ -69,3 +71,6 @@ def test_gpu_smoke_on_cuda(tmp_path):
     failed = {s["name"]: s["error"] for s in report["steps"] if not s["passed"]}
     assert not failed, failed
     assert report["device"]["mode"] == "gpu" and report["steps"][0]["peak_gpu_allocated_gib"] > 0
+    big = {s["name"]: s for s in report["steps"]}["7b"]["details"]
+    assert 0.5 < big["update"]["weight_movement"]["mean_abs_over_lr"] < 1.5
+    assert big["gap_after_sync"]["mean"] < big["tolerance"] < big["gap_control_norm_x2"]["mean"]

@@ -232,9 +232,7 @@ def selected_logprobs(logits: torch.Tensor, index: torch.Tensor, temperature: fl
 
 class _SelectedLogSoftmax(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, logits: torch.Tensor, index: torch.Tensor, temperature: float, rows: int
-    ) -> torch.Tensor:
+    def forward(ctx: Any, logits: torch.Tensor, index: torch.Tensor, temperature: float, rows: int) -> torch.Tensor:
         picked = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
         lse = torch.empty_like(picked)
         for start in range(0, logits.shape[0], rows):
@@ -246,7 +244,7 @@ class _SelectedLogSoftmax(torch.autograd.Function):
         return picked - lse
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
         logits, index, lse = ctx.saved_tensors
         temperature, rows = ctx.temperature, ctx.rows
         grad = torch.empty_like(logits)

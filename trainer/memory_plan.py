@@ -323,6 +323,10 @@ class MemoryPlan:
         return "\n".join(lines)
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.0f} M"
+
+
 def _gib(n: int) -> str:
     return f"{n / GIB:.1f}"
 
@@ -387,15 +391,13 @@ def plan(
 
     # Weights. LoRA's frozen base is loaded in the trained dtype too (grpo.GRPOUpdater).
     weights = (p + adapters) * b["weights"] if lora else p * b["weights"]
-    what = f"{p / 1e9:.2f} B x {b['weights']} B" + (
-        f" + adapters {adapters / 1e6:.0f} M x {b['weights']} B" if lora else ""
-    )
+    what = f"{_count(p)} x {b['weights']} B" + (f" + adapters {_count(adapters)} x {b['weights']} B" if lora else "")
     rows.append(Row(f"weights ({_dtype(b['weights'])})", on_gpu * weights // n, on_gpu * weights // n, what + share))
     opt = trained * b["optimizer"]
-    opt_how = f"{trained / 1e9:.3g} B x {b['optimizer']} B" + (" (stochastic rounding)" if precision == "bf16" else "")
+    opt_how = f"{_count(trained)} x {b['optimizer']} B" + (" (stochastic rounding)" if precision == "bf16" else "")
     rows.append(Row("AdamW moments", on_gpu * opt // n, on_gpu * opt // n, opt_how + share))
     grads = trained * b["grads"]
-    rows.append(Row("gradients", 0, on_gpu * grads // n, f"{trained / 1e9:.3g} B x {b['grads']} B{share}"))
+    rows.append(Row("gradients", 0, on_gpu * grads // n, f"{_count(trained)} x {b['grads']} B{share}"))
     if g.beta != 0.0 and not lora:
         ref = p * b["reference"]
         rows.append(Row(f"reference model ({_dtype(b['reference'])})", ref // n, ref // n, f"beta {g.beta}{share}"))
@@ -416,7 +418,7 @@ def plan(
     elif precision == "bf16-mixed" and not lora:
         # torch.autocast caches the bf16 cast of every trained weight for the forward, and backward
         # keeps them.
-        rows.append(Row("autocast bf16 weight copies", 0, trained * 2, f"{trained / 1e9:.3g} B x 2 B"))
+        rows.append(Row("autocast bf16 weight copies", 0, trained * 2, f"{_count(trained)} x 2 B"))
 
     tokens = tokens_per_microbatch(config)
     per_layer = activation_bytes_per_token_layer(shape, c)
