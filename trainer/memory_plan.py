@@ -225,9 +225,13 @@ def _shape(model: str, model_config: str | None) -> ModelShape:
     model_type = data.pop("model_type", None)
     if not model_type:
         raise PlanError(f"{source}: no model_type")
-    config = AutoConfig.for_model(model_type, **data)
-    with torch.device("meta"):
-        built = AutoModelForCausalLM.from_config(config)
+    try:
+        config = AutoConfig.for_model(model_type, **data)
+        with torch.device("meta"):
+            built = AutoModelForCausalLM.from_config(config)
+    except (ValueError, TypeError, KeyError) as exc:  # an architecture transformers cannot build as a causal LM
+        reason = str(exc).split(". ")[0][:200]  # transformers appends the list of every model type it knows
+        raise PlanError(f"{source}: cannot build a {model_type!r} causal LM from it: {reason}") from None
     from gymwire.trainer.distributed import decoder_layers
 
     layers = decoder_layers(built)
