@@ -420,9 +420,12 @@ def plan(
             gathered += (shape.root_params + 2 * shape.layer_params) * b["reference"]
         rows.append(Row("FSDP2 gathered layers", 0, gathered, "root + 2 decoder layers unsharded, their gradients"))
     elif precision == "bf16-mixed" and not lora:
-        # torch.autocast caches the bf16 cast of every trained weight for the forward, and backward
-        # keeps them.
-        rows.append(Row("autocast bf16 weight copies", 0, trained * 2, f"{_count(trained)} x 2 B"))
+        # torch.autocast caches the bf16 cast of every trained weight until the forward ends; without
+        # gradient checkpointing backward keeps them beside the gradients. With it, backward re-casts
+        # one layer at a time, and the cache (2 B a weight) is gone before the gradients (4 B) exist.
+        casts = 0 if g.gradient_checkpointing else trained * 2
+        how = f"{_count(trained)} x 2 B" + (", forward only: below the gradients' peak" if not casts else "")
+        rows.append(Row("autocast bf16 weight copies", 0, casts, how))
 
     tokens = tokens_per_microbatch(config)
     per_layer = activation_bytes_per_token_layer(shape, c)
