@@ -49,14 +49,35 @@ def test_eval_resumes_from_its_folder(servers, tmp_path):
     first = run_eval([servers["guess"]], "random", spec, tmp_path)
     lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
     assert len(lines) == 12
-    # Drop the last 5 episodes as if the run had been killed; the rerun plays only those.
-    (tmp_path / "trajectories.jsonl").write_text("\n".join(lines[:7]) + "\n")
+    # Drop the last 5 episodes as if the run had been killed mid-write (the 8th line cut in half); the
+    # rerun plays only those.
+    (tmp_path / "trajectories.jsonl").write_text("\n".join(lines[:7]) + "\n" + lines[7][:40])
     second = run_eval([servers["guess"]], "random", spec, tmp_path)
-    assert len((tmp_path / "trajectories.jsonl").read_text().splitlines()) == 12
+    resumed = (tmp_path / "trajectories.jsonl").read_text().splitlines()
+    assert len(resumed) == 12 and resumed[:7] == lines[:7]
+    keys = sorted((t.task_id, sample) for sample, t in read_trajectories(tmp_path / "trajectories.jsonl"))
+    assert len(set(keys)) == 12  # every (task, sample) once
     assert [r.tasks for r in second.rows] == [r.tasks for r in first.rows]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["spec"]["k"] == 2 and len(saved["rows"]) == 2
     assert "| guess | test | easy |" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("agent", "spec", "differs"),
+    [
+        ("oracle", EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=2, seed=5), "agent"),
+        ("random", EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=4, seed=5), "spec"),
+    ],
+)
+def test_an_eval_folder_refuses_another_evaluation(servers, tmp_path, agent, spec, differs):
+    run_eval(
+        [servers["guess"]], "random", EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=2, seed=5), tmp_path
+    )
+    before = (tmp_path / "trajectories.jsonl").read_text()
+    with pytest.raises(ValueError, match=f"holds another evaluation \\(differs in {differs}\\)"):
+        run_eval([servers["guess"]], agent, spec, tmp_path)
+    assert (tmp_path / "trajectories.jsonl").read_text() == before  # nothing lost, nothing mixed in
 
 
 def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):

@@ -185,6 +185,7 @@ def evaluate(args: argparse.Namespace) -> int:
                     env_settings=settings,
                     desc=f"eval {args.policy}",
                     store_tokens=args.keep_tokens,
+                    agent_name=args.policy,
                 )
             finally:
                 if policy is not None:

@@ -1,7 +1,9 @@
 """Evaluate a policy (a model, the expert, or random play) on any environments' tasks, k samples each.
 
 Results: avg@k / pass@k tables per env, tier and category (JSON and Markdown) and every trajectory
-as JSONL. An interrupted evaluation resumes: finished episodes are read back from the JSONL.
+as JSONL. An interrupted evaluation resumes: finished episodes are read back from the JSONL (a line
+a kill cut short is dropped and played again). `run.json` names what the folder evaluates, so a second
+evaluation of something else is refused instead of mixed into the same results.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from tqdm.auto import tqdm
 
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import REFERENCE_AGENTS, play_reference
+from gymwire.trainer.faults import kill_point
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.model import release_memory
-from gymwire.trainer.records import read_trajectories, write_trajectory
+from gymwire.trainer.records import drop_cut_line, read_trajectories, write_trajectory
 from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
 
@@ -63,7 +66,26 @@ async def select_tasks(pool: EnvPool, spec: EvalSpec) -> list[TaskRef]:
 
 
 def _read_done(path: Path) -> dict[tuple[str, str, int], Trajectory]:
-    return {(t.env, t.task_id, sample): t for sample, t in read_trajectories(path)} if path.exists() else {}
+    if not path.exists():
+        return {}
+    drop_cut_line(path)
+    return {(t.env, t.task_id, sample): t for sample, t in read_trajectories(path)}
+
+
+def _claim(out_dir: Path, identity: dict) -> None:
+    """Record what `out_dir` evaluates, or refuse when it already holds another evaluation's episodes."""
+    path = out_dir / "run.json"
+    if path.exists():
+        held = json.loads(path.read_text())
+        if held != identity:
+            diff = sorted(k for k in identity.keys() | held.keys() if identity.get(k) != held.get(k))
+            raise ValueError(
+                f"{out_dir} holds another evaluation (differs in {', '.join(diff)}): "
+                "resuming would mix their episodes; use another --out folder"
+            )
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(identity, indent=2, sort_keys=True))
 
 
 async def evaluate(
@@ -76,15 +98,17 @@ async def evaluate(
     progress: bool = True,
     desc: str = "eval",
     store_tokens: bool = False,
+    agent_name: str = "",
 ) -> EvalResult:
-    """Run k samples of every selected task (skipping those already in out_dir) and summarise."""
+    """Run k samples of every selected task (skipping those already in out_dir) and summarise.
+    `agent_name` names the policy evaluated (e.g. the CLI's --policy), part of the folder's identity."""
     refs = await select_tasks(pool, spec)
     jobs = [(ref, i) for ref in refs for i in range(spec.k)]
-    jsonl = out_dir / "trajectories.jsonl" if out_dir else None
-    done = _read_done(jsonl) if jsonl else {}
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
     settings = env_settings or (agent.env_settings if isinstance(agent, RolloutEngine) else {})
+    jsonl = out_dir / "trajectories.jsonl" if out_dir else None
+    if out_dir:
+        _claim(out_dir, _identity(agent, agent_name, spec, settings, pool.env_names))
+    done = _read_done(jsonl) if jsonl else {}
     bar = tqdm(
         total=len(jobs), desc=desc, disable=not progress, initial=sum((r.env, r.task_id, i) in done for r, i in jobs)
     )
@@ -105,6 +129,7 @@ async def evaluate(
             if sink is not None:
                 write_trajectory(sink, trajectory, sample=sample, tokens=store_tokens)
                 sink.flush()
+                kill_point("eval")
             bar.update(1)
         return trajectory
 
@@ -135,3 +160,20 @@ async def evaluate(
         )
         (out_dir / "results.md").write_text(result.markdown(desc))
     return result
+
+
+def _identity(
+    agent: RolloutEngine | str, name: str, spec: EvalSpec, settings: dict[str, EnvSettings], envs: Sequence[str]
+) -> dict:
+    sampling = asdict(agent.config.sampling) if isinstance(agent, RolloutEngine) else None
+    return json.loads(
+        json.dumps(
+            {
+                "agent": name or (agent if isinstance(agent, str) else type(agent.policy).__name__),
+                "sampling": sampling,
+                "spec": asdict(spec),
+                "env_settings": {env: asdict(s) for env, s in sorted(settings.items())},
+                "envs": sorted(envs),
+            }
+        )
+    )

@@ -22,6 +22,14 @@ def write_trajectory(sink: IO[str], trajectory: Trajectory, *, sample: int = 0, 
     sink.write(json.dumps({"sample": sample, "trajectory": record}) + "\n")
 
 
+def drop_cut_line(path: Path) -> None:
+    """Truncate a last line that a kill cut short (no newline): its episode is played again."""
+    with path.open("rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def read_trajectories(path: Path) -> Iterator[tuple[int, Trajectory]]:
     """(sample, trajectory) for every line of a file `write_trajectory` wrote."""
     with path.open() as f:

@@ -312,7 +312,9 @@ class RolloutEngine:
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:
         """G episodes of one task (a GRPO group), all at once."""
-        group_id = f"{ref.env}/{ref.task_id}/{uuid.uuid4().hex[:8]}"
+        # Seeded groups get their seed as id, so a resumed run writes the very records of an unkilled one.
+        suffix = uuid.uuid4().hex[:8] if base_seed is None else f"s{base_seed}"
+        group_id = f"{ref.env}/{ref.task_id}/{suffix}"
         seeds = [None if base_seed is None else base_seed + i for i in range(size)]
         return list(await asyncio.gather(*(self.episode(ref, group_id, s) for s in seeds)))
 

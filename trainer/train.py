@@ -1,9 +1,11 @@
 """The training run: base evaluation, optional warm start, GRPO stages, evaluation after every stage.
 
-Resumable: the run folder holds `state.json` (phase, stage, step, newest checkpoint) and
-`checkpoints/step-N/` (weights, optimizer unless weights_only, step; the newest `keep_last`). The
-task stream of step s of a stage is drawn from a seed made of (run seed, stage, s), so a killed
-and restarted run continues at the same step with the same tasks.
+Resumable: the run folder holds `state.json` (phase, the position right after the newest checkpoint,
+that checkpoint) and `checkpoints/step-N/` (weights, optimizer unless weights_only, step; the newest
+`keep_last`). state.json only ever names a position a checkpoint holds, so a run killed at any moment
+restarts at the step after its newest checkpoint; what the killed run wrote beyond it is set aside
+(`trainer/resume.py`). The task stream and the sampling seeds of step s of a stage are made of (run
+seed, stage, s), so the resumed run replays those steps exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from tqdm.auto import tqdm
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
 from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.faults import kill_point
 from gymwire.trainer.records import write_trajectory
+from gymwire.trainer.resume import set_aside_uncovered, write_position
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import SamplingParams, Trajectory
 
@@ -33,11 +37,12 @@ log = logging.getLogger("gymwire.trainer")
 
 @dataclass
 class RunState:
-    """Where a run is; written atomically after every step so a restart continues there."""
+    """Where a run is. Written atomically, and only at positions a checkpoint holds (a checkpoint,
+    a stage boundary, a finished evaluation there), so a restart continues exactly there."""
 
     phase: str = "start"  # start -> warm_started -> training -> done
     stage: int = 0
-    step: int = 0
+    step: int = 0  # steps of `stage` done (in memory, the live count; on disk, the checkpoint's)
     rl_init_model: str = ""  # the model GRPO started from (also the KL reference)
     checkpoint: str = ""  # the newest complete checkpoint, relative to the run folder ("" = none yet)
     evaluations: list[str] = field(default_factory=list)  # labels of finished evaluations
@@ -92,6 +97,8 @@ class Trainer:
         self.run_dir = Path(config.run_dir)
         self.progress = progress
         self.state = RunState.load(self.run_dir)
+        self.resuming = (self.run_dir / "state.json").exists() and self.state.phase != "done"
+        self._held = (self.state.stage, self.state.step)  # the position the newest checkpoint holds
         self.dist = dist  # under torchrun: this is rank 0, and the update is sharded over every rank
 
     # -- set-up -------------------------------------------------------------------------------
@@ -133,7 +140,9 @@ class Trainer:
             settings = {env: replace(settings.get(env, EnvSettings()), max_turns=cap) for env in self.config.envs}
         return settings
 
-    async def _evaluate(self, pool: EnvPool, policy: Any, label: str) -> None:
+    async def _evaluate(self, pool: EnvPool, policy: Any, label: str, trained: bool = True) -> None:
+        """Evaluate and record `label`. `trained`: of GRPO-trained weights, whose position is stored
+        beside the results so a resume from an older checkpoint sets them aside."""
         if label in self.state.evaluations:
             return
         e = self.config.eval
@@ -147,12 +156,17 @@ class Trainer:
             seed=self.config.seed,
         )
         engine = RolloutEngine(pool, policy, self._rollout_config(for_eval=True), self._eval_settings())
+        out = self.run_dir / "eval" / label
+        if trained:
+            write_position(out, self.state.stage, self.state.step)
         result = await evaluate(
-            pool, engine, spec, out_dir=self.run_dir / "eval" / label, progress=self.progress, desc=f"eval {label}"
+            pool, engine, spec, out_dir=out, progress=self.progress, desc=f"eval {label}", agent_name=label
         )
         log.info("evaluation %s:\n%s", label, result.markdown())
         self.state.evaluations.append(label)
-        self.state.save(self.run_dir)
+        if (self.state.stage, self.state.step) == self._held:
+            self.state.save(self.run_dir)
+        # else: recorded with the next checkpoint; a resume from an older one sets these results aside
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -188,6 +202,8 @@ class Trainer:
         (self.run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         if cfg.model.threads:
             set_threads(cfg.model.threads)
+        if self.resuming:
+            set_aside_uncovered(self.run_dir, self.state.stage, self.state.step, self.state.checkpoint)
         pool = await self._connect()
         policy = None
         try:
@@ -195,7 +211,7 @@ class Trainer:
             if self.state.phase == "start":
                 if cfg.eval.base:
                     policy = self._open_policy(base_dir)
-                    await self._evaluate(pool, policy, "base")
+                    await self._evaluate(pool, policy, "base", trained=False)
                     if cfg.model.backend == "hf":  # training samples with the updater's own model
                         policy.close()
                         policy = None
@@ -210,7 +226,7 @@ class Trainer:
                 updater.load(self.run_dir / self.state.checkpoint)
             policy = self._training_policy(updater, policy)
             if cfg.warm_start is not None:
-                await self._evaluate(pool, policy, "warm_start")
+                await self._evaluate(pool, policy, "warm_start", trained=False)
             self.state.phase = "training"
             stream = TaskStream(pool, cfg.seed)
             while self.state.stage < len(cfg.stages):
@@ -219,6 +235,7 @@ class Trainer:
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}")
                 self.state.stage += 1
                 self.state.step = 0
+                self._held = (self.state.stage, 0)  # the stage's last checkpoint holds the next one's start
                 self.state.save(self.run_dir)
             self.state.phase = "done"
             self.state.save(self.run_dir)
@@ -303,10 +320,12 @@ class Trainer:
                 self._save_rollouts(groups, step)
             policy.sleep()  # with vLLM's sleep mode the engine frees the GPU for the update
             metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
+            kill_point("update")
             release_memory()  # the step's activations, before the next rollouts allocate theirs
             if cfg.model.backend != "hf":
                 metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
             self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine)
+            kill_point("metrics")
             self.state.step = step + 1
             every = cfg.checkpoint.every
             if (every and self.state.step % every == 0) or self.state.step == stage.steps:
@@ -326,10 +345,13 @@ class Trainer:
         tmp = folder / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         updater.save(tmp, weights_only=settings.weights_only)
+        kill_point("checkpoint")
         shutil.rmtree(folder / name, ignore_errors=True)  # a leftover of a crash before state.json moved
         os.replace(tmp, folder / name)
+        kill_point("checkpoint-renamed")
         self.state.checkpoint = f"checkpoints/{name}"
         self.state.save(self.run_dir)
+        self._held = (self.state.stage, self.state.step)
         done = sorted(
             (p for p in folder.glob("step-*") if p.name.split("-")[1].isdigit()),
             key=lambda p: int(p.name.split("-")[1]),
@@ -345,6 +367,7 @@ class Trainer:
             for group in groups:
                 for sample, trajectory in enumerate(group):
                     write_trajectory(sink, trajectory, sample=sample)
+                    kill_point("rollout")  # a rollout file cut short
 
     def _log_step(
         self,
