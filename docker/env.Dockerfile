@@ -14,6 +14,13 @@
 ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
+# Build tools for the dependencies that PyPI has only as source archives (the alfworld extra's jericho
+# runs make and cc; fast-downward-textworld runs cmake, from PyPI, with make and c++). This stage only:
+# the runtime stage copies the built venv, not the tools. Before `ARG ENV`, so that every environment's
+# build shares this layer.
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential \
+    && rm -rf /var/lib/apt/lists/*
 ARG ENV
 ARG OPTIONS=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 \
