@@ -9,7 +9,15 @@ verl's `AgentLoopOutput`:
 - `prompt_ids`: the conversation up to the model's first turn;
 - `response_ids`: everything after it, `response_mask` 1 exactly on the tokens the model sampled
   (the environment's replies and the template's framing are 0), `response_logprobs` the sampler's;
-- `reward_score`: the episode's return, as the server scored it; `num_turns`: the chat's messages.
+- `reward_score`: the episode's return, as the server scored it; `num_turns`: the chat's messages;
+- `extra_fields["min_global_steps"/"max_global_steps"]`: the oldest and newest weight versions that
+  sampled the episode, which verl's V1 trainer keeps as tags and reads for its staleness metrics.
+
+verl trains `prompt_ids` plus at most `rollout.response_length` tokens after them, so everything after
+the opening prompt is played within that budget: no turn the model sampled (and the reward earned by
+it) is ever cut from what verl trains. Under verl's asynchronous trainers a weight update aborts the
+requests in flight (stop reason "aborted", the tokens sampled so far): the loop resumes that turn from
+those tokens instead of taking the fragment as the model's answer.
 
 An episode that infrastructure aborts (its server died, its session was lost) is played again on
 another replica (`abort_retries`). If it still cannot be played its response mask is all 0 (none of
@@ -26,9 +34,9 @@ them, e.g.
       _target_: gymwire.integrations.verl.GymwireAgentLoop
       servers: {webshop: ["webshop-0:50051", "webshop-1:50051"], textcraft: ["textcraft:50051"]}
 
-Which tasks: each dataset row (`write_stage_datasets`) names its task and environment settings in
-`extra_info.gymwire`. `python -m gymwire.integrations.verl` turns a gymwire run config's stages into
-those datasets and successive verl runs (see `launch`).
+Which tasks: each dataset row (`verl_stages.stage_rows`) names its task and environment settings in
+`extra_info.gymwire`. `python -m gymwire.integrations.verl_stages` turns a gymwire run config's stages
+into those datasets and successive verl runs.
 """
 
 from __future__ import annotations
@@ -52,42 +60,133 @@ from verl.trainer.ppo.core_algos import register_adv_est
 
 from gymwire.client import EnvPool
 from gymwire.trainer.policy.base import Policy, WeightsSource
-from gymwire.trainer.rollout import RolloutConfig, RolloutEngine
-from gymwire.trainer.sequence import end_of_turn_ids
+from gymwire.trainer.rollout import (
+    Conversation,
+    NoTurn,
+    PolicyTurns,
+    RolloutConfig,
+    RolloutEngine,
+    TaskRef,
+    play_episode,
+)
+from gymwire.trainer.sequence import ConversationBuilder, end_of_turn_ids
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
 
 from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
 
 AGENT_NAME = "gymwire_agent"
 ADVANTAGE_ESTIMATOR = "gymwire_grpo"
+ABORTED = ("aborted", "abort")  # a replica's stop reason for a request cut short by a weight update
 
 
 class ServerManagerPolicy(Policy):
     """verl's server manager as a gymwire policy: each turn is one `generate` call, routed by verl
-    (sticky per episode, so a replica's prefix cache holds the conversation)."""
+    (sticky per episode, so a replica's prefix cache holds the conversation). A turn that a weight
+    update aborts is resumed from the tokens it kept, as one turn sampled across weight versions."""
 
-    def __init__(self, server_manager: Any, tokenizer: Any, sampling_params: Mapping[str, Any], request_id: str):
+    def __init__(
+        self,
+        server_manager: Any,
+        tokenizer: Any,
+        sampling_params: Mapping[str, Any],
+        request_id: str,
+        *,
+        resume_delay_s: float = 1.0,
+        max_idle_resumes: int = 600,
+    ):
         self.server_manager = server_manager
         self.tokenizer = tokenizer
         self.name = "verl"
         self.stop_token_ids = end_of_turn_ids(tokenizer)
         self.sampling_params = dict(sampling_params)
         self.request_id = request_id
+        self.resume_delay_s = resume_delay_s
+        self.max_idle_resumes = max_idle_resumes
+        self.versions: list[int] = []  # the replicas' global_steps (weight versions) of every answer
+        self.resumed = 0  # turns continued after an abort
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)
         if params.max_new_tokens < 1:
             return Generation(token_ids=[], logprobs=[], text="", finish_reason="length")
-        sampling = {**self.sampling_params, "max_tokens": params.max_new_tokens, "stop_token_ids": self.stop_token_ids}
-        output = await self.server_manager.generate(
-            request_id=self.request_id, prompt_ids=list(prompt_ids), sampling_params=sampling
-        )
-        ids = list(output.token_ids)
-        logprobs = list(output.log_probs) if output.log_probs else [0.0] * len(ids)
+        ids: list[int] = []
+        logprobs: list[float] = []
+        idle = 0
+        while True:
+            sampling = {
+                **self.sampling_params,
+                "max_tokens": params.max_new_tokens - len(ids),
+                "stop_token_ids": self.stop_token_ids,
+            }
+            output = await self.server_manager.generate(
+                request_id=self.request_id, prompt_ids=[*prompt_ids, *ids], sampling_params=sampling
+            )
+            new = list(output.token_ids)
+            ids += new
+            logprobs += list(output.log_probs) if output.log_probs else [0.0] * len(new)
+            self._record_versions(output.extra_fields or {})
+            done = len(ids) >= params.max_new_tokens or any(t in self.stop_token_ids for t in new)
+            if output.stop_reason not in ABORTED or done:
+                break
+            self.resumed += 1
+            idle = 0 if new else idle + 1
+            if idle > self.max_idle_resumes:
+                raise RuntimeError(f"the rollout replicas aborted one turn {idle} times in a row without a token")
+            if not new:  # rejected while its replica updates weights: wait instead of spinning
+                await asyncio.sleep(self.resume_delay_s)
         return self.make_generation(ids, logprobs, params.max_new_tokens)
+
+    def _record_versions(self, extra_fields: Mapping[str, Any]) -> None:
+        # verl's clients set min/max_global_steps (its fully-async client across its own resumes);
+        # a replica alone reports global_steps.
+        for key in ("min_global_steps", "max_global_steps", "global_steps"):
+            if extra_fields.get(key) is not None:
+                self.versions.append(int(extra_fields[key]))
 
     def update_weights(self, source: WeightsSource) -> None:
         raise NotImplementedError("verl syncs its rollout replicas' weights itself")
+
+
+class ResponseBudgetTurns(PolicyTurns):
+    """The policy's turns, with the conversation after the opening prompt held to `response_length`
+    tokens: verl trains at most that many, and a turn cut from them would still carry its reward."""
+
+    def __init__(self, policy: Policy, sampling: SamplingParams, response_length: int) -> None:
+        super().__init__(policy, sampling)
+        self.response_length = response_length
+
+    async def next_turn(self, episode: Any, conversation: Conversation) -> Generation | NoTurn:
+        if isinstance(conversation, ConversationBuilder):
+            # The opening prompt is known only now; the builder then keeps every later token (turns,
+            # replies, template framing) inside the budget.
+            limit = conversation.prompt_length + self.response_length
+            if conversation.max_total_tokens is None or conversation.max_total_tokens > limit:
+                conversation.max_total_tokens = limit
+        return await super().next_turn(episode, conversation)
+
+
+class VerlRolloutEngine(RolloutEngine):
+    """gymwire's rollout engine with the response budget above; each attempt of an episode starts
+    its weight-version record afresh (an attempt that infrastructure aborted is not trained)."""
+
+    def __init__(self, *args: Any, response_length: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_length = response_length
+
+    async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
+        if isinstance(self.policy, ServerManagerPolicy):
+            self.policy.versions.clear()
+        return await play_episode(
+            self.pool,
+            ref,
+            ResponseBudgetTurns(self.policy, self.config.sampling, self.response_length),
+            self.settings(ref.env),
+            group_id=group_id,
+            system=self.config.system_prompt,
+            max_total_tokens=self.config.max_total_tokens,
+            stream=self.config.stream,
+            multiplex=self.config.multiplex,
+        )
 
 
 class _Pools:
@@ -123,6 +222,7 @@ class GymwireAgentLoop(AgentLoopBase):
         max_turn_tokens: int = 0,
         abort_retries: int = 2,
         system_prompt: str | None = None,
+        resume_delay_s: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -133,15 +233,22 @@ class GymwireAgentLoop(AgentLoopBase):
         self.system_prompt = system_prompt
         self.prompt_length = int(self.rollout_config.prompt_length)
         self.response_length = int(self.rollout_config.response_length)
-        # New tokens per turn (0: the whole response budget); the episode's total is bounded by
-        # prompt_length + response_length either way.
+        # New tokens per turn (0: the whole response budget); everything after the opening prompt
+        # fits response_length either way.
         self.max_turn_tokens = int(max_turn_tokens) or self.response_length
+        self.resume_delay_s = float(resume_delay_s)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         spec = dict((kwargs.get("extra_info") or {}).get("gymwire") or {})
         ref = parse_task_key(spec.get("task") or _last_message(kwargs.get("raw_prompt")))
         pool = await _POOLS.get(self.addresses)
-        policy = ServerManagerPolicy(self.server_manager, self.tokenizer, sampling_params, uuid.uuid4().hex)
+        policy = ServerManagerPolicy(
+            self.server_manager,
+            self.tokenizer,
+            sampling_params,
+            uuid.uuid4().hex,
+            resume_delay_s=self.resume_delay_s,
+        )
         config = RolloutConfig(
             sampling=SamplingParams(
                 max_new_tokens=self.max_turn_tokens,
@@ -152,15 +259,22 @@ class GymwireAgentLoop(AgentLoopBase):
             abort_retries=self.abort_retries,
             system_prompt=self.system_prompt,
         )
-        engine = RolloutEngine(pool, policy, config, {ref.env: episode_settings(spec)})
+        engine = VerlRolloutEngine(
+            pool, policy, config, {ref.env: episode_settings(spec)}, response_length=self.response_length
+        )
         started = time.perf_counter()
         trajectory = await engine.episode(ref, group_id=str(kwargs.get("uid", "")))
+        # Without a version from the replicas (none answered, or one that does not report it), the
+        # batch's own step stands in: verl's V1 trainer needs an integer for every sample.
+        versions = policy.versions or [_plain_int(kwargs.get("global_steps"))]
         output = agent_loop_output(
             trajectory,
             self.response_length,
             filler_id=policy.stop_token_ids[0],
             started=started,
             retries=engine.stats.aborted_retried,
+            global_steps=(min(versions), max(versions)),
+            resumed=policy.resumed,
         )
         # As verl's own loops do: a prompt over rollout.prompt_length keeps its last tokens.
         output.prompt_ids = self._cap_text_prompt_length(output.prompt_ids)
@@ -173,10 +287,22 @@ _agent_loop_registry.setdefault(AGENT_NAME, {"_target_": f"{__name__}.GymwireAge
 
 
 def agent_loop_output(
-    trajectory: Trajectory, response_length: int, *, filler_id: int, started: float, retries: int = 0
+    trajectory: Trajectory,
+    response_length: int,
+    *,
+    filler_id: int,
+    started: float,
+    retries: int = 0,
+    global_steps: tuple[int, int] = (0, 0),
+    resumed: int = 0,
 ) -> AgentLoopOutput:
-    """verl's output for one episode; the response is cut at `response_length` as verl's own loops do."""
+    """verl's output for one episode. The response is cut at `response_length` as verl's own loops
+    do; a turn that the cut reaches (only an episode not played within that budget has one) takes
+    its reward, and every later one, out of the episode's return."""
     tokens = episode_tokens(trajectory, filler_id)
+    kept = kept_turns(trajectory, response_length)
+    reward = None if tokens.reward is None else sum(s.reward for s in trajectory.steps[:kept])
+    success = trajectory.success and kept == len(trajectory.steps)
     generate_s = sum(s.generate_s for s in trajectory.steps)
     step_s = sum(s.step_s for s in trajectory.steps)
     return AgentLoopOutput(
@@ -184,19 +310,45 @@ def agent_loop_output(
         response_ids=tokens.response_ids[:response_length],
         response_mask=tokens.response_mask[:response_length],
         response_logprobs=tokens.response_logprobs[:response_length],
-        reward_score=0.0 if tokens.reward is None else float(tokens.reward),
+        reward_score=0.0 if reward is None else float(reward),
         num_turns=len(trajectory.messages),
         metrics=AgentLoopMetrics(generate_sequences=generate_s, tool_calls=step_s),
         extra_fields={
             "gymwire_aborted": int(tokens.aborted),
             "gymwire_retries": retries,  # attempts aborted by infrastructure and played again
-            "gymwire_success": int(trajectory.success),
+            "gymwire_resumed": resumed,  # turns continued after a weight update aborted them
+            "gymwire_cut_turns": len(trajectory.steps) - kept,
+            "gymwire_success": int(success),
             "gymwire_env": trajectory.env,
             "turn_scores": [s.reward for s in trajectory.steps],
             "tool_rewards": [],
             "gymwire_seconds": time.perf_counter() - started,
+            # The weight versions the episode was sampled with: verl's V1 trainer tags each sample
+            # with them and builds integer arrays from them for its staleness metrics.
+            "min_global_steps": int(global_steps[0]),
+            "max_global_steps": int(global_steps[1]),
         },
     )
+
+
+def kept_turns(trajectory: Trajectory, response_length: int) -> int:
+    """How many of the episode's turns lie wholly within its first `response_length` response tokens."""
+    start = trajectory.prompt_length
+    sampled = sum(trajectory.loss_mask[start : start + response_length])
+    kept, used = 0, 0
+    for step in trajectory.steps:
+        used += step.generated_tokens
+        if used > sampled:
+            break
+        kept += 1
+    return kept
+
+
+def _plain_int(value: Any) -> int:
+    """A batch field as an int: verl passes scalars plain, as numpy values or as 0-d arrays."""
+    if value is None:
+        return 0
+    return int(value.item() if hasattr(value, "item") else value)
 
 
 def _last_message(raw_prompt: Any) -> str:

@@ -8,12 +8,16 @@ For each stage, in order:
    are written as a verl dataset (parquet): one row per task, naming the task and its environment
    settings in `extra_info.gymwire`, `agent_name: gymwire_agent`;
 2. `python -m verl.trainer.main_ppo` runs with the user's verl config plus the stage's overrides:
-   its data file, `rollout.n` = the group size, `train_batch_size` = tasks per step, the agent loop,
-   the `gymwire_grpo` advantage estimator (GRPO that leaves aborted episodes out of the baseline),
-   and `trainer.total_training_steps` = the steps of this and every earlier stage.
+   its data file, `rollout.n` = the group size, `train_batch_size` = tasks per step, the agent loop
+   (its servers, and `max_new_tokens` as each turn's token limit), the `gymwire_grpo` advantage
+   estimator (GRPO that leaves aborted episodes out of the baseline), `trainer.total_training_steps`
+   = the steps of this and every earlier stage, and the run config's checkpoint policy
+   (`checkpoint.every` -> `save_freq`, `keep_last` -> `max_actor_ckpt_to_keep`, `weights_only` ->
+   no optimizer state in the checkpoints).
 
 All stages share one checkpoint folder with `resume_mode: auto`, so each stage starts from the
-previous stage's weights and optimizer state. verl also restores its data loader's position, so a
+previous stage's weights (and optimizer state, unless `weights_only`); verl also saves at each
+stage's last step. verl also restores its data loader's position, so a
 stage's file holds every earlier stage's rows first (in order, `shuffle: false`): the restored
 position lands exactly on the stage's own first task.
 """
@@ -100,6 +104,7 @@ def write_agent_loop_config(config: RunConfig, path: Path) -> None:
         "name": AGENT_NAME,
         "_target_": "gymwire.integrations.verl.GymwireAgentLoop",
         "servers": {env: list(addrs) for env, addrs in config.envs.items()},
+        "max_turn_tokens": config.rollout.max_new_tokens,
         "abort_retries": config.rollout.abort_retries,
     }
     if config.rollout.system_prompt:
@@ -110,6 +115,10 @@ def write_agent_loop_config(config: RunConfig, path: Path) -> None:
 def stage_overrides(config: RunConfig, data_file: Path, total_steps: int, agent_loops: Path, out: Path) -> list[str]:
     """The hydra overrides that make one verl run train one gymwire stage."""
     rollout = config.rollout
+    checkpoint = config.checkpoint
+    # every 0: only at the end of each stage (verl saves at a run's last step whatever save_freq is)
+    save_freq = checkpoint.every or total_steps
+    contents = ["actor_rollout_ref.actor.checkpoint.save_contents=[model,extra]"] if checkpoint.weights_only else []
     return [
         f"data.train_files={data_file}",
         f"data.val_files={data_file}",
@@ -127,7 +136,9 @@ def stage_overrides(config: RunConfig, data_file: Path, total_steps: int, agent_
         f"trainer.total_training_steps={total_steps}",
         f"trainer.default_local_dir={out / 'checkpoints'}",
         "trainer.resume_mode=auto",
-        f"trainer.save_freq={total_steps}",
+        f"trainer.save_freq={save_freq}",
+        f"trainer.max_actor_ckpt_to_keep={checkpoint.keep_last}",
+        *contents,
         "trainer.test_freq=-1",
         "trainer.val_before_train=False",
     ]

@@ -33,8 +33,11 @@ fi
 python -m pip install -q -e ".[$extras]"
 if has verl; then
   # verl 0.9.1 pins transformers<5.11 and tensordict<=0.10, older than the vLLM builds here allow; the gymwire
-  # agent loop uses only verl's agent-loop API, which works with the versions installed above.
+  # agent loop uses only verl's agent-loop API, which works with the versions installed above. What verl's
+  # default (V1) trainer imports, TransferQueue and tensordict>=0.10 among it, comes with the `verl` extra.
   python -m pip install -q --no-deps "verl==0.9.1"
+  python -c "import transfer_queue, verl.trainer.ppo.v1.agent_loop_tq" 2>/dev/null \
+    || { echo "setup-venv.sh: verl's V1 trainer does not import (see pyproject's verl extra)" >&2; exit 1; }
 fi
 if has skyrl; then
   # SkyRL-train (the skyrl package) pins transformers<=5.8 and peft 0.18; gymwire imports only its config

