@@ -172,6 +172,15 @@ def plan(config: RunConfig, verl_config: Path, out: Path, drawn: list[list[list[
     return plans
 
 
+def checkpointed_step(checkpoints: Path) -> int:
+    """The global step of verl's newest complete checkpoint, 0 without one. verl writes this tracker file
+    after the checkpoint itself, so a stage killed mid-save resumes from the one before."""
+    try:
+        return int((checkpoints / "latest_checkpointed_iteration.txt").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="a gymwire run config (its envs, rollout and stages)")
@@ -181,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     plans = plan(config, Path(args.verl_config), Path(args.out), asyncio.run(draw_stages(config)))
+    done = checkpointed_step(Path(args.out) / "checkpoints")
     for number, stage in enumerate(plans, 1):
         print(f"stage {number} {stage.name}: {stage.rows} tasks in {stage.data_file}, up to step {stage.total_steps}")
+        if stage.total_steps <= done:
+            print(f"  done: verl's newest checkpoint is at step {done}", flush=True)
+            continue
+        if done > (plans[number - 2].total_steps if number > 1 else 0):
+            print(f"  resumes from verl's checkpoint at step {done} (resume_mode=auto)")
         print("  " + shlex.join(stage.command), flush=True)
         if args.dry_run:
             continue

@@ -425,6 +425,24 @@ def test_stage_launcher_writes_cumulative_datasets_and_commands_verl_accepts(tmp
     assert list(config.actor_rollout_ref.actor.checkpoint.save_contents) == ["model", "extra"]
     assert list(config.actor_rollout_ref.actor.checkpoint.load_contents) == ["model", "extra"]
 
+    # Run again after a kill: stages verl's newest checkpoint holds are skipped, the one it was in resumes.
+    tracker = tmp_path / "out" / "checkpoints" / "latest_checkpointed_iteration.txt"
+    tracker.parent.mkdir(parents=True)
+    with LocalServer("textcraft") as server:
+        run["envs"] = {"textcraft": server.address}
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+        tracker.write_text("1")
+        assert main([*argv, "--dry-run"]) == 0
+        printed = capsys.readouterr().out
+        assert "resumes from verl's checkpoint at step 1" in printed and "done:" not in printed
+        tracker.write_text("2")
+        assert main([*argv, "--dry-run"]) == 0
+        printed = capsys.readouterr().out
+        assert printed.count("verl.trainer.main_ppo") == 1 and "done: verl's newest checkpoint is at step 2" in printed
+        tracker.write_text("3")
+        assert main(argv) == 0  # not a dry run: every stage is done, so nothing is started
+    assert capsys.readouterr().out.count("done: verl's newest checkpoint is at step 3") == 2
+
 
 def test_the_fully_async_example_is_a_config_verls_separate_async_trainer_accepts(tmp_path):
     from hydra import compose, initialize_config_dir
