@@ -34,19 +34,36 @@ from gymwire.env_servers.local import LocalServer, free_port
 MiB = 1024 * 1024
 
 
+OUTCOMES = {"scored": 1, "aborted": 2, "error": 3}
+
+
 @dataclass
 class Ledger:
+    """One byte per episode (0: still open), so the ledger itself adds ~1 MB per million episodes to the
+    client's RSS, whose growth the soak bounds."""
+
     started: int = 0
-    outcomes: dict[int, str] = field(default_factory=dict)  # episode id -> "scored" | "aborted"
+    outcomes: bytearray = field(default_factory=bytearray)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     twice: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # anything but a score or an abort
     steps: int = 0
     retried: int = 0
 
+    def open(self) -> int:
+        self.started += 1
+        self.outcomes.append(0)
+        return self.started - 1
+
     def close(self, episode: int, outcome: str) -> None:
-        if episode in self.outcomes:
+        if self.outcomes[episode]:
             self.twice.append(episode)
-        self.outcomes[episode] = outcome
+        self.outcomes[episode] = OUTCOMES[outcome]
+        self.counts[outcome] += 1
+
+    @property
+    def lost(self) -> int:
+        return self.outcomes.count(0)
 
 
 class Replicas:
@@ -128,8 +145,7 @@ async def soak(args: argparse.Namespace) -> tuple[list[dict], dict]:
             async def keep_open() -> None:
                 while time.monotonic() < deadline:
                     while len(running) < args.sessions:
-                        ledger.started += 1
-                        task = asyncio.create_task(_episode(pool, ledger, ledger.started, rng, args.pace))
+                        task = asyncio.create_task(_episode(pool, ledger, ledger.open(), rng, args.pace))
                         running.add(task)
                         task.add_done_callback(running.discard)
                     await asyncio.sleep(0.01)
@@ -154,8 +170,8 @@ async def soak(args: argparse.Namespace) -> tuple[list[dict], dict]:
                             "open": len(running),
                             "client_rss_mib": round(rss_bytes(os.getpid()) / MiB, 1),
                             "server_rss_mib": [round(r / MiB, 1) for r in replicas.rss()],
-                            "scored": sum(o == "scored" for o in ledger.outcomes.values()),
-                            "aborted": sum(o == "aborted" for o in ledger.outcomes.values()),
+                            "scored": ledger.counts["scored"],
+                            "aborted": ledger.counts["aborted"],
                         }
                     )
                     last_steps, last_t = ledger.steps, now
@@ -170,7 +186,6 @@ async def soak(args: argparse.Namespace) -> tuple[list[dict], dict]:
 
 
 def _summary(args: argparse.Namespace, ledger: Ledger, samples: list[dict], restarts: list[dict], wall: float) -> dict:
-    closed = len(ledger.outcomes)
     warm = [s for s in samples if s["t"] >= 60] or samples
     tail = warm[-max(len(warm) // 10, 1) :]
     head = warm[: max(len(warm) // 10, 1)]
@@ -185,11 +200,11 @@ def _summary(args: argparse.Namespace, ledger: Ledger, samples: list[dict], rest
         "restarts_sigterm": sum(r["how"] == "SIGTERM" for r in restarts),
         "restarts_sigkill": sum(r["how"] == "SIGKILL" for r in restarts),
         "episodes_started": ledger.started,
-        "scored": sum(o == "scored" for o in ledger.outcomes.values()),
-        "aborted": sum(o == "aborted" for o in ledger.outcomes.values()),
+        "scored": ledger.counts["scored"],
+        "aborted": ledger.counts["aborted"],
         "errors": len(ledger.errors),
         "error_examples": ledger.errors[:5],
-        "lost": ledger.started - closed,
+        "lost": ledger.lost,
         "counted_twice": len(ledger.twice),
         "retried": ledger.retried,
         "steps": ledger.steps,
@@ -198,10 +213,7 @@ def _summary(args: argparse.Namespace, ledger: Ledger, samples: list[dict], rest
         "client_rss_growth_mib": round(client_growth, 1),
         "client_rss_bound_mib": args.rss_bound,
         "server_rss_peak_mib": server_peak,
-        "passed": ledger.started == closed
-        and not ledger.twice
-        and not ledger.errors
-        and client_growth <= args.rss_bound,
+        "passed": not ledger.lost and not ledger.twice and not ledger.errors and client_growth <= args.rss_bound,
         "restart_schedule": restarts,
     }
 
@@ -214,7 +226,7 @@ def main() -> None:
     parser.add_argument("--restart-every", type=float, default=60.0, help="seconds between server restarts")
     parser.add_argument("--grace", type=float, default=5.0, help="the drained server's --grace")
     parser.add_argument("--sample-every", type=float, default=10.0)
-    parser.add_argument("--rss-bound", type=float, default=64.0, help="allowed client RSS growth (MiB)")
+    parser.add_argument("--rss-bound", type=float, default=32.0, help="allowed client RSS growth (MiB)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench/results/soak.json"))
