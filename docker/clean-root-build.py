@@ -264,7 +264,7 @@ def run_stage(root: Path, steps: list[tuple[str, str]], mode: str, build_root: P
             status = in_root(root, rest, run_env | {"PIP_CERT": ROOT_CA, "SSL_CERT_FILE": ROOT_CA}, workdir)
             if status != 0:
                 raise StageFailed(f"RUN exited {status}: {' '.join(rest.split())[:200]}")
-    if mode == "resolve":
+    if mode == "resolve" and build_root is None:  # the build stage
         build_source_archives(root, reports, {**scope, **env})
     return env
 
