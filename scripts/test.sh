@@ -21,7 +21,9 @@ fi
 # and the static checks of compose and the Kubernetes manifests.
 REPLAY_TOOLS=1 bash docker/replay-recipe.sh
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist): most tests use one core (torch runs one thread in them), and each test file
+# stays on one worker so its fixtures are built once (tests/conftest.py).
+python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then

@@ -7,15 +7,27 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from gymwire.env_servers.local import LocalServer
+from gymwire.env_servers.local import LocalServer, free_port
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer
 
 os.environ.setdefault("GYMWIRE_LOG_LEVEL", "WARNING")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs): each test file stays on one
+    worker, so its module fixtures (servers, models) are built once; every test of the shared vLLM server
+    joins one group, so that server is started once."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            group = "vllm-server" if "vllm_server" in getattr(item, "fixturenames", ()) else item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +60,56 @@ def kill_when(ready: Callable[[], bool], server: LocalServer, timeout: float = 3
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory) -> Iterator[str]:
+    """vLLM's OpenAI server on CPU with the default model, started once for every test that needs one
+    (a start costs about a minute here). Tests that change its weights put the originals back."""
+    from gymwire.trainer.model import default_model_dir
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_CPU_KVCACHE_SPACE="1", VLLM_SERVER_DEV_MODE="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(default_model_dir()),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "1024",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--logprobs-mode",
+        "processed_logprobs",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM server exited: {Path(log).read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM server not ready in 300 s: {Path(log).read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -10,11 +10,8 @@ from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.masks import PLAIN_ON
 from gymwire.trainer.model import default_model_dir
 from gymwire.trainer.records import read_trajectories
-from tests import test_policy
 from tests.conftest import gymwire_cli
 from tests.test_policy import needs_vllm
-
-vllm_server = test_policy.server  # the fixture: vLLM's OpenAI server on CPU, started as the policy tests start it
 
 
 def test_serve_then_check_info_tasks_play():

@@ -14,11 +14,8 @@ from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.judge import CATEGORIES, NO_ANSWER, UNPARSEABLE, Judge, parse_category
 from gymwire.trainer.model import default_model_dir
 from gymwire.trainer.rollout import EnvSettings
-from tests import test_policy
 from tests.conftest import gymwire_cli
 from tests.test_policy import needs_vllm
-
-vllm_server = test_policy.server  # vLLM's OpenAI server on CPU with the default model
 
 
 @pytest.mark.parametrize(

@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import math
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
-from gymwire.env_servers.local import free_port
 from gymwire.trainer import model
 from gymwire.trainer.model import default_model_dir, set_threads
 from gymwire.trainer.policy import MicroBatcher, make_policy
@@ -322,60 +317,11 @@ class TestVLLM:
 # ---- OpenAI-compatible server (vLLM's own) -----------------------------------------------------
 
 
-@pytest.fixture(scope="class")
-def server(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_CPU_KVCACHE_SPACE="1", VLLM_SERVER_DEV_MODE="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(default_model_dir()),
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--max-model-len",
-        "1024",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--logprobs-mode",
-        "processed_logprobs",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM server exited: {Path(log).read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM server not ready in 300 s: {Path(log).read_text()[-3000:]}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @slow
 @needs_vllm
 class TestOpenAIServer:
-    def test_generate_over_http(self, server, hf, prompts):
-        policy = make_policy("openai", server + "/v1")
+    def test_generate_over_http(self, vllm_server, hf, prompts):
+        policy = make_policy("openai", vllm_server + "/v1")
         try:
             assert Path(policy.model) == default_model_dir()
             gen = run(policy.generate(prompts[1], SamplingParams(max_new_tokens=12, temperature=0.8, seed=5)))
@@ -402,8 +348,8 @@ class TestOpenAIServer:
         finally:
             policy.close()
 
-    def test_weight_reload_over_http(self, server, hf, prompts):
-        policy = make_policy("openai", server, tokenizer=hf.tokenizer)
+    def test_weight_reload_over_http(self, vllm_server, hf, prompts):
+        policy = make_policy("openai", vllm_server, tokenizer=hf.tokenizer)
         greedy = SamplingParams(max_new_tokens=4, temperature=0.0)
 
         async def greedy_ids():
@@ -421,8 +367,8 @@ class TestOpenAIServer:
         policy.update_weights(default_model_dir())
         assert run(greedy_ids()) == original
 
-    def test_score_over_http(self, server, hf, prompts):
-        policy = make_policy("openai", server, tokenizer=hf.tokenizer)
+    def test_score_over_http(self, vllm_server, hf, prompts):
+        policy = make_policy("openai", vllm_server, tokenizer=hf.tokenizer)
         ids = prompts[1] + hf.tokenizer("Blue.<|im_end|>")["input_ids"]
         scores = policy.score(ids)
         with torch.no_grad():
@@ -432,4 +378,4 @@ class TestOpenAIServer:
         with pytest.raises(ValueError, match="temperature 1"):
             policy.score(ids, 0.5)
         with pytest.raises(ValueError, match="memory"):
-            make_policy("openai", server, settings=VLLMSettings(weight_sync="memory"))
+            make_policy("openai", vllm_server, settings=VLLMSettings(weight_sync="memory"))
