@@ -29,6 +29,7 @@ and PyPI. The base root is made once (~3 min) under $GYMWIRE_CLEAN_ROOT (default
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -130,6 +131,13 @@ def apt_packages(run: str) -> set[str]:
 
 
 def base_root() -> Path:
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one debootstrap at a time; the others wait and reuse it
+        return make_base()
+
+
+def make_base() -> Path:
     base = WORK / "base"
     stamp = base / ".gymwire-base"
     if stamp.exists() and stamp.read_text() == BASE_PACKAGES:
@@ -160,7 +168,7 @@ def base_root() -> Path:
 
 
 def fresh_root(name: str) -> Path:
-    root = WORK / name
+    root = WORK / f"{name}-{os.getpid()}"  # runs side by side (test workers) never share a root
     remove_root(root)
     subprocess.run(["cp", "-a", "--reflink=auto", str(base_root()), str(root)], check=True)
     # Network only: the host's DNS and CA bundle (pip reaches PyPI through whatever the host does).
