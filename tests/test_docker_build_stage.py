@@ -92,6 +92,10 @@ def run_script(*args: str, timeout: float) -> subprocess.CompletedProcess:
 @clean_root_group
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
+@pytest.mark.skipif(
+    os.environ.get("GYMWIRE_IMAGE_BUILDS") != "1",
+    reason="every image's build: ~25 min here (alfworld compiles for ~11); GYMWIRE_IMAGE_BUILDS=1 runs them",
+)
 @pytest.mark.parametrize("service", [n for n, s in SERVICES.items() if "build" in s])
 def test_build_stage_runs_in_a_root_without_compilers(service):
     args = [service]
