@@ -190,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     plans = plan(config, Path(args.verl_config), Path(args.out), asyncio.run(draw_stages(config)))
-    done = checkpointed_step(Path(args.out) / "checkpoints")
+    held = checkpointed_step(Path(args.out) / "checkpoints")
     for number, stage in enumerate(plans, 1):
         print(f"stage {number} {stage.name}: {stage.rows} tasks in {stage.data_file}, up to step {stage.total_steps}")
-        if stage.total_steps <= done:
-            print(f"  done: verl's newest checkpoint is at step {done}", flush=True)
+        if stage.total_steps <= held:
+            print(f"  done: verl's newest checkpoint is at step {held}", flush=True)
             continue
-        if done > (plans[number - 2].total_steps if number > 1 else 0):
-            print(f"  resumes from verl's checkpoint at step {done} (resume_mode=auto)")
+        if held > (plans[number - 2].total_steps if number > 1 else 0):
+            print(f"  resumes from verl's checkpoint at step {held} (resume_mode=auto)")
         print("  " + shlex.join(stage.command), flush=True)
         if args.dry_run:
             continue
