@@ -22,8 +22,8 @@ fi
 REPLAY_TOOLS=1 bash docker/replay-recipe.sh
 set +e
 # Two workers (pytest-xdist): most tests use one core (torch runs one thread in them), and each test file
-# stays on one worker so its fixtures are built once (tests/conftest.py).
-python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
+# stays on one worker, so its module fixtures (servers, models) are built once.
+python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then

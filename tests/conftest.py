@@ -20,16 +20,6 @@ from gymwire.env_servers.sdk.background import BackgroundServer
 os.environ.setdefault("GYMWIRE_LOG_LEVEL", "WARNING")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`-n 2 --dist loadgroup`, as scripts/test.sh runs): each test file stays on one
-    worker, so its module fixtures (servers, models) are built once; every test of the shared vLLM server
-    joins one group, so that server is started once."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            group = "vllm-server" if "vllm_server" in getattr(item, "fixturenames", ()) else item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def guess_server() -> Iterator[BackgroundServer]:
     with BackgroundServer(GuessEnvironment) as server:
@@ -64,8 +54,8 @@ def kill_when(ready: Callable[[], bool], server: LocalServer, timeout: float = 3
 
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory) -> Iterator[str]:
-    """vLLM's OpenAI server on CPU with the default model, started once for every test that needs one
-    (a start costs about a minute here). Tests that change its weights put the originals back."""
+    """vLLM's OpenAI server on CPU with the default model, started once per test process for every test
+    that needs one (a start costs about a minute here). Tests that change its weights put the originals back."""
     from gymwire.trainer.model import default_model_dir
 
     port = free_port()
