@@ -36,8 +36,6 @@ if has verl; then
   # agent loop uses only verl's agent-loop API, which works with the versions installed above. What verl's
   # default (V1) trainer imports, TransferQueue and tensordict>=0.10 among it, comes with the `verl` extra.
   python -m pip install -q --no-deps "verl==0.9.1"
-  python -c "import transfer_queue, verl.trainer.ppo.v1.agent_loop_tq" 2>/dev/null \
-    || { echo "setup-venv.sh: verl's V1 trainer does not import (see pyproject's verl extra)" >&2; exit 1; }
 fi
 if has skyrl; then
   # SkyRL-train (the skyrl package) pins transformers<=5.8 and peft 0.18; gymwire imports only its config
@@ -49,4 +47,9 @@ if has vllm; then
   # `import vllm` fails while torchvision is present (operator torchvision::nms does not exist).
   # (The gpu stack keeps them: vLLM's CUDA wheel pins matching CUDA builds and uses triton.)
   python -m pip uninstall -q -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+fi
+if has verl; then
+  # Last, once the vllm step has removed torchvision (with it, transformers' AutoProcessor and so verl fail).
+  python -c "import transfer_queue, verl.trainer.ppo.v1.agent_loop_tq" 2>/dev/null \
+    || { echo "setup-venv.sh: verl's V1 trainer does not import (see pyproject's verl extra)" >&2; exit 1; }
 fi
