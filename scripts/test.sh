@@ -21,9 +21,7 @@ fi
 # and the static checks of compose and the Kubernetes manifests.
 REPLAY_TOOLS=1 bash docker/replay-recipe.sh
 set +e
-# Two workers (pytest-xdist): most tests use one core (torch runs one thread in them), and each test file
-# stays on one worker, so its module fixtures (servers, models) are built once.
-python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
+python -m pytest -q -p no:cacheprovider "$@"
 status=$?
 set -e
 if [[ $status -eq 5 ]]; then

@@ -35,8 +35,6 @@ BUILD_PACKAGES = {"build-essential", "make", "cmake", "gcc", "g++", "cpp", "clan
 RUNTIME_ALLOWED = {"trainer.Dockerfile": {"gcc", "g++", "libc6-dev"}}
 
 can_chroot = os.geteuid() == 0 and shutil.which("debootstrap") and shutil.which("unshare")
-# One worker runs them all, one after another: each is minutes of compiling and downloading.
-clean_root_group = pytest.mark.xdist_group("clean-root")
 needs_root = pytest.mark.skipif(
     not can_chroot, reason="needs root, debootstrap and unshare (apt-get install debootstrap)"
 )
@@ -89,7 +87,6 @@ def run_script(*args: str, timeout: float) -> subprocess.CompletedProcess:
 
 
 @needs_root
-@clean_root_group
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 @pytest.mark.skipif(
@@ -110,7 +107,6 @@ def test_build_stage_runs_in_a_root_without_compilers(service):
 
 
 @needs_root
-@clean_root_group
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_a_build_stage_without_build_tools_fails_there(tmp_path):
@@ -128,7 +124,6 @@ def test_a_build_stage_without_build_tools_fails_there(tmp_path):
 
 
 @needs_root
-@clean_root_group
 def test_the_runtime_library_check_finds_a_missing_library():
     # libcurl needs libnghttp2, libssh2, ...: none of them is in the bare root.
     library = Path("/usr/lib/x86_64-linux-gnu/libcurl.so.4")

@@ -50,6 +50,7 @@ def test_every_paper_row_has_a_config():
         assert config.rollout.group_size == 8 and config.eval.k == 8  # the paper's settings
 
 
+@pytest.mark.timeout(1800)  # the five-environment sequence: six evaluations of every environment and tier
 @pytest.mark.parametrize("path", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_cpu_variant_runs_end_to_end(path, servers, tmp_path):
     config = scale_for_cpu(load_config(path))
