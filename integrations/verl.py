@@ -66,8 +66,6 @@ from gymwire.trainer.rollout import (
     PolicyTurns,
     RolloutConfig,
     RolloutEngine,
-    TaskRef,
-    play_episode,
 )
 from gymwire.trainer.sequence import ConversationBuilder, end_of_turn_ids
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
@@ -173,20 +171,11 @@ class VerlRolloutEngine(RolloutEngine):
         super().__init__(*args, **kwargs)
         self.response_length = response_length
 
-    async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
+    def turns(self, sampling: SamplingParams) -> PolicyTurns:
+        # verl samples with its own settings (no per-episode seed); a new episode starts a new version record.
         if isinstance(self.policy, ServerManagerPolicy):
             self.policy.versions.clear()
-        return await play_episode(
-            self.pool,
-            ref,
-            ResponseBudgetTurns(self.policy, self.config.sampling, self.response_length),
-            self.settings(ref.env),
-            group_id=group_id,
-            system=self.config.system_prompt,
-            max_total_tokens=self.config.max_total_tokens,
-            stream=self.config.stream,
-            multiplex=self.config.multiplex,
-        )
+        return ResponseBudgetTurns(self.policy, self.config.sampling, self.response_length)
 
 
 class _Pools:

@@ -296,12 +296,16 @@ class RolloutEngine:
         self.stats.aborted_dropped += 1
         return trajectory
 
+    def turns(self, sampling: SamplingParams) -> PolicyTurns:
+        """The agent of one episode: the policy sampling with `sampling` (a trainer may wrap it)."""
+        return PolicyTurns(self.policy, sampling)
+
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
         sampling = self.config.sampling if seed is None else replace(self.config.sampling, seed=seed)
         return await play_episode(
             self.pool,
             ref,
-            PolicyTurns(self.policy, sampling),
+            self.turns(sampling),
             self.settings(ref.env),
             group_id=group_id,
             system=self.config.system_prompt,
