@@ -16,7 +16,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from bench import write_rows
+from bench import status_kb, write_rows
 from gymwire.client import AsyncEnvClient
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.registry import load_environment
@@ -39,13 +39,6 @@ def in_process(env_name: str, seconds: float) -> float:
                 break
         i += 1
     return steps / (time.perf_counter() - started)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def through_server(address: str, sessions: int, seconds: float) -> float:
@@ -94,11 +87,11 @@ def main() -> None:
         local = in_process(name, args.seconds)
         with LocalServer(name, "--max-sessions", "4096") as server:
             served = asyncio.run(through_server(server.address, args.sessions, args.seconds))
-            idle = rss_mb(server.proc.pid)
+            idle = status_kb(server.proc.pid, "VmRSS") / 1024
 
             async def held() -> float:
                 client, _episodes = await hold_sessions(server.address, 1000)
-                value = rss_mb(server.proc.pid)
+                value = status_kb(server.proc.pid, "VmRSS") / 1024
                 await client.close()
                 return value
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import grpc
 
-from bench import write_rows
+from bench import status_kb, write_rows
 from gymwire.client import AsyncEnvClient, ChannelOptions, EnvPool, EpisodeAborted
 from gymwire.env_servers.local import LocalServer, free_port
 from gymwire.v1 import environment_pb2 as pb
@@ -47,13 +47,6 @@ SERVICE = "gymwire.v1.EnvironmentService"
 C = grpc.StatusCode
 # Codes a request may legitimately get: an answer, or the failure the contract names for bad input.
 ANSWERS = {C.OK, C.INVALID_ARGUMENT, C.NOT_FOUND, C.FAILED_PRECONDITION}
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 # --- barrage ---------------------------------------------------------------------------------
@@ -223,10 +216,10 @@ async def _unauthenticated(address: str, count: int, seed: int) -> BarrageResult
 async def barrage(count: int, seed: int = 0) -> dict:
     """`count` hostile requests to an open server, then a tenth as many to one with auth and metrics."""
     with LocalServer("guess", "--max-sessions", "20000") as server:
-        before = rss_bytes(server.proc.pid)
+        before = status_kb(server.proc.pid, "VmRSS")
         open_result = await _barrage(server.address, count, None, seed)
         crashed = server.proc.poll() is not None
-        after = rss_bytes(server.proc.pid) if not crashed else 0
+        after = status_kb(server.proc.pid, "VmRSS") if not crashed else 0
     metrics_port = free_port()
     with LocalServer("guess", "--auth-token", "s3cret", "--metrics-port", str(metrics_port)) as server:
         authed = await _barrage(server.address, count // 10, "s3cret", seed + 1)
@@ -244,8 +237,8 @@ async def barrage(count: int, seed: int = 0) -> dict:
         "crashes": int(crashed),
         "wrong_codes": open_result.wrong_codes + authed.wrong_codes + denied.wrong_codes + int(metrics_open),
         "codes": dict(open_result.codes + authed.codes + denied.codes),
-        "rss_before_mb": before / 2**20,
-        "rss_after_mb": after / 2**20,
+        "rss_before_mb": before / 1024,
+        "rss_after_mb": after / 1024,
         "metrics_without_token": "served" if metrics_open else "401",
         "examples": wrong[:10],
     }
@@ -277,22 +270,22 @@ async def leak(filters: int, sessions: int, ttl: float = 2.0) -> dict:
     process), so a leak shows as growth over the second cycle."""
     with LocalServer("guess", "--session-ttl", str(ttl), "--max-sessions", str(sessions + 100)) as server:
         pid = server.proc.pid
-        start = rss_bytes(pid)
-        rss = []
+        start = status_kb(pid, "VmRSS")
+        rss = []  # kB
         for cycle in range(2):
             await _abuse(server.address, filters, sessions, cycle)
-            rss.append(rss_bytes(pid))
+            rss.append(status_kb(pid, "VmRSS"))
             await asyncio.sleep(ttl + 6)  # abandoned sessions expire, the sweep (every 5 s) evicts them
-            rss.append(rss_bytes(pid))
+            rss.append(status_kb(pid, "VmRSS"))
         crashed = server.proc.poll() is not None
     return {
         "scenario": "leak",
         "requests": 2 * (filters + 2 * sessions),
         "crashes": int(crashed),
-        "rss_start_mb": start / 2**20,
-        "rss_after_cycle_1_mb": rss[1] / 2**20,
-        "rss_after_cycle_2_mb": rss[3] / 2**20,
-        "growth_mb": (rss[3] - rss[1]) / 2**20,
+        "rss_start_mb": start / 1024,
+        "rss_after_cycle_1_mb": rss[1] / 1024,
+        "rss_after_cycle_2_mb": rss[3] / 1024,
+        "growth_mb": (rss[3] - rss[1]) / 1024,
     }
 
 

@@ -31,20 +31,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import write_rows
+from bench import status_kb, write_rows
 
 GIB = 1024**3
-
-
-def _status_kb(pid: int, key: str) -> int:
-    """A `kB` field of /proc/PID/status (VmRSS, VmHWM); 0 once the process is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 def _reset_peak(pid: int) -> None:
@@ -155,9 +144,9 @@ class Watcher:
 
     def _close(self, phase: Phase, kids: list[int]) -> None:
         phase.seconds = time.perf_counter() - phase.started
-        phase.trainer_peak_kb = max(phase.trainer_sampled_kb, _status_kb(self.proc.pid, "VmHWM"))
+        phase.trainer_peak_kb = max(phase.trainer_sampled_kb, status_kb(self.proc.pid, "VmHWM"))
         for pid in kids:
-            if peak := _status_kb(pid, "VmHWM"):
+            if peak := status_kb(pid, "VmHWM"):
                 phase.servers[_command(pid)] = max(phase.servers.get(_command(pid), 0), peak)
 
     def _loop(self) -> None:
@@ -170,8 +159,8 @@ class Watcher:
                 if phase is not None:
                     self._close(phase, kids)
                 phase = self._open(name, kids)
-            trainer = _status_kb(self.proc.pid, "VmRSS")
-            rss = {pid: _status_kb(pid, "VmRSS") for pid in kids}
+            trainer = status_kb(self.proc.pid, "VmRSS")
+            rss = {pid: status_kb(pid, "VmRSS") for pid in kids}
             servers = sum(rss.values())
             phase.trainer_sampled_kb = max(phase.trainer_sampled_kb, trainer)
             phase.servers_peak_kb = max(phase.servers_peak_kb, servers)

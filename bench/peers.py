@@ -42,12 +42,13 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import ROOT, cpu_seconds, percentile, print_targets, running, status_kb, write_json
+from gymwire.env_servers.local import free_port
+
 DEFAULT_OUT = ROOT / "bench" / "results" / "peers.json"
 ACTION = "Thought: the room echoes. Action: say hello to the echo and listen"
 GYMWIRE_VARIANTS = ("gymwire-multiplex", "gymwire-stream", "gymwire-unary")
@@ -95,19 +96,6 @@ class Result:
 # --------------------------------------------------------------------------------------- processes
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return dict(os.environ, GYMWIRE_LOG_LEVEL="WARNING", PYTHONPATH=path)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_argv(point: Point, port: int) -> list[str]:
     if point.variant.startswith("gymwire"):
         argv = [sys.executable, "-m", "gymwire.cli.main", "serve", "bench.echo_env:EchoEnvironment"]
@@ -118,21 +106,6 @@ def server_argv(point: Point, port: int) -> list[str]:
     argv = [sys.executable, "-m", "uvicorn", app, "--app-dir", str(ROOT), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--loop", "uvloop", "--http", "httptools"] if best else ["--loop", "asyncio", "--http", "h11"]
     return argv + ["--ws", "websockets", "--no-access-log", "--log-level", "warning", "--backlog", "4096"]
-
-
-@contextlib.contextmanager
-def running(argv: list[str], **kwargs: Any) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), **kwargs)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
 
 def _tree(pid: int) -> list[Any]:
@@ -149,20 +122,13 @@ def tree_cpu_seconds(pid: int) -> float:
     total = 0.0
     for proc in _tree(pid):
         with contextlib.suppress(Exception):
-            t = proc.cpu_times()
-            total += t.user + t.system
+            total += cpu_seconds(proc.pid)
     return total
 
 
 def tree_peak_rss_mib(pid: int) -> float:
     """Peak resident memory (VmHWM) summed over a process and its children."""
-    total = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-    return total / 1024
+    return sum(status_kb(proc.pid, "VmHWM") for proc in _tree(pid)) / 1024
 
 
 def wait_ready(point: Point, port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -356,15 +322,8 @@ def run_client_process(argv: list[str]) -> int:
 # --------------------------------------------------------------------------------------- one point
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def measure(point: Point, rep: int, warmup: float, duration: float, lockstep: bool = False) -> Result:
-    port = _free_port()
+    port = free_port()
     result = Result(point.variant, point.sessions, point.clients, point.workers, rep, load_average=os.getloadavg()[0])
     reports_dir = tempfile.TemporaryDirectory(prefix="peers-")
     with reports_dir, running(server_argv(point, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as server:
@@ -414,8 +373,8 @@ def measure(point: Point, rep: int, warmup: float, duration: float, lockstep: bo
     steps = len(latencies)
     result.steps, result.seconds = steps, duration
     result.steps_per_s = steps / duration
-    result.p50_ms, result.p99_ms = 1000 * _percentile(latencies, 0.5), 1000 * _percentile(latencies, 0.99)
-    result.start_p50_ms, result.start_p99_ms = 1000 * _percentile(starts, 0.5), 1000 * _percentile(starts, 0.99)
+    result.p50_ms, result.p99_ms = 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99)
+    result.start_p50_ms, result.start_p99_ms = 1000 * percentile(starts, 0.5), 1000 * percentile(starts, 0.99)
     result.starts = len(starts)
     if steps:
         result.server_us_per_step = 1e6 * (cpu1 - cpu0) / steps
@@ -606,35 +565,31 @@ def main(argv: list[str] | None = None) -> int:
         f"echo env (reset 200 chars, step 1024 chars, 50 steps); 'x best' and 'p99/best' vs {BASELINE}"
     )
     print(format_table(results))
-    for check in checks:
-        print(f"{'MET ' if check['met'] else 'MISS'}  {check['target']}: {check['value']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "benchmark": "peers",
-                "settings": {
-                    "sessions": sessions,
-                    "variants": variants,
-                    "duration": duration,
-                    "warmup": warmup,
-                    "reps": reps,
-                    "lockstep": args.lockstep,
-                },
-                "machine": machine,
-                "workload": {
-                    "env": "echo",
-                    "reset_chars": 200,
-                    "step_chars": 1024,
-                    "episode_steps": 50,
-                    "action": ACTION,
-                },
-                "wall_seconds": round(time.perf_counter() - started, 1),
-                "results": [asdict(r) for r in results],
-                "targets": checks,
+    print_targets(checks)
+    write_json(
+        args.out,
+        {
+            "benchmark": "peers",
+            "settings": {
+                "sessions": sessions,
+                "variants": variants,
+                "duration": duration,
+                "warmup": warmup,
+                "reps": reps,
+                "lockstep": args.lockstep,
             },
-            indent=2,
-        )
+            "machine": machine,
+            "workload": {
+                "env": "echo",
+                "reset_chars": 200,
+                "step_chars": 1024,
+                "episode_steps": 50,
+                "action": ACTION,
+            },
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "results": [asdict(r) for r in results],
+            "targets": checks,
+        },
     )
     print(f"wrote {args.out} ({time.perf_counter() - started:.0f} s)")
     return 1 if any(r.steps == 0 for r in results) else 0

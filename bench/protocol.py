@@ -37,12 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,14 +52,15 @@ from typing import Any, Protocol
 
 import grpc
 
+from bench import ROOT, cpu_seconds, percentile, print_targets, running, write_json
 from gymwire.client.aio import AsyncEnvClient, AsyncEpisode
+from gymwire.env_servers.local import free_port
 from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.server import new_event_loop
 from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "protocol.json"
 TASK_ID = "train-hard-0"
 MAX_TURNS = 100  # the guess env's max_turns_limit: the longest episode it allows
@@ -115,12 +114,6 @@ class Cell:
 # --------------------------------------------------------------------------------------- measuring
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
 class Window:
     """The timed window of a cell: steps count when they *complete* inside it, so warm-up and the
     drain after it never leak into steps/s, and CPU is read at the same two instants."""
@@ -134,18 +127,6 @@ class Window:
     def record(self, ended: float, latency: float) -> None:
         if self.start <= ended <= self.end:
             self.latencies.append(latency)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its threads (gRPC's pollers included)."""
-    try:
-        import psutil
-
-        times = psutil.Process(pid).cpu_times()
-        return times.user + times.system
-    except ImportError:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _runqueue_wait_seconds(pid: int) -> float | None:
@@ -247,8 +228,8 @@ def _cell(
         steps=steps,
         seconds=round(elapsed, 3),
         steps_per_s=steps / elapsed if elapsed > 0 else 0.0,
-        p50_ms=1000.0 * _percentile(latencies, 0.50),
-        p99_ms=1000.0 * _percentile(latencies, 0.99),
+        p50_ms=1000.0 * percentile(latencies, 0.50),
+        p99_ms=1000.0 * percentile(latencies, 0.99),
         server_cpu_ms_per_step=per_step(server_cpu),
         server_cpu_util=(server_cpu / elapsed) if server_pid_util and server_cpu is not None and elapsed else None,
         client_cpu_ms_per_step=per_step(client_cpu),
@@ -258,38 +239,19 @@ def _cell(
 # --------------------------------------------------------------------------------------- servers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _subprocess(argv: list[str], name: str, cpus: list[int] | None = None) -> Iterator[subprocess.Popen]:
     """Start a server process (on `cpus` only, when given) and always stop it: SIGTERM, then SIGKILL."""
-    env = dict(
-        os.environ,
-        GYMWIRE_LOG_LEVEL="WARNING",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-    )
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
     # stderr goes to a file, not a pipe: a server that logs a lot must never block on a full pipe.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-    _logs[proc.pid] = log
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        with running(argv, grace=10, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log) as proc:
+            _logs[proc.pid] = log
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        _logs.pop(proc.pid, None)
-        log.close()
+                yield proc
+            finally:
+                _logs.pop(proc.pid, None)
 
 
 _logs: dict[int, Any] = {}  # server pid -> its stderr file, for the message when it dies
@@ -540,11 +502,11 @@ async def run_network_cell(variant: str, driver: Driver, concurrency: int, setti
     workers = [asyncio.create_task(play(i)) for i in live]
     try:
         await asyncio.sleep(settings.warmup)
-        cpu0, client0, window.start = _cpu_seconds(server_pid), time.process_time(), clock()
+        cpu0, client0, window.start = cpu_seconds(server_pid), time.process_time(), clock()
         wait0, errors0 = _runqueue_wait_seconds(server_pid), len(failures)
         await asyncio.sleep(settings.duration)
         window.end = clock()
-        cpu1, client1 = _cpu_seconds(server_pid), time.process_time()
+        cpu1, client1 = cpu_seconds(server_pid), time.process_time()
         wait1 = _runqueue_wait_seconds(server_pid)
         errors1 = len(failures)
         window.stop = True
@@ -590,7 +552,7 @@ class Server:
 
 async def start_server(variant: str, settings: Settings, stack: contextlib.ExitStack) -> Server:
     """Start a variant's server (stopped when `stack` closes, errors included) and wait until it serves."""
-    port = _free_port()
+    port = free_port()
     http = variant == "http-json"
     proc = stack.enter_context(
         _subprocess(http_argv(port) if http else gymwire_argv(port), variant, settings.server_cpus)
@@ -854,22 +816,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{settings.warmup:g} s warm-up; guess env, {MAX_TURNS}-step episodes"
     )
     print(format_table(cells))
-    for check in checks:
-        print(f"{'MET ' if check['met'] else 'MISS'}  {check['target']}: {check['value']}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "benchmark": "protocol",
-                "settings": asdict(settings),
-                "machine": machine,
-                "workload": {"env": "guess (reference)", "task": TASK_ID, "max_turns": MAX_TURNS, "action": ACTION},
-                "wall_seconds": round(time.perf_counter() - started, 1),
-                "cells": [asdict(c) for c in cells],
-                "targets": checks,
-            },
-            indent=2,
-        )
+    print_targets(checks)
+    write_json(
+        out,
+        {
+            "benchmark": "protocol",
+            "settings": asdict(settings),
+            "machine": machine,
+            "workload": {"env": "guess (reference)", "task": TASK_ID, "max_turns": MAX_TURNS, "action": ACTION},
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "cells": [asdict(c) for c in cells],
+            "targets": checks,
+        },
     )
     print(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
     return 1 if any(c.steps == 0 for c in cells) else 0

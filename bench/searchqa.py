@@ -29,14 +29,14 @@ import platform
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import ROOT, json_child, percentile, status_kb, write_json
+
 DEFAULT_OUT = ROOT / "bench" / "results" / "searchqa.json"
 
 
@@ -44,16 +44,16 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "searchqa.json"
 
 
 def _rss_mib() -> dict[str, float]:
-    status = Path("/proc/self/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    kib = lambda key: int(fields[key].split()[0]) if key in fields else 0  # noqa: E731
-    return {"rss_mib": kib("VmRSS") / 1024, "peak_rss_mib": kib("VmHWM") / 1024}
+    pid = os.getpid()
+    return {"rss_mib": status_kb(pid, "VmRSS") / 1024, "peak_rss_mib": status_kb(pid, "VmHWM") / 1024}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "mean_ms": sum(ordered) / len(ordered) * 1000}
+    return {
+        "p50_ms": percentile(samples, 0.50) * 1000,
+        "p99_ms": percentile(samples, 0.99) * 1000,
+        "mean_ms": sum(samples) / len(samples) * 1000,
+    }
 
 
 def _folder_mib(folder: Path) -> float:
@@ -172,16 +172,7 @@ def worker_bm25s(size: int, queries: int) -> dict[str, Any]:
 
 
 def _child(*args: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.searchqa", "--worker", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"worker {args} failed:\n{result.stderr[-4000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json_child(["-m", "bench.searchqa", "--worker", *args])
 
 
 def run(sizes: list[int], queries: int, bm25s_max: int, keep_cache: Path | None) -> dict[str, Any]:
@@ -297,8 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     results = run([int(s) for s in args.sizes.split(",")], args.queries, args.bm25s_max, args.keep_cache)
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write_json(args.out, results, indent=1)
     print(f"wrote {args.out}")
 
 

@@ -26,13 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import write_rows
-from bench.faults import rss_bytes
+from bench import status_kb, write_rows
 from gymwire.client import ChannelOptions, EnvPool, EpisodeAborted
 from gymwire.env_servers.local import LocalServer, free_port
-
-MiB = 1024 * 1024
-
 
 OUTCOMES = {"scored": 1, "aborted": 2, "error": 3}
 
@@ -93,8 +89,8 @@ class Replicas:
         await asyncio.to_thread(self.servers[index].wait)
         self.restarts.append({"t": round(soak_s, 1), "replica": index, "how": how})
 
-    def rss(self) -> list[int]:
-        return [rss_bytes(s.proc.pid) if s.proc.poll() is None else 0 for s in self.servers]
+    def rss_kb(self) -> list[int]:
+        return [status_kb(s.proc.pid, "VmRSS") if s.proc.poll() is None else 0 for s in self.servers]
 
     def stop(self) -> None:
         for server in self.servers:
@@ -168,8 +164,8 @@ async def soak(args: argparse.Namespace) -> tuple[list[dict], dict]:
                             "t": round(now - started, 1),
                             "steps_per_s": round((ledger.steps - last_steps) / (now - last_t), 1),
                             "open": len(running),
-                            "client_rss_mib": round(rss_bytes(os.getpid()) / MiB, 1),
-                            "server_rss_mib": [round(r / MiB, 1) for r in replicas.rss()],
+                            "client_rss_mib": round(status_kb(os.getpid(), "VmRSS") / 1024, 1),
+                            "server_rss_mib": [round(kb / 1024, 1) for kb in replicas.rss_kb()],
                             "scored": ledger.counts["scored"],
                             "aborted": ledger.counts["aborted"],
                         }

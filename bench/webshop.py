@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +42,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import ROOT, cpu_seconds, json_child, percentile, status_kb, stop, write_json
+from gymwire.env_servers.local import free_port
+
 DEFAULT_OUT = ROOT / "bench" / "results" / "webshop.json"
 ENV_SPEC = "gymwire.env_servers.webshop:WebShopEnvironment"
 
@@ -73,32 +73,6 @@ class Row:
     errors: int
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all threads (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_kb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return float(line.split()[1])
-    return float("nan")
-
-
 _BUILD_CHILD = """
 import json, resource, sys, time
 from gymwire.env_servers.webshop.generator import CatalogueSpec
@@ -111,14 +85,7 @@ print(json.dumps({"wall": time.perf_counter() - t, "meta": c.meta, "disk": c.dis
 
 
 def build(products: int, cache: Path) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", _BUILD_CHILD, str(products), str(cache)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=3600,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json_child(["-c", _BUILD_CHILD, str(products), str(cache)])
 
 
 async def _wait_serving(address: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -136,7 +103,7 @@ async def _wait_serving(address: str, proc: subprocess.Popen, timeout: float) ->
 
 
 def start_server(products: int, cache: Path) -> tuple[subprocess.Popen, str, float]:
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -162,15 +129,6 @@ def start_server(products: int, cache: Path) -> tuple[subprocess.Popen, str, flo
     )
     asyncio.run(_wait_serving(address, proc, 300))
     return proc, address, time.perf_counter() - started
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def expert_trajectories(env, tasks: list) -> list[tuple[str, list[str]]]:
@@ -237,10 +195,10 @@ async def load(
         tasks = [asyncio.create_task(session(client, random.Random(i))) for i in range(concurrency)]
         await asyncio.sleep(warmup)
         window["open"] = True
-        opened, cpu_opened = time.perf_counter(), _cpu_seconds(server_pid)
+        opened, cpu_opened = time.perf_counter(), cpu_seconds(server_pid)
         await asyncio.sleep(duration)
         window["open"] = False
-        seconds, cpu = time.perf_counter() - opened, _cpu_seconds(server_pid) - cpu_opened
+        seconds, cpu = time.perf_counter() - opened, cpu_seconds(server_pid) - cpu_opened
         window["stop"] = True
         await asyncio.gather(*tasks)
     return counts["steps"], seconds, latencies, counts["episodes"], counts["solved"], counts["errors"], cpu
@@ -258,12 +216,12 @@ def measure(products: int, cache: Path, args) -> Row:
     proc = None
     for _ in range(max(1, args.restarts)):
         if proc is not None:
-            stop_server(proc)
+            stop(proc, grace=30)
         proc, address, ready = start_server(products, cache)
         ready_times.append(ready)
     assert proc is not None
     try:
-        rss_ready = _proc_kb(proc.pid, "VmRSS") / 1024
+        rss_ready = status_kb(proc.pid, "VmRSS") / 1024
 
         env = WebShopEnvironment(products, cache_dir=cache, tasks_per_tier=50)
         tasks = env.catalogue().list()
@@ -281,10 +239,10 @@ def measure(products: int, cache: Path, args) -> Row:
         steps, seconds, latencies, episodes, solved, errors, server_cpu = asyncio.run(
             load(address, trajectories, args.concurrency, args.duration, args.warmup, proc.pid)
         )
-        rss_loaded = _proc_kb(proc.pid, "VmRSS") / 1024
-        rss_peak = _proc_kb(proc.pid, "VmHWM") / 1024
+        rss_loaded = status_kb(proc.pid, "VmRSS") / 1024
+        rss_peak = status_kb(proc.pid, "VmHWM") / 1024
     finally:
-        stop_server(proc)
+        stop(proc, grace=30)
     return Row(
         products=products,
         build_s=round(built["wall"], 2),
@@ -296,13 +254,13 @@ def measure(products: int, cache: Path, args) -> Row:
         rss_ready_mb=round(rss_ready, 1),
         rss_loaded_mb=round(rss_loaded, 1),
         rss_peak_mb=round(rss_peak, 1),
-        search_p50_ms=round(_percentile(search_ms, 0.5), 3),
-        search_p99_ms=round(_percentile(search_ms, 0.99), 3),
+        search_p50_ms=round(percentile(search_ms, 0.5), 3),
+        search_p99_ms=round(percentile(search_ms, 0.99), 3),
         steps_per_s=round(steps / seconds, 1),
         inprocess_steps_per_s=round(inprocess, 1),
         server_cpu_ms_per_step=round(server_cpu / steps * 1000, 3) if steps else float("nan"),
-        step_p50_ms=round(_percentile(latencies, 0.5) * 1000, 2),
-        step_p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
+        step_p50_ms=round(percentile(latencies, 0.5) * 1000, 2),
+        step_p99_ms=round(percentile(latencies, 0.99) * 1000, 2),
         episodes=episodes,
         success_rate=round(solved / episodes, 4) if episodes else float("nan"),
         errors=errors,
@@ -363,29 +321,27 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(cache, ignore_errors=True)
     print()
     print(table(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "bench": "webshop",
-                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "machine": {
-                    "python": platform.python_version(),
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "max_rss_this_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                },
-                "settings": {
-                    "concurrency": args.concurrency,
-                    "duration_s": args.duration,
-                    "warmup_s": args.warmup,
-                    "restarts": args.restarts,
-                    "tasks": args.tasks,
-                },
-                "rows": [asdict(r) for r in rows],
+    write_json(
+        args.out,
+        {
+            "bench": "webshop",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "max_rss_this_process_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
-            indent=1,
-        )
+            "settings": {
+                "concurrency": args.concurrency,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "restarts": args.restarts,
+                "tasks": args.tasks,
+            },
+            "rows": [asdict(r) for r in rows],
+        },
+        indent=1,
     )
     print(f"\nwrote {args.out}")
 
