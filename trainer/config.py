@@ -106,6 +106,8 @@ class RunConfig:
     save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl
     token: str | None = None  # bearer token for servers started with --auth-token (default: $GYMWIRE_TOKEN)
     seed: int = 0
+    # Where the metrics also go (trainer/trackers.py): tensorboard (<run_dir>/tensorboard), wandb, trackio.
+    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = field(default_factory=list)
 
     def addresses(self) -> list[str]:
         return [a for addresses in self.envs.values() for a in addresses]
@@ -215,6 +217,8 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     data = dict(data)
     if "envs" in data:
         data["envs"] = _normalise_envs(data["envs"])
+    if isinstance(data.get("report_to"), str):  # `report_to: tensorboard` as TRL takes it
+        data["report_to"] = [] if data["report_to"] == "none" else [data["report_to"]]
     if isinstance(data.get("grpo"), dict) and "temperature" in data["grpo"]:
         raise ConfigError("grpo.temperature: set rollout.temperature; the update always uses the sampling one")
     config: RunConfig = _build(RunConfig, data, "")
@@ -265,6 +269,11 @@ def _check(config: RunConfig) -> None:
         )
     if config.rollout.group_size < 2:
         raise ConfigError("rollout.group_size: GRPO needs at least 2 samples per task")
+    from gymwire.trainer.trackers import missing
+
+    problem = missing(config.report_to)
+    if problem:
+        raise ConfigError(f"report_to: {problem}")
 
 
 def _check_mix(mix: list[MixEntry], config: RunConfig, path: str) -> None:
