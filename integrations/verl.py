@@ -1,4 +1,4 @@
-"""gymwire servers as environments of verl (0.9): an agent loop, its datasets, and a stage launcher.
+"""gymwire servers as environments of verl (0.9): an agent loop and the advantage estimator it needs.
 
 verl runs one agent loop per sample on its AgentLoopWorkers; the loop asks verl's server manager
 (`LLMServerClient.generate`: token ids in, token ids and log-probs out, routed to verl's vLLM or
@@ -71,9 +71,8 @@ from gymwire.trainer.sequence import ConversationBuilder, end_of_turn_ids
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
 
 from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
+from .verl_stages import ADVANTAGE_ESTIMATOR, AGENT_NAME
 
-AGENT_NAME = "gymwire_agent"
-ADVANTAGE_ESTIMATOR = "gymwire_grpo"
 ABORTED = ("aborted", "abort")  # a replica's stop reason for a request cut short by a weight update
 
 

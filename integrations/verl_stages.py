@@ -42,7 +42,8 @@ from gymwire.trainer.train import TaskStream
 
 from .episodes import task_key
 
-# As gymwire.integrations.verl registers them (that module imports verl; this one does not need to).
+# The names gymwire.integrations.verl registers its agent loop and advantage estimator under: defined here,
+# where verl need not be importable, and imported there.
 AGENT_NAME = "gymwire_agent"
 ADVANTAGE_ESTIMATOR = "gymwire_grpo"  # GRPO whose group baselines leave out aborted episodes
 SETUP_HOOK = "gymwire.integrations.verl.setup"  # imported by every Ray worker of the verl run

@@ -1,27 +1,19 @@
 """GRPO policy update on token-exact, multi-turn, masked trajectories.
 
-`GRPOUpdater.step(trajectories)` takes finished episodes from our rollout engine (any mix of tasks
-and environments the schedule chose), turns rewards into group-relative advantages and takes one
-optimizer step of the token-level clipped policy gradient on the tokens the model sampled
-(`loss_mask == 1`), optionally with a k3 KL penalty to a frozen reference policy.
+`GRPOUpdater.step(trajectories)` takes finished episodes from the rollout engine (any mix of tasks and
+environments the schedule chose), turns rewards into group-relative advantages (by `group_id`, aborted
+episodes left out) and takes one optimizer step of the token-level clipped policy gradient on the
+tokens the model sampled (`loss_mask == 1`), in micro-batches packed to a token budget, optionally
+with a k3 KL penalty to a frozen reference policy. The sampler's own log-probs (`Trajectory.logprobs`)
+enter the loss as the PPO ratio's old policy or as a truncated importance weight (GRPOConfig's
+`old_logprobs` and `importance_sampling`).
 
-Why not TRL's `GRPOTrainer` (trl 1.16, read in trl/trainer/grpo_trainer.py): it *can* carry our
-mask (`rollout_func` may return an `env_mask` extra field, which becomes `tool_mask` and multiplies
-the completion mask in the loss; tests/test_grpo.py shows it), but it does not fit the rest:
-- it owns the loop: `train()` draws prompts from its dataset through its `RepeatSampler` and calls
-  `rollout_func(prompts, trainer)` from inside, so the schedule (which env/tier/task each step
-  trains on, stage changes, per-stage evaluation) would have to be smuggled through a fake dataset;
-  there is no public "update on these episodes" call;
-- groups are fixed-size consecutive blocks (`rewards.view(-1, num_generations)`): an aborted
-  episode cannot be dropped, only kept as a padded "unscorable" row (every reward None);
-- without TRL's own vLLM path the PPO ratio is taken against the detached current log-probs
-  (`old_per_token_logps = per_token_logps.detach()`): the sampler log-probs our backends return
-  (vLLM server, llama.cpp, transformers, possibly a step behind) are ignored;
-- micro-batches are a fixed number of sequences, not a token budget (multi-turn lengths vary 10x).
-So the loss here is our own (small), and TRL/transformers/peft are kept where they help: peft for
-LoRA, `save_pretrained`/safetensors and the HF Trainer's checkpoint file names (`optimizer.pt`,
-`scheduler.pt`, `trainer_state.json`). The log-softmax over the vocabulary is our own too
-(`selected_logprobs`): fp32 maths a chunk of rows at a time over the model's bf16 logits.
+The loss is this project's own, not TRL's `GRPOTrainer`: TRL owns the training loop (it draws the
+prompts, so the schedule has no place), groups episodes in fixed-size blocks (an aborted one cannot be
+dropped), ignores the sampler's log-probs without its own vLLM and batches by sequence count. The
+details, against trl 1.16, are in docs/grpo-and-trl.md; tests/test_grpo.py checks them. peft (LoRA),
+safetensors and the HF Trainer's checkpoint file names are kept. The log-softmax over the vocabulary
+is computed here too (`selected_logprobs`: fp32 a chunk of rows at a time over bf16 logits).
 """
 
 from __future__ import annotations
