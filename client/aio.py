@@ -11,6 +11,7 @@ from gymwire.client.multiplex import Multiplexer, MultiplexTransport
 from gymwire.client.requests import list_request, reset_request
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1 import environment_pb2_grpc as pb_grpc
+from gymwire.v1.wire import OPERATIONS, final_status, status_of
 
 
 class AsyncEnvClient:
@@ -112,21 +113,12 @@ class AsyncEnvClient:
         await self.close()
 
 
-_UNARY_METHODS = {
-    "reset": "Reset",
-    "step": "Step",
-    "valid_actions": "ValidActions",
-    "expert_action": "ExpertAction",
-    "close": "Close",
-}
-
-
 class _UnaryTransport:
     def __init__(self, client: AsyncEnvClient):
         self.client = client
 
     async def call(self, op: str, request, timeout: float | None = None):
-        return await self.client._call(_UNARY_METHODS[op], request, op=op, timeout=timeout)
+        return await self.client._call(OPERATIONS[op].method, request, op=op, timeout=timeout)
 
     async def end(self) -> None:
         return None
@@ -157,20 +149,13 @@ class _StreamTransport:
             if reply is grpc.aio.EOF:
                 raise await self._ended(None, op)
         if reply.WhichOneof("result") == "error":
-            code = _STATUS_BY_NUMBER.get(reply.error.code, grpc.StatusCode.UNKNOWN)
-            raise call_error(code, reply.error.message, self.client.address, op)
+            raise call_error(status_of(reply.error), reply.error.message, self.client.address, op)
         return getattr(reply, op)
 
     async def _ended(self, exc: BaseException | None, op: str) -> GymwireError:
-        """Why the stream ended under an operation. A write or read on a stream that has just ended fails
-        with a generic error; the stream's own status says why (a full server, a dead one, bad auth)."""
-        try:
-            code = await asyncio.wait_for(self._call.code(), 2.0)
-            details = await self._call.details() or ""
-        except (TimeoutError, asyncio.InvalidStateError, grpc.RpcError):
-            code, details = grpc.StatusCode.UNAVAILABLE, repr(exc)
-        if code == grpc.StatusCode.OK:
-            code, details = grpc.StatusCode.UNAVAILABLE, "Session stream closed by the server"
+        """Why the stream ended under an operation (its own status: a full server, a dead one, bad auth)."""
+        fallback = repr(exc) if exc is not None else "Session stream closed by the server"
+        code, details = await final_status(self._call, (grpc.StatusCode.UNAVAILABLE, fallback))
         return call_error(code, details, self.client.address, op)
 
     async def end(self) -> None:
@@ -179,9 +164,6 @@ class _StreamTransport:
         except (grpc.RpcError, asyncio.InvalidStateError):
             pass
         self._call.cancel()
-
-
-_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
 class AsyncEpisode:

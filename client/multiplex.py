@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from gymwire.client.connection import EpisodeAborted, GymwireError, call_error
-from gymwire.client.framing import chunks
 from gymwire.v1 import environment_pb2 as pb
+from gymwire.v1.wire import chunks, final_status, status_of
 
 if TYPE_CHECKING:
     from gymwire.client.aio import AsyncEnvClient
 
-_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _Waiter = tuple["asyncio.Future[pb.MultiplexResult] | None", float]  # None: a result nobody waits for
 
 
@@ -118,7 +117,7 @@ class Multiplexer:
                     if future is not None and not future.done():
                         future.set_result(result)
         except grpc.RpcError as exc:  # UNIMPLEMENTED or a refused token stay plain errors: no episode can run
-            code, details = await _final_status(call, exc)
+            code, details = await final_status(call, (exc.code(), exc.details() or ""))
             failure = call_error(code, details, self.client.address, "step")
         except asyncio.CancelledError:
             failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address)
@@ -178,22 +177,8 @@ class MultiplexTransport:
             return pb.CloseResponse(was_open=True)
         result = await self.multiplexer.submit(pb.MultiplexOp(slot=self.slot, **{op: request}), timeout)
         if result.WhichOneof("result") == "error":
-            code = _STATUS_BY_NUMBER.get(result.error.code, grpc.StatusCode.UNKNOWN)
-            raise call_error(code, result.error.message, self.multiplexer.client.address, op)
+            raise call_error(status_of(result.error), result.error.message, self.multiplexer.client.address, op)
         return getattr(result, op)
 
     async def end(self) -> None:
         return None
-
-
-async def _final_status(call: Any, exc: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    """The stream's own status: a read on a stream that a write found broken fails with a generic error
-    first, while the status says why (a refused token, a full server)."""
-    try:
-        code = await asyncio.wait_for(call.code(), 2.0)
-        details = await call.details() or ""
-    except (TimeoutError, asyncio.InvalidStateError, grpc.RpcError):
-        return exc.code(), exc.details() or ""
-    if code == grpc.StatusCode.OK:
-        return exc.code(), exc.details() or ""
-    return code, details

@@ -19,12 +19,10 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from gymwire.client.framing import chunks
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.service import EnvService
 from gymwire.v1 import environment_pb2 as pb
-
-_STATUS_NUMBER = {code: code.value[0] for code in grpc.StatusCode}
+from gymwire.v1.wire import chunks, error
 
 
 def _parse(data: bytes) -> pb.MultiplexRequest | DecodeError:
@@ -120,7 +118,7 @@ class MultiplexStream:
             return await self._apply(slot, op)
         except ServiceError as exc:
             self.on_error(exc.code.name)
-            return pb.MultiplexResult(slot=slot, error=pb.Error(code=_STATUS_NUMBER[exc.code], message=exc.message))
+            return pb.MultiplexResult(slot=slot, error=error(exc.code, exc.message))
 
     async def _apply(self, slot: int, op: pb.MultiplexOp) -> pb.MultiplexResult:
         kind = op.WhichOneof("op")

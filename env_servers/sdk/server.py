@@ -31,6 +31,7 @@ from gymwire.env_servers.sdk.metrics import Metrics
 from gymwire.env_servers.sdk.multiplex import multiplex_method
 from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
+from gymwire.v1.wire import error
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
 log = logging.getLogger("gymwire.server")
@@ -144,7 +145,7 @@ class _Handlers:
                     await asyncio.wait_for(anext(aiter(requests)), REFUSED_STREAM_WAIT_SECONDS)
                 except (TimeoutError, StopAsyncIteration):
                     return
-                yield pb.SessionResponse(error=pb.Error(code=refusal.code.value[0], message=refusal.message))
+                yield pb.SessionResponse(error=error(refusal.code, refusal.message))
                 return
             self.open_streams += 1
             owned: str | None = None  # the session this stream created; closed when the stream ends
@@ -157,7 +158,7 @@ class _Handlers:
                         reply, owned = await self._stream_op(service, request, owned)
                     except ServiceError as exc:
                         self.metrics.error(exc.code.name)
-                        reply = pb.SessionResponse(error=pb.Error(code=exc.code.value[0], message=exc.message))
+                        reply = pb.SessionResponse(error=error(exc.code, exc.message))
                     yield reply
             finally:
                 self.open_streams -= 1
