@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
-from gymwire.client.connection import ChannelOptions, EpisodeAborted, GymwireError, call_error, error_from_rpc
-from gymwire.client.multiplex import Multiplexer, MultiplexTransport
+from gymwire.client.connection import ChannelOptions, GymwireError
+from gymwire.client.multiplex import Multiplexer
 from gymwire.client.requests import list_request, reset_request
+from gymwire.client.transports import Connection, SessionTransport, Transport, UnaryTransport
 from gymwire.v1 import environment_pb2 as pb
-from gymwire.v1 import environment_pb2_grpc as pb_grpc
-from gymwire.v1.wire import OPERATIONS, final_status, status_of
 
 
 class AsyncEnvClient:
@@ -20,28 +17,13 @@ class AsyncEnvClient:
     def __init__(self, address: str, options: ChannelOptions | None = None):
         self.address = address
         self.options = options or ChannelOptions()
-        creds = self.options.credentials()
-        grpc_options = self.options.grpc_options()
-        self._channel = (
-            grpc.aio.secure_channel(address, creds, grpc_options)
-            if creds
-            else grpc.aio.insecure_channel(address, grpc_options)
-        )
-        self._stub = pb_grpc.EnvironmentServiceStub(self._channel)
+        self.connection = Connection(address, self.options)
         self._info: pb.GetInfoResponse | None = None
-        self._multiplexer = Multiplexer(self)  # opens its stream on first use
-
-    async def _call(self, method: str, request, *, op: str | None = None, timeout: float | None = None):
-        try:
-            return await getattr(self._stub, method)(
-                request, timeout=timeout or self.options.timeout, metadata=self.options.metadata()
-            )
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc, self.address, op) from None
+        self._multiplexer = Multiplexer(self.connection)  # opens its stream on first use
 
     async def info(self, refresh: bool = False) -> pb.GetInfoResponse:
         if self._info is None or refresh:
-            self._info = await self._call("GetInfo", pb.GetInfoRequest())
+            self._info = await self.connection.unary("GetInfo", pb.GetInfoRequest())
         return self._info
 
     async def list_tasks(
@@ -50,7 +32,7 @@ class AsyncEnvClient:
         tasks: list[pb.Task] = []
         token = ""
         while True:
-            page = await self._call("ListTasks", list_request(split, difficulty, category, token))
+            page = await self.connection.unary("ListTasks", list_request(split, difficulty, category, token))
             tasks.extend(page.tasks)
             token = page.next_page_token
             if not token or (limit is not None and len(tasks) >= limit):
@@ -79,23 +61,20 @@ class AsyncEnvClient:
             if started is not None:
                 return AsyncEpisode(self, started[0], started[1])
             stream = True
-        if stream:
-            transport = _StreamTransport(self)
-            try:
-                response = await transport.call("reset", request)
-            except BaseException:
-                await transport.end()
-                raise
-            return AsyncEpisode(self, response, transport)
-        response = await self._call("Reset", request, op="reset")
-        return AsyncEpisode(self, response, _UnaryTransport(self))
+        transport: Transport = SessionTransport(self.connection) if stream else UnaryTransport(self.connection)
+        try:
+            response = await transport.call("reset", request)
+        except BaseException:
+            await transport.end()
+            raise
+        return AsyncEpisode(self, response, transport)
 
     async def health(self, timeout: float = 5.0) -> bool:
         """True when the server's health service says SERVING."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         try:
-            reply = await health_pb2_grpc.HealthStub(self._channel).Check(
+            reply = await health_pb2_grpc.HealthStub(self.connection.channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
             )
         except grpc.RpcError:
@@ -104,66 +83,13 @@ class AsyncEnvClient:
 
     async def close(self) -> None:
         await self._multiplexer.aclose()
-        await self._channel.close()
+        await self.connection.close()
 
     async def __aenter__(self) -> AsyncEnvClient:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
-
-
-class _UnaryTransport:
-    def __init__(self, client: AsyncEnvClient):
-        self.client = client
-
-    async def call(self, op: str, request, timeout: float | None = None):
-        return await self.client._call(OPERATIONS[op].method, request, op=op, timeout=timeout)
-
-    async def end(self) -> None:
-        return None
-
-
-class _StreamTransport:
-    """One Session stream; operations on it run one at a time, replies arrive in order."""
-
-    def __init__(self, client: AsyncEnvClient):
-        self.client = client
-        self._call = client._stub.Session(metadata=client.options.metadata())
-        self._lock = asyncio.Lock()
-
-    async def call(self, op: str, request, timeout: float | None = None):
-        async with self._lock:
-            try:
-                await self._call.write(pb.SessionRequest(**{op: request}))
-                reply = await asyncio.wait_for(self._call.read(), timeout or self.client.options.timeout)
-            except TimeoutError:
-                self._call.cancel()
-                raise EpisodeAborted(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    "Session stream: no reply within the deadline",
-                    self.client.address,
-                ) from None
-            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
-                raise await self._ended(exc, op) from None
-            if reply is grpc.aio.EOF:
-                raise await self._ended(None, op)
-        if reply.WhichOneof("result") == "error":
-            raise call_error(status_of(reply.error), reply.error.message, self.client.address, op)
-        return getattr(reply, op)
-
-    async def _ended(self, exc: BaseException | None, op: str) -> GymwireError:
-        """Why the stream ended under an operation (its own status: a full server, a dead one, bad auth)."""
-        fallback = repr(exc) if exc is not None else "Session stream closed by the server"
-        code, details = await final_status(self._call, (grpc.StatusCode.UNAVAILABLE, fallback))
-        return call_error(code, details, self.client.address, op)
-
-    async def end(self) -> None:
-        try:
-            await self._call.done_writing()
-        except (grpc.RpcError, asyncio.InvalidStateError):
-            pass
-        self._call.cancel()
 
 
 class AsyncEpisode:
@@ -173,22 +99,28 @@ class AsyncEpisode:
         self,
         client: AsyncEnvClient,
         reset: pb.ResetResponse,
-        transport: _UnaryTransport | _StreamTransport | MultiplexTransport | None = None,
+        transport: Transport | None = None,
     ):
         self.client = client
         self.session_id = reset.session_id
         self.task = reset.task
         self.observation = reset.observation
         self.turn = 0
-        self._transport = transport or _UnaryTransport(client)
+        self._transport = transport or UnaryTransport(client.connection)
 
     @property
     def done(self) -> bool:
         return self.observation.terminated or self.observation.truncated
 
     @property
+    def transport(self) -> str:
+        """The transport this episode runs on: "multiplex", "session" or "unary"."""
+        return self._transport.name
+
+    @property
     def streaming(self) -> bool:
-        return isinstance(self._transport, _StreamTransport)
+        """True on its own Session stream."""
+        return self._transport.name == "session"
 
     async def step(self, text: str) -> pb.Observation:
         if self.done:

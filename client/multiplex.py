@@ -13,25 +13,23 @@ import contextlib
 import itertools
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from gymwire.client.connection import EpisodeAborted, GymwireError, call_error
+from gymwire.client.transports import Connection
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1.wire import chunks, final_status, status_of
-
-if TYPE_CHECKING:
-    from gymwire.client.aio import AsyncEnvClient
 
 _Waiter = tuple["asyncio.Future[pb.MultiplexResult] | None", float]  # None: a result nobody waits for
 
 
 class Multiplexer:
-    """One Multiplex stream of a client, opened on first use and again after it fails."""
+    """One Multiplex stream of a connection, opened on first use and again after it fails."""
 
-    def __init__(self, client: AsyncEnvClient):
-        self.client = client
+    def __init__(self, connection: Connection):
+        self.connection = connection
         self.supported = True  # False once the server answered UNIMPLEMENTED (an older server)
         self._call: Any = None
         self._outbox: list[pb.MultiplexOp] = []
@@ -68,7 +66,7 @@ class Multiplexer:
     def _queue(self, op: pb.MultiplexOp, future: asyncio.Future | None, timeout: float | None) -> None:
         if self._call is None:
             self._open()
-        deadline = time.monotonic() + (timeout or self.client.options.timeout)
+        deadline = time.monotonic() + (timeout or self.connection.options.timeout)
         waiters = self._waiters.get(op.slot)
         if waiters is None:
             waiters = self._waiters[op.slot] = deque()
@@ -79,7 +77,7 @@ class Multiplexer:
         self._wake.set()  # the writer runs after every coroutine ready now has queued its operation
 
     def _open(self) -> None:
-        self._call = self.client._stub.Multiplex(metadata=self.client.options.metadata())
+        self._call = self.connection.open_stream("Multiplex")
         self._wake = asyncio.Event()
         self._tasks = [
             asyncio.ensure_future(self._write(self._call, self._wake)),
@@ -118,9 +116,9 @@ class Multiplexer:
                         future.set_result(result)
         except grpc.RpcError as exc:  # UNIMPLEMENTED or a refused token stay plain errors: no episode can run
             code, details = await final_status(call, (exc.code(), exc.details() or ""))
-            failure = call_error(code, details, self.client.address, "step")
+            failure = call_error(code, details, self.connection.address, "step")
         except asyncio.CancelledError:
-            failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address)
+            failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.connection.address)
         self._fail_all(call, failure)
 
     def _fail_all(self, call: Any, failure: GymwireError) -> None:
@@ -146,16 +144,16 @@ class Multiplexer:
             for queue in list(self._waiters.values()):
                 for future, deadline in queue:
                     if deadline < now and future is not None and not future.done():
-                        future.set_exception(
-                            EpisodeAborted(
-                                grpc.StatusCode.DEADLINE_EXCEEDED, "Multiplex operation timed out", self.client.address
-                            )
-                        )
+                        future.set_exception(self._timed_out())
+
+    def _timed_out(self) -> EpisodeAborted:
+        code = grpc.StatusCode.DEADLINE_EXCEEDED
+        return EpisodeAborted(code, "Multiplex operation timed out", self.connection.address)
 
     async def aclose(self) -> None:
         call = self._call
         if call is not None:
-            self._fail_all(call, EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.client.address))
+            self._fail_all(call, EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.connection.address))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -163,7 +161,9 @@ class Multiplexer:
 
 
 class MultiplexTransport:
-    """One episode's slot on its client's Multiplex stream."""
+    """One episode's slot on its connection's Multiplex stream."""
+
+    name = "multiplex"
 
     def __init__(self, multiplexer: Multiplexer, slot: int):
         self.multiplexer = multiplexer
@@ -177,7 +177,7 @@ class MultiplexTransport:
             return pb.CloseResponse(was_open=True)
         result = await self.multiplexer.submit(pb.MultiplexOp(slot=self.slot, **{op: request}), timeout)
         if result.WhichOneof("result") == "error":
-            raise call_error(status_of(result.error), result.error.message, self.multiplexer.client.address, op)
+            raise call_error(status_of(result.error), result.error.message, self.multiplexer.connection.address, op)
         return getattr(result, op)
 
     async def end(self) -> None:
