@@ -58,6 +58,7 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
                 {"name": "easy", "steps": 3, "mix": [{"env": "textcraft", "difficulty": "easy", "max_turns": 2}]}
             ],
             "eval": {"base": False, "tasks_per_env": 1, "k": 2, "difficulty": "easy", "max_new_tokens": 12},
+            "report_to": ["tensorboard"],
         }
         path = tmp_path / "run.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -100,6 +101,20 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
             assert r["tasks"] == asyncio.run(expected(r["step"]))
     assert (run_dir / "final_model" / "config.json").exists()
     assert (run_dir / "report" / "report.md").exists()
+    # The console: one summary line per phase (--no-progress), each step's numbers on its own line.
+    assert "GRPO easy 3/3" in second.stdout and "trained" in second.stdout, second.stdout
+    assert "\r" not in second.stdout
+
+    # report_to: [tensorboard]: every step's metrics at its global step, each step once although the
+    # killed run had logged some of them (the writer of the resumed run purged them), then the evaluation.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    for name in ("reward", "success", "grpo/loss", "rollout_s"):
+        logged = [(e.step, e.value) for e in events.Scalars(name)]
+        assert logged == [(r["step"] + 1, pytest.approx(r[name])) for r in records], name
+    assert [e.step for e in events.Scalars("eval/textcraft/easy/avg@2")] == [3]
 
     # Every step's episodes were kept token-exact; `gymwire masks` marks exactly what the model said.
     rollouts = sorted(p.name for p in (run_dir / "rollouts").iterdir())

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the same stages with tiny numbers and the default model (a smoke run on a CPU)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
+    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
     p.set_defaults(run=train)
 
     p = sub.add_parser(
@@ -61,6 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
     p.add_argument("--token", default=os.environ.get("GYMWIRE_TOKEN"), help="bearer token (or $GYMWIRE_TOKEN)")
+    p.add_argument("--no-progress", action="store_true", help="only the summary line, no running updates")
+    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
     p.set_defaults(run=evaluate)
 
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
@@ -93,16 +96,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--steps", type=int, default=3, help="GRPO steps")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
+    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
     p.set_defaults(run=demo)
 
 
+def _console(args: argparse.Namespace) -> None:
+    """The command's console, before anything heavy is imported (vLLM reads its logging settings then)."""
+    from gymwire.trainer.console import setup
+
+    setup(verbose=args.verbose, progress=not args.no_progress)
+
+
 def train(args: argparse.Namespace) -> int:
-    from gymwire.env_servers.sdk.logs import configure_logging
+    _console(args)
     from gymwire.trainer.config import load_config, scale_for_cpu
     from gymwire.trainer.train import train as run
 
-    configure_logging("text")
     config = load_config(args.config)
     if args.cpu_scale:
         config = scale_for_cpu(config)
@@ -112,7 +122,7 @@ def train(args: argparse.Namespace) -> int:
     from gymwire.trainer.memory_plan import check_before_training
 
     check_before_training(config, what=str(args.config))
-    state = run(config, progress=not args.no_progress)
+    state = run(config)
     print(f"run {state.phase}; report: {Path(config.run_dir) / 'report' / 'report.md'}")
     return 0
 
@@ -150,6 +160,7 @@ def make_policy(spec: str, threads: int = 0) -> Policy | None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    _console(args)
     from gymwire.client import ChannelOptions, EnvPool
     from gymwire.trainer.evaluate import EvalSpec
     from gymwire.trainer.evaluate import evaluate as run_eval
@@ -229,9 +240,10 @@ def masks(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    _console(args)
     from gymwire.trainer.demo import run_demo
 
-    page = run_demo(Path(args.run_dir), steps=args.steps, progress=not args.no_progress)
+    page = run_demo(Path(args.run_dir), steps=args.steps)
     print(page.read_text())
     print(f"report: {page}")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.config import parse_config
+from gymwire.trainer.console import resolve
 from gymwire.trainer.train import RunState, Trainer
 
 
@@ -61,8 +62,12 @@ def run_demo(run_dir: Path, steps: int = 3, progress: bool = True) -> Path:
     with _terminate_as_exit():
         servers = [LocalServer(env, log_path=run_dir / f"{env}-server.log") for env in ("textcraft", "babyai")]
         try:
-            for server in servers:
-                server.wait()
+            with resolve(progress).phase("local servers", total=len(servers)) as phase:
+                for server in servers:
+                    phase.update(f"starting {server.env}", force=True)
+                    server.wait()
+                    phase.update(advance=1)
+                phase.finish(", ".join(f"{s.env} on {s.address}" for s in servers) + f" (logs: {run_dir}/*-server.log)")
             config = parse_config(demo_config({s.env: s.address for s in servers}, run_dir, steps))
             Trainer(config, progress=progress).run_sync()
         finally:

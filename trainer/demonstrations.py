@@ -13,6 +13,7 @@ from typing import Any
 
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import play_reference
+from gymwire.trainer.console import Phase
 from gymwire.trainer.rollout import EnvSettings, TaskRef
 from gymwire.trainer.types import Trajectory
 
@@ -24,21 +25,32 @@ async def collect_demonstrations(
     env_settings: dict[str, EnvSettings] | None = None,
     max_total_tokens: int = 4096,
     system: str | None = None,
+    phase: Phase | None = None,
 ) -> list[Trajectory]:
-    """The expert plays every task once; its successful episodes that fit the context are the demonstrations."""
+    """The expert plays every task once; its successful episodes that fit the context are the demonstrations.
+    `phase`: a console line counting the episodes played and kept."""
     settings = env_settings or {}
-    episodes = await asyncio.gather(
-        *(
-            play_reference(
-                pool,
-                ref,
-                "oracle",
-                settings.get(ref.env, EnvSettings()),
-                tokenizer=tokenizer,
-                max_total_tokens=max_total_tokens,
-                system=system,
-            )
-            for ref in refs
+    kept = 0
+
+    async def one(ref: TaskRef) -> Trajectory:
+        nonlocal kept
+        episode = await play_reference(
+            pool,
+            ref,
+            "oracle",
+            settings.get(ref.env, EnvSettings()),
+            tokenizer=tokenizer,
+            max_total_tokens=max_total_tokens,
+            system=system,
         )
-    )
-    return [t for t in episodes if t.success and not t.aborted and not t.truncated]
+        if phase is not None:
+            kept += _usable(episode)
+            phase.update(f"expert episodes, {kept} kept", advance=1)
+        return episode
+
+    episodes = await asyncio.gather(*(one(ref) for ref in refs))
+    return [t for t in episodes if _usable(t)]
+
+
+def _usable(episode: Trajectory) -> bool:
+    return episode.success and not episode.aborted and not episode.truncated

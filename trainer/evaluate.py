@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import REFERENCE_AGENTS, play_reference
+from gymwire.trainer.console import Console, resolve
 from gymwire.trainer.faults import kill_point
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.model import release_memory
@@ -95,13 +94,14 @@ async def evaluate(
     *,
     out_dir: Path | None = None,
     env_settings: dict[str, EnvSettings] | None = None,
-    progress: bool = True,
+    progress: bool | Console = True,
     desc: str = "eval",
     store_tokens: bool = False,
     agent_name: str = "",
 ) -> EvalResult:
     """Run k samples of every selected task (skipping those already in out_dir) and summarise.
-    `agent_name` names the policy evaluated (e.g. the CLI's --policy), part of the folder's identity."""
+    `agent_name` names the policy evaluated (e.g. the CLI's --policy), part of the folder's identity.
+    `progress`: a console line named `desc` (episodes done, running success), then one summary line."""
     refs = await select_tasks(pool, spec)
     jobs = [(ref, i) for ref in refs for i in range(spec.k)]
     settings = env_settings or (agent.env_settings if isinstance(agent, RolloutEngine) else {})
@@ -109,13 +109,15 @@ async def evaluate(
     if out_dir:
         _claim(out_dir, _identity(agent, agent_name, spec, settings, pool.env_names))
     done = _read_done(jsonl) if jsonl else {}
-    bar = tqdm(
-        total=len(jobs), desc=desc, disable=not progress, initial=sum((r.env, r.task_id, i) in done for r, i in jobs)
-    )
+    resumed = [done[key] for key in ((r.env, r.task_id, i) for r, i in jobs) if key in done]
+    phase = resolve(progress).phase(desc, total=len(jobs))
+    wins = sum(t.success for t in resumed if not t.aborted)
+    phase.update(_running(wins, len(resumed)), done=len(resumed), force=True)
     lock = asyncio.Lock()
     sink = jsonl.open("a") if jsonl else None
 
     async def one(ref: TaskRef, sample: int) -> Trajectory:
+        nonlocal wins
         key = (ref.env, ref.task_id, sample)
         if key in done:
             return done[key]
@@ -130,13 +132,16 @@ async def evaluate(
                 write_trajectory(sink, trajectory, sample=sample, tokens=store_tokens)
                 sink.flush()
                 kill_point("eval")
-            bar.update(1)
+            wins += trajectory.success and not trajectory.aborted
+            phase.update(_running(wins, phase.done + 1), advance=1)
         return trajectory
 
     try:
         trajectories = list(await asyncio.gather(*(one(ref, i) for ref, i in jobs)))
+    except BaseException:
+        phase.abandon()
+        raise
     finally:
-        bar.close()
         if sink is not None:
             sink.close()
         # Generation's KV caches sit freed in the generate thread's malloc arena; the next phase
@@ -147,6 +152,7 @@ async def evaluate(
         summarize(trajectories, spec.k, ("env", "split", "difficulty", "category")),
         trajectories,
     )
+    phase.finish(f"{len(trajectories)} episodes  {summary_line(result.rows)}")
     if out_dir:
         (out_dir / "results.json").write_text(
             json.dumps(
@@ -160,6 +166,19 @@ async def evaluate(
         )
         (out_dir / "results.md").write_text(result.markdown(desc))
     return result
+
+
+def _running(wins: int, episodes: int) -> str:
+    return f"episodes  success {wins / episodes:.1%}" if episodes else "episodes"
+
+
+def summary_line(rows: Sequence[EvalRow]) -> str:
+    """Each env and tier's avg@k and pass@k on one line, e.g. `textcraft/easy avg@2 25.0% pass@2 50.0%`."""
+    parts = []
+    for row in rows:
+        where = "/".join(p for p in (row.env, row.difficulty) if p)
+        parts.append(f"{where} avg@{row.k} {row.avg_at_k:.1%} pass@{row.k} {row.pass_at_k:.1%}")
+    return " · ".join(parts)
 
 
 def _identity(

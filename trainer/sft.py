@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from gymwire.trainer.console import Phase
 from gymwire.trainer.model import release_memory
 from gymwire.trainer.types import Trajectory, TurnSample
 
@@ -130,20 +131,34 @@ def behaviour_clone(
     out_dir: str | os.PathLike[str],
     epochs: float = 2.0,
     lr: float = 1e-5,
+    phase: Phase | None = None,
     **kwargs: Any,
 ) -> Path:
     """Fine-tune `model_dir` on the agent tokens of `trajectories`; write an HF folder to `out_dir`.
 
     The result is a plain model folder (a LoRA is merged in) with the tokenizer, so every policy
-    backend and `GRPOUpdater` load it like the original. Other keyword arguments: see
-    `make_sft_trainer`. Returns `out_dir`.
+    backend and `GRPOUpdater` load it like the original. `phase`: a console line with the optimizer
+    steps and the loss (TRL's own printing of its logs is then left out); its `values` end up holding
+    `warm_start/loss` (the last logged) and `warm_start/train_loss` (the mean over training). Other
+    keyword arguments: see `make_sft_trainer`. Returns `out_dir`.
     """
     out = Path(out_dir)
     work = Path(tempfile.mkdtemp(prefix="gymwire-sft-"))
+    if phase is not None:
+        kwargs.setdefault("logging_steps", 1)  # a loss for the console line at every step
     try:
         trainer = make_sft_trainer(model_dir, trajectories, work, epochs=epochs, lr=lr, **kwargs)
+        if phase is not None:
+            from transformers.trainer_callback import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
+            trainer.add_callback(_progress_callback(phase))
         result = trainer.train()
         log.info("behaviour cloning: %s", result.metrics)
+        if phase is not None:
+            if "train_loss" in result.metrics:
+                phase.values["warm_start/train_loss"] = float(result.metrics["train_loss"])
+            phase.update(_cloning_text(phase))
         model = trainer.model
         if hasattr(model, "merge_and_unload"):
             model = model.merge_and_unload()
@@ -151,8 +166,38 @@ def behaviour_clone(
         model.save_pretrained(str(out), safe_serialization=True)
         trainer.processing_class.save_pretrained(str(out))
         del trainer, model, result
+        if phase is not None:
+            loss = _cloning_text(phase).removeprefix("steps")
+            phase.finish(f"{phase.done} steps on {len(trajectories)} episodes{loss}  -> {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         # The caller loads the saved folder next (GRPO): this model and its optimizer state must be gone.
         release_memory()
     return out
+
+
+def _cloning_text(phase: Phase) -> str:
+    """`steps  loss 0.8123 (mean 1.0345)`: the last logged loss, and the mean over training once known."""
+    loss, mean = phase.values.get("warm_start/loss"), phase.values.get("warm_start/train_loss")
+    text = "steps" if loss is None else f"steps  loss {loss:.4f}"
+    return text if mean is None else f"{text} (mean {mean:.4f})"
+
+
+def _progress_callback(phase: Phase) -> Any:
+    """A transformers TrainerCallback that shows the optimizer steps and the latest loss on `phase`."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            phase.total = state.max_steps
+            phase.update(_cloning_text(phase), done=state.global_step, force=True)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            phase.update(_cloning_text(phase), done=state.global_step)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                phase.values["warm_start/loss"] = float(logs["loss"])
+                phase.update(_cloning_text(phase), done=state.global_step)
+
+    return Progress()

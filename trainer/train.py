@@ -21,15 +21,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
+from gymwire.trainer.console import Console, duration, resolve
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.faults import kill_point
 from gymwire.trainer.records import write_trajectory
 from gymwire.trainer.resume import set_aside_uncovered, write_position
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.trackers import Trackers
 from gymwire.trainer.types import SamplingParams, Trajectory
 
 log = logging.getLogger("gymwire.trainer")
@@ -92,10 +92,14 @@ class TaskStream:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, progress: bool = True, dist: Any = None):
+    """`progress`: a line per phase on the console (trainer/console.py); False: silent. The metrics go
+    to metrics.jsonl and to the trackers of `config.report_to` (trainer/trackers.py)."""
+
+    def __init__(self, config: RunConfig, progress: bool | Console = True, dist: Any = None):
         self.config = config
         self.run_dir = Path(config.run_dir)
-        self.progress = progress
+        self.console = resolve(progress)
+        self.trackers: Trackers | None = None
         self.state = RunState.load(self.run_dir)
         self.resuming = (self.run_dir / "state.json").exists() and self.state.phase != "done"
         self._held = (self.state.stage, self.state.step)  # the position the newest checkpoint holds
@@ -160,9 +164,13 @@ class Trainer:
         if trained:
             write_position(out, self.state.stage, self.state.step)
         result = await evaluate(
-            pool, engine, spec, out_dir=out, progress=self.progress, desc=f"eval {label}", agent_name=label
+            pool, engine, spec, out_dir=out, progress=self.console, desc=f"eval {label}", agent_name=label
         )
         log.info("evaluation %s:\n%s", label, result.markdown())
+        if self.trackers:
+            # The base model's own curve point, where a warm start gives GRPO another starting point.
+            prefix = "eval_base" if label == "base" and self.config.warm_start is not None else "eval"
+            self.trackers.log_eval(result.rows, self._global_step(), prefix)
         self.state.evaluations.append(label)
         if (self.state.stage, self.state.step) == self._held:
             self.state.save(self.run_dir)
@@ -179,22 +187,29 @@ class Trainer:
         mix = ws.mix or self.config.stages[0].mix
         stream = TaskStream(pool, self.config.seed)
         refs = await stream.draw("warm_start", 0, mix, ws.episodes)
-        demos = await collect_demonstrations(
-            pool,
-            refs,
-            tokenizer,
-            env_settings_for(mix),
-            self.config.rollout.max_total_tokens,
-            self.config.rollout.system_prompt,
-        )
+        with self.console.phase("demonstrations", total=len(refs)) as phase:
+            demos = await collect_demonstrations(
+                pool,
+                refs,
+                tokenizer,
+                env_settings_for(mix),
+                self.config.rollout.max_total_tokens,
+                self.config.rollout.system_prompt,
+                phase=phase,
+            )
+            phase.finish(f"{len(demos)} of {len(refs)} expert episodes kept (solved, within the context)")
         if not demos:
             raise RuntimeError("the expert solved none of the warm-start tasks; cannot clone behaviour")
         log.info("warm start: %d expert demonstrations", len(demos))
         out = self.run_dir / "warm_start" / "model"
-        return Path(behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate))
+        with self.console.phase("behaviour cloning") as phase:
+            model = behaviour_clone(model_dir, demos, out, epochs=ws.epochs, lr=ws.learning_rate, phase=phase)
+        if self.trackers:
+            self.trackers.log({**phase.values, "warm_start/demonstrations": len(demos)}, 0)
+        return Path(model)
 
     async def run(self) -> RunState:
-        from gymwire.trainer.model import resolve_model, return_large_frees_to_os, set_threads
+        from gymwire.trainer.model import return_large_frees_to_os, set_threads
 
         cfg = self.config
         return_large_frees_to_os()  # phases must not stack on the heap the ones before left behind
@@ -204,13 +219,36 @@ class Trainer:
             set_threads(cfg.model.threads)
         if self.resuming:
             set_aside_uncovered(self.run_dir, self.state.stage, self.state.step, self.state.checkpoint)
-        pool = await self._connect()
+        if cfg.report_to:
+            # A resumed run replays the steps after its checkpoint: TensorBoard drops what was logged from there.
+            purge = self._global_step() + 1 if self.resuming else None
+            self.trackers = Trackers(cfg.report_to, self.run_dir, config=asdict(cfg), purge_step=purge)
+        try:
+            await self._run()
+        except BaseException:
+            self.console.end_line()  # the error starts below the line in place, which stays as it was
+            raise
+        finally:
+            if self.trackers is not None:
+                self.trackers.close()
+        return self.state
+
+    async def _run(self) -> None:
+        from gymwire.trainer.model import resolve_model
+
+        cfg = self.config
+        with self.console.phase("servers") as phase:
+            pool = await self._connect()
+            phase.finish(", ".join(f"{n} ({len(a)})" if len(a) > 1 else n for n, a in cfg.envs.items()) + " ready")
         policy = None
         try:
             base_dir = resolve_model(cfg.model.name)
             if self.state.phase == "start":
                 if cfg.eval.base:
-                    policy = self._open_policy(base_dir)
+                    with self.console.phase("model") as phase:
+                        phase.update(f"loading {base_dir.name} ({cfg.model.backend})", force=True)
+                        policy = self._open_policy(base_dir)
+                        phase.update(f"{base_dir.name} ({cfg.model.backend})")
                     await self._evaluate(pool, policy, "base", trained=False)
                     if cfg.model.backend == "hf":  # training samples with the updater's own model
                         policy.close()
@@ -221,10 +259,14 @@ class Trainer:
                 self.state.rl_init_model = str(init)
                 self.state.phase = "warm_started"
                 self.state.save(self.run_dir)
-            updater = self._updater()
-            if self.state.checkpoint:
-                updater.load(self.run_dir / self.state.checkpoint)
-            policy = self._training_policy(updater, policy)
+            with self.console.phase("model") as phase:
+                phase.update(f"loading {Path(self.state.rl_init_model).name} for GRPO", force=True)
+                updater = self._updater()
+                if self.state.checkpoint:
+                    updater.load(self.run_dir / self.state.checkpoint)
+                policy = self._training_policy(updater, policy)
+                held = f", resumed from {self.state.checkpoint}" if self.state.checkpoint else ""
+                phase.update(f"{Path(self.state.rl_init_model).name} for GRPO{held}")
             if cfg.warm_start is not None:
                 await self._evaluate(pool, policy, "warm_start", trained=False)
             self.state.phase = "training"
@@ -246,8 +288,13 @@ class Trainer:
             await pool.close()
         from gymwire.trainer.report import write_report
 
-        write_report(self.run_dir)
-        return self.state
+        with self.console.phase("report") as phase:
+            page = write_report(self.run_dir)
+            phase.finish(str(page))
+
+    def _global_step(self) -> int:
+        """GRPO steps done over all stages: the trackers' x axis (a step's metrics are logged at its count)."""
+        return sum(s.steps for s in self.config.stages[: self.state.stage]) + self.state.step
 
     def _updater(self) -> Any:
         if self.dist is not None and self.dist.enabled:
@@ -308,9 +355,10 @@ class Trainer:
 
         cfg = self.config
         engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
-        bar = tqdm(total=stage.steps, initial=self.state.step, desc=f"stage {stage.name}", disable=not self.progress)
         while self.state.step < stage.steps:
             step = self.state.step
+            phase = self.console.phase(f"GRPO {stage.name} {step + 1}/{stage.steps}")
+            phase.update(f"rollouts: {cfg.rollout.batch_tasks} tasks x {cfg.rollout.group_size}", force=True)
             started = time.perf_counter()
             refs = await stream.draw(stage.name, step, stage.mix, cfg.rollout.batch_tasks)
             groups = await engine.groups(refs, cfg.rollout.group_size, base_seed=cfg.seed * 7919 + step * 100_003)
@@ -318,22 +366,24 @@ class Trainer:
             episodes = [t for g in groups for t in g]
             if cfg.save_rollouts:
                 self._save_rollouts(groups, step)
+            phase.update(f"update on {len(episodes)} episodes (rollouts {duration(rollout_s)})", force=True)
             policy.sleep()  # with vLLM's sleep mode the engine frees the GPU for the update
             metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
             kill_point("update")
             release_memory()  # the step's activations, before the next rollouts allocate theirs
             if cfg.model.backend != "hf":
                 metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
-            self._log_step(stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine)
+            record = self._log_step(
+                stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine
+            )
+            phase.finish(step_summary(record))
             kill_point("metrics")
             self.state.step = step + 1
             every = cfg.checkpoint.every
             if (every and self.state.step % every == 0) or self.state.step == stage.steps:
                 self._checkpoint(updater)
-            bar.update(1)
             if cfg.eval.every_steps and self.state.step % cfg.eval.every_steps == 0 and self.state.step < stage.steps:
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}-step-{self.state.step}")
-        bar.close()
 
     def _checkpoint(self, updater: Any) -> None:
         """A new resume point: written aside, renamed into place, recorded in state.json, and only
@@ -378,7 +428,7 @@ class Trainer:
         rollout_s: float,
         update_s: float,
         engine: RolloutEngine,
-    ) -> None:
+    ) -> dict[str, Any]:
         scored = [t for t in episodes if not t.aborted]
         record = {
             "stage": stage.name,
@@ -400,9 +450,27 @@ class Trainer:
         }
         with (self.run_dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.trackers:
+            self.trackers.log_record(record, self._global_step() + 1)
+        return record
 
     def run_sync(self) -> RunState:
         return asyncio.run(self.run())
+
+
+def step_summary(record: dict[str, Any]) -> str:
+    """A metrics.jsonl record as the console shows it: reward, success, the groups that trained, seconds."""
+    groups = record.get("grpo/groups")
+    trained = ""
+    if groups is not None:
+        skipped = record.get("grpo/skipped_groups", 0) + record.get("grpo/nonfinite_groups", 0)
+        trained = f"  trained {int(groups - skipped)}/{int(groups)} groups"
+    loss = f"  loss {record['grpo/loss']:.4f}" if "grpo/loss" in record else ""
+    aborted = f"  aborted {record['aborted']}" if record.get("aborted") else ""
+    return (
+        f"reward {record['reward']:.3f}  success {record['success']:.1%}{trained}{loss}{aborted}"
+        f"  rollout {duration(record['rollout_s'])}  update {duration(record['update_s'])}"
+    )
 
 
 def base_policy_tokenizer(model_dir: Path) -> Any:

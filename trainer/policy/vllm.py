@@ -50,6 +50,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..console import libraries_quiet
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
 from ..settings import VLLMSettings
@@ -109,6 +110,8 @@ class VLLMPolicy(BatchedPolicy):
         self.name = name or path.name
         self.stop_token_ids = list(stop_token_ids) if stop_token_ids else end_of_turn_ids(self.tokenizer)
         args = {**settings.engine_args(on_cpu=on_cpu), "model": str(path), "seed": seed}
+        if libraries_quiet():  # gymwire's commands: no "Loading safetensors checkpoint shards" bar
+            args.setdefault("use_tqdm_on_load", False)
         self.max_model_len: int = int(args["max_model_len"])
         self._sleep_mode = bool(args.get("enable_sleep_mode"))
         self._asleep = False
