@@ -108,6 +108,8 @@ def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):
                         "reward": 0.1 * step,
                         "turns": 3 - step,
                         "tokens": 100 - step,
+                        "grpo/groups": 2,
+                        "grpo/skipped_groups": 2 if step == 1 else 0,  # step 1 trained nothing
                     }
                 )
                 + "\n"
@@ -115,6 +117,9 @@ def test_report_has_held_in_out_transfer_and_forgetting(servers, tmp_path):
     page = write_report(tmp_path)
     text = page.read_text()
     assert "## Held-in vs held-out" in text and "| textcraft | in |" in text
+    top = text.splitlines()[2]  # the result first: the final evaluation against the base, paired by task
+    assert top.startswith("**GRPO: +") and "over the base model, 95% CI [" in top and "tasks x 2" in top
+    assert "groups with equal rewards (nothing to learn): 2 of 6 (33%); steps that trained nothing: 1 (tc/1)" in text
     assert "## Transfer matrix" in text and "## Forgetting" in text
     assert "Failure tags" in text  # random play on TextCraft fails, and is tagged
     for image in ("evaluations.png", "learning_curve.png", "efficiency.png"):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gymwire.trainer.metrics import mean_ci, pass_at_k, summarize, t_quantile
+from gymwire.trainer.metrics import mean_ci, paired_gain, pass_at_k, summarize, t_quantile
 from gymwire.trainer.types import Trajectory
 
 
@@ -73,3 +73,30 @@ def test_summarize_by_hand():
     hard = rows["hard"]
     assert hard.avg_at_k == 1.0 and hard.mean_turns == 4 and hard.mean_tokens == 20
     assert hard.invalid_rate == pytest.approx(1 / 8)
+
+
+def test_paired_gain_by_hand():
+    before = [_t("a", False), _t("a", False), _t("b", True), _t("b", False), _t("c", False), _t("c", False)]
+    after = [_t("a", True), _t("a", False), _t("b", True), _t("b", True), _t("c", True), _t("c", True)]
+    after.append(_t("d", True))  # only in one evaluation: not paired
+    after.append(_t("a", False, aborted=True))  # never scored
+    result = paired_gain(before, after)
+    # per-task changes: a 0 -> 1/2, b 1/2 -> 1, c 0 -> 1: +0.5, +0.5, +1.0
+    diffs = [0.5, 0.5, 1.0]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    assert result.tasks == 3 and result.k == 2
+    assert result.gain == pytest.approx(mean)
+    assert result.half_width == pytest.approx(t_quantile(0.95, 2) * sd / math.sqrt(3))
+    assert result.low == pytest.approx(mean - result.half_width)
+    assert not result.significant  # 3 tasks: t(2) = 4.30 makes the interval wider than the gain
+    many = paired_gain(before * 10, after * 10)  # same tasks: pairing is by task, not by repetition
+    assert many.tasks == 3 and many.gain == pytest.approx(mean)
+
+
+def test_paired_gain_significance():
+    before = [_t(f"t{i}", False) for i in range(10)]
+    after = [_t(f"t{i}", i < 8) for i in range(10)]
+    result = paired_gain(before, after)
+    assert result.gain == pytest.approx(0.8) and result.significant
+    assert not paired_gain(before, before).significant

@@ -129,6 +129,48 @@ def summarize(trajectories: Iterable[Trajectory], k: int, by: Sequence[str] = ("
     return rows
 
 
+@dataclass
+class PairedGain:
+    """The change of per-task success between two evaluations of the same tasks, paired by task: each
+    task's mean success after minus before, so the spread between tasks cancels out of the interval."""
+
+    gain: float  # mean per-task change (fraction of episodes)
+    half_width: float  # 95% Student's t half-width over the paired tasks
+    tasks: int  # tasks scored in both evaluations
+    k: int  # samples per task (the smaller of the two evaluations')
+
+    @property
+    def low(self) -> float:
+        return self.gain - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.gain + self.half_width
+
+    @property
+    def significant(self) -> bool:
+        """The 95% interval excludes zero."""
+        return self.tasks > 1 and (self.low > 0 or self.high < 0)
+
+
+def task_success(trajectories: Iterable[Trajectory]) -> dict[str, list[float]]:
+    """Each task's scored samples (aborted episodes are never scored), keyed env/task_id."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    for t in trajectories:
+        if not t.aborted:
+            samples[f"{t.env}/{t.task_id}"].append(float(t.success))
+    return samples
+
+
+def paired_gain(before: Iterable[Trajectory], after: Iterable[Trajectory]) -> PairedGain:
+    """`after` minus `before` on the tasks both scored, with its paired 95% interval."""
+    a, b = task_success(before), task_success(after)
+    common = sorted(a.keys() & b.keys())
+    gain, half = mean_ci([sum(b[t]) / len(b[t]) - sum(a[t]) / len(a[t]) for t in common])
+    k = min((min(len(a[t]), len(b[t])) for t in common), default=0)
+    return PairedGain(gain, half, len(common), k)
+
+
 def markdown_table(rows: Sequence[EvalRow], title: str = "") -> str:
     head = (
         "| env | split | tier | category | tasks | eps | avg@k | pass@k | reward | turns | tokens | invalid "

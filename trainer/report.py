@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gymwire.trainer.failures import NO_RECORDS, TAGS, tag_counts, tags
 from gymwire.trainer.judge import CATEGORIES, NO_ANSWER, UNPARSEABLE, Judge
-from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
+from gymwire.trainer.metrics import EvalRow, PairedGain, markdown_table, paired_gain, summarize
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.types import Trajectory
 
@@ -212,6 +212,49 @@ def _failure_section(trajectories: Sequence[Trajectory]) -> list[str]:
     return lines
 
 
+def headline(evals: dict[str, Evaluation]) -> str:
+    """The run's result in one sentence: the final evaluation against the warm start (else the base
+    model), paired by task, with its 95% interval and whether that interval excludes zero."""
+    finals = [lbl for lbl in evals if lbl.startswith("stage-") and "-step-" not in lbl]
+    start = next((lbl for lbl in ("warm_start", "base") if lbl in evals), None)
+    if not finals or start is None:
+        return ""
+    result = paired_gain(evals[start].trajectories, evals[finals[-1]].trajectories)
+    if not result.tasks:
+        return ""
+    return f"**{describe_gain(result, 'the warm start' if start == 'warm_start' else 'the base model')}**\n"
+
+
+def describe_gain(result: PairedGain, reference: str) -> str:
+    verdict = (
+        "the interval excludes zero" if result.significant else "the interval includes zero: not a significant change"
+    )
+    return (
+        f"GRPO: {100 * result.gain:+.1f} points over {reference}, 95% CI [{100 * result.low:+.1f}, "
+        f"{100 * result.high:+.1f}], {result.tasks} held-out tasks x {result.k} ({verdict})"
+    )
+
+
+def training_summary(run_dir: Path) -> list[str]:
+    """How much of each GRPO step's batch could train: a group whose episodes all scored the same has
+    zero advantage and teaches nothing; a step where every group did is a wasted batch."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    steps = [r for r in records if "grpo/groups" in r]
+    if not steps:
+        return []
+    groups = sum(int(r["grpo/groups"]) for r in steps)
+    equal = sum(int(r.get("grpo/skipped_groups", 0)) for r in steps)
+    wasted = [f"{r['stage']}/{r['step']}" for r in steps if int(r.get("grpo/skipped_groups", 0)) >= r["grpo/groups"]]
+    line = (
+        f"GRPO steps: {len(steps)}; groups with equal rewards (nothing to learn): {equal} of {groups}"
+        f" ({100 * equal / max(groups, 1):.0f}%); steps that trained nothing: {len(wasted)}"
+    )
+    return [line + (f" ({', '.join(wasted)})" if wasted else "") + "\n"]
+
+
 def write_report(run_dir: str | Path, judge: Judge | None = None) -> Path:
     """The report page; with a `judge`, also its category for every failed episode (see judge.py)."""
     run_dir = Path(run_dir)
@@ -222,6 +265,10 @@ def write_report(run_dir: str | Path, judge: Judge | None = None) -> Path:
     success = {label: env_success(e.rows) for label, e in evals.items()}
     intervals = {label: env_intervals(e) for label, e in evals.items()}
     parts = [f"# Run report: {run_dir.name}\n"]
+    top = headline(evals)
+    if top:
+        parts.append(top)
+    parts.extend(training_summary(run_dir))
     if labels:
         parts.append(f"![evaluations]({_plot_evals(labels, intervals, out)})\n")
         parts.extend(_interval_table(labels, intervals))
