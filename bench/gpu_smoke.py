@@ -442,17 +442,7 @@ def step_sync(smoke: Smoke, result: StepResult) -> None:
     sample = [t for t in smoke.trajectories if any(t.loss_mask)][:4]
     tolerance = smoke.args.tolerance
     before = logprob_gaps(smoke.policy, smoke.updater, sample)
-    # Control: the same weights with the final norm doubled (logits x2) must move the engine far away;
-    # otherwise a sync that silently loaded nothing would pass the check below.
-    key = final_norm_key([name for name, _ in smoke.updater.named_weights()])
-    smoke.policy.update_weights(
-        (name, tensor * 2 if name == key else tensor) for name, tensor in smoke.updater.named_weights()
-    )
-    control = logprob_gaps(smoke.policy, smoke.updater, sample)
-    started = time.perf_counter()
-    smoke.policy.update_weights(smoke.updater.named_weights())
-    sync_s = time.perf_counter() - started
-    after = logprob_gaps(smoke.policy, smoke.updater, sample)
+    control, sync_s, after = sync_with_control(smoke, sample)
     result.details.update(
         tolerance=tolerance,
         sync_s=round(sync_s, 3),
@@ -462,6 +452,22 @@ def step_sync(smoke: Smoke, result: StepResult) -> None:
         gap_after_sync=rounded(after),
     )
     result.passed = after["mean"] < tolerance and control["mean"] > 2 * tolerance
+
+
+def sync_with_control(smoke: Smoke, sample: list[Any]) -> tuple[dict[str, float], float, dict[str, float]]:
+    """The updater's weights into the engine twice. First a control: the same weights with the final norm
+    doubled (logits x2) must move the engine far away; otherwise a sync that silently loaded nothing
+    would pass the check. Then the weights as they are, timed. Returns the control's log-prob gaps, the
+    sync's seconds and the gaps after it."""
+    key = final_norm_key([name for name, _ in smoke.updater.named_weights()])
+    smoke.policy.update_weights(
+        (name, tensor * 2 if name == key else tensor) for name, tensor in smoke.updater.named_weights()
+    )
+    control = logprob_gaps(smoke.policy, smoke.updater, sample)
+    started = time.perf_counter()
+    smoke.policy.update_weights(smoke.updater.named_weights())
+    sync_s = time.perf_counter() - started
+    return control, sync_s, logprob_gaps(smoke.policy, smoke.updater, sample)
 
 
 def rounded(values: dict[str, float]) -> dict[str, float]:
@@ -600,14 +606,32 @@ def synthetic_prompts(tokenizer: Any, count: int) -> list[list[int]]:
 
 
 def step_7b(smoke: Smoke, result: StepResult) -> None:
-    from gymwire.trainer.grpo import GRPOUpdater
-    from gymwire.trainer.policy import make_policy
-    from gymwire.trainer.settings import LoRASettings
-    from gymwire.trainer.types import SamplingParams, Trajectory
-
+    """A 7B-shaped model: generation throughput, one GRPO step with the engine asleep (or closed), then
+    the weight sync while an engine is still there. Passes when the update moved the weights by about the
+    learning rate and, with an engine, the sync brought its log-probs back within --tolerance."""
     smoke.free_engine()
     smoke.free_updater()
-    scale = smoke.scale
+    folder = big_model(smoke, result)
+    prompts, generations = big_generation(smoke, result, folder)
+    # One GRPO step with vLLM asleep (weights offloaded to CPU RAM, KV cache dropped) or, without
+    # sleep mode, closed.
+    sleeping = smoke.policy.settings.enable_sleep_mode
+    if sleeping:
+        smoke.policy.sleep()
+    else:
+        smoke.free_engine()
+    trajectories = synthetic_trajectories(prompts, generations, smoke.scale.big_group)
+    passed = big_update(smoke, result, folder, trajectories, vllm_during_update="asleep" if sleeping else "closed")
+    if smoke.policy is not None:
+        synced = big_sync(smoke, result, trajectories)
+        passed = passed and synced
+    smoke.free_updater()
+    smoke.free_engine()
+    result.passed = passed
+
+
+def big_model(smoke: Smoke, result: StepResult) -> Path:
+    """The 7B-shaped model (tiny on the CPU dry run), built once; its folder."""
     shape = QWEN25_TINY if smoke.cpu else QWEN25_7B
     folder, build_s = random_model_dir(smoke, shape)
     result.details.update(
@@ -615,8 +639,16 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
         model_dir=str(folder),
         build_and_save_s=round(build_s, 2),
     )
+    return folder
 
-    # Generation throughput.
+
+def big_generation(smoke: Smoke, result: StepResult, folder: Path) -> tuple[list[list[int]], list[Any]]:
+    """Generation throughput: an engine on the big model, a warm-up, then every synthetic prompt at once, timed.
+    The engine stays in smoke.policy; returns the prompts and their generations."""
+    from gymwire.trainer.policy import make_policy
+    from gymwire.trainer.types import SamplingParams
+
+    scale = smoke.scale
     started = time.perf_counter()
     smoke.policy = make_policy(
         "vllm", folder, settings=smoke.vllm_settings(big=True), seed=0, max_batch=max(256, scale.big_prompts)
@@ -644,19 +676,18 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
             "tokens_per_s": result.tokens_per_s,
         }
     )
+    return prompts, generations
 
-    # One GRPO step with vLLM asleep (weights offloaded to CPU RAM, KV cache dropped) or, without
-    # sleep mode, closed.
-    sleeping = smoke.policy.settings.enable_sleep_mode
-    if sleeping:
-        smoke.policy.sleep()
-    else:
-        smoke.free_engine()
-    trajectories = [
+
+def synthetic_trajectories(prompts: list[list[int]], generations: list[Any], group: int) -> list[Any]:
+    """Each non-empty generation as a one-turn episode, `group` to a GRPO group, rewards alternating 0/1."""
+    from gymwire.trainer.types import Trajectory
+
+    return [
         Trajectory(
             env="synthetic",
-            task_id=f"t{i // scale.big_group}",
-            group_id=f"g{i // scale.big_group}",
+            task_id=f"t{i // group}",
+            group_id=f"g{i // group}",
             token_ids=p + g.token_ids,
             loss_mask=[0] * len(p) + [1] * len(g.token_ids),
             logprobs=[0.0] * len(p) + list(g.logprobs),
@@ -669,6 +700,16 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
         for i, (p, g) in enumerate(zip(prompts, generations, strict=True))
         if g.token_ids
     ]
+
+
+def big_update(
+    smoke: Smoke, result: StepResult, folder: Path, trajectories: list[Any], vllm_during_update: str
+) -> bool:
+    """One GRPO step on the big model (smoke.updater), its time and peak memory recorded; whether it
+    updated, with a finite loss, and moved the probed weights by about the learning rate."""
+    from gymwire.trainer.grpo import GRPOUpdater
+    from gymwire.trainer.settings import LoRASettings
+
     mode = smoke.args.big_update
     # Pure bf16 AdamW: ~8 bytes a parameter (61 GB at 7.6B) instead of bf16-mixed's ~16 (122 GB);
     # beta 0: no reference copy (another 15 GB). LoRA: only the adapters train.
@@ -696,7 +737,7 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
             "mode": "lora rank 64 (bf16 base)" if mode == "lora" else "full, pure bf16 AdamW",
             "precision": config.precision,
             "gradient_checkpointing": config.gradient_checkpointing,
-            "vllm_during_update": "asleep" if sleeping else "closed",
+            "vllm_during_update": vllm_during_update,
             "load_s": round(load_s, 2),
             "step_s": round(metrics["seconds"], 2),
             "trained_tokens": metrics["tokens"],
@@ -712,37 +753,28 @@ def step_7b(smoke: Smoke, result: StepResult) -> None:
     # sign(g)); rounded stochastically, bf16 weights move by it on average. Rounded to nearest they
     # would barely move (mean |dw| / lr ~ 0.02): `updated` alone cannot tell.
     moved = movement["mean_abs_over_lr"]
-    passed = (
+    return (
         metrics.get("updated") == 1.0
         and math.isfinite(metrics.get("loss", float("nan")))
         and MOVEMENT_RANGE[0] < moved < MOVEMENT_RANGE[1]
     )
 
-    # The new weights into the engine (wakes it), timed: the per-step sync cost at this size; then the
-    # same check as `gymwire train` (the engine's log-probs against the trainer's), with a control sync
-    # (final norm doubled) first so that a sync that loads nothing cannot pass.
-    if smoke.policy is not None:
-        try:
-            sample = [t for t in trajectories if any(t.loss_mask)][:2]
-            key = final_norm_key([name for name, _ in smoke.updater.named_weights()])
-            smoke.policy.update_weights(
-                (name, tensor * 2 if name == key else tensor) for name, tensor in smoke.updater.named_weights()
-            )
-            control = logprob_gaps(smoke.policy, smoke.updater, sample)
-            started = time.perf_counter()
-            smoke.policy.update_weights(smoke.updater.named_weights())
-            result.details["sync_s"] = round(time.perf_counter() - started, 2)
-            after = logprob_gaps(smoke.policy, smoke.updater, sample)
-            result.details.update(
-                tolerance=smoke.args.tolerance, gap_control_norm_x2=rounded(control), gap_after_sync=rounded(after)
-            )
-            passed = passed and after["mean"] < smoke.args.tolerance < control["mean"] / 2
-        except Exception as exc:  # noqa: BLE001 - recorded; generation and the update above are the step
-            result.details["sync_error"] = f"{type(exc).__name__}: {exc}"
-            passed = False
-    smoke.free_updater()
-    smoke.free_engine()
-    result.passed = passed
+
+def big_sync(smoke: Smoke, result: StepResult, trajectories: list[Any]) -> bool:
+    """The new weights into the engine (wakes it), timed: the per-step sync cost at this size; then the
+    same check as `gymwire train` (the engine's log-probs against the trainer's), after a control sync.
+    A failure is recorded, not raised: generation and the update are the step."""
+    try:
+        sample = [t for t in trajectories if any(t.loss_mask)][:2]
+        control, sync_s, after = sync_with_control(smoke, sample)
+        result.details["sync_s"] = round(sync_s, 2)
+        result.details.update(
+            tolerance=smoke.args.tolerance, gap_control_norm_x2=rounded(control), gap_after_sync=rounded(after)
+        )
+        return after["mean"] < smoke.args.tolerance < control["mean"] / 2
+    except Exception as exc:  # noqa: BLE001 - recorded; generation and the update above are the step
+        result.details["sync_error"] = f"{type(exc).__name__}: {exc}"
+        return False
 
 
 # Accepted mean |weight change| / learning rate after the 7B step's one AdamW step.
