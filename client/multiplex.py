@@ -98,6 +98,11 @@ class Multiplexer:
 
     async def _read(self, call: Any) -> None:
         failure: GymwireError
+        # A server at its stream limit answers the first message's operations with RESOURCE_EXHAUSTED and
+        # ends the stream; operations sent on it meanwhile then fail as a broken stream. Until one
+        # operation succeeds, such an end is the refusal: back-pressure, not a failed server.
+        served = False
+        refusal: str | None = None
         try:
             while True:
                 response = await call.read()
@@ -106,6 +111,11 @@ class Multiplexer:
                     break
                 waiters = self._waiters
                 for result in response.results:
+                    if not served:
+                        if not result.HasField("error"):
+                            served = True
+                        elif status_of(result.error) == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                            refusal = result.error.message
                     queue = waiters.get(result.slot)
                     if not queue:
                         continue
@@ -119,6 +129,9 @@ class Multiplexer:
             failure = call_error(code, details, self.connection.address, "step")
         except asyncio.CancelledError:
             failure = EpisodeAborted(grpc.StatusCode.CANCELLED, "client closed", self.connection.address)
+            refusal = None
+        if refusal is not None and not served:
+            failure = EpisodeAborted(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal, self.connection.address)
         self._fail_all(call, failure)
 
     def _fail_all(self, call: Any, failure: GymwireError) -> None:

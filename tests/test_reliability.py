@@ -184,6 +184,34 @@ def test_open_streams_are_capped():
         assert third.step("guess 1").turn == 1 and second.step("guess 1").turn == 1
 
 
+def test_a_multiplex_stream_beyond_the_cap_is_back_pressure_in_band():
+    """The Multiplex stream is refused as the Session stream is: RESOURCE_EXHAUSTED, never a broken stream."""
+    config = ServerConfig(port=0, grace_seconds=0.5, max_streams=1)
+    with BackgroundServer(GuessEnvironment, config) as server:
+
+        async def main():
+            async with EnvPool([server.address]) as holder, EnvPool([server.address]) as refused:
+                held = await holder.reset("guess", "test-easy-0", multiplex=True)  # the one open stream
+                for _ in range(3):  # every try, on a fresh stream each time
+                    with pytest.raises(EpisodeAborted) as err:
+                        await refused.reset("guess", "test-easy-1", multiplex=True)
+                    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    assert "streams" in err.value.message
+                # a raw stream reads the refusal as a reply to its first message, then the stream's status
+                with grpc.insecure_channel(server.address) as channel:
+                    ops = [pb.MultiplexOp(slot=s, reset=pb.ResetRequest(task_id="test-easy-1")) for s in (1, 2)]
+                    call = pb_grpc.EnvironmentServiceStub(channel).Multiplex(iter([pb.MultiplexRequest(ops=ops)]))
+                    replies = []
+                    with pytest.raises(grpc.RpcError) as ended:
+                        replies.extend(call)
+                    assert [(r.slot, r.error.code) for m in replies for r in m.results] == [(1, 8), (2, 8)]
+                    assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert (await held.step("guess 1")).turn == 1
+                await held.close()
+
+        asyncio.run(main())
+
+
 def test_metrics_need_the_bearer_token_when_auth_is_on():
     port = free_port()
     config = ServerConfig(port=0, grace_seconds=0.5, metrics_port=port, auth_token="s3cret")

@@ -19,17 +19,11 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from gymwire.env_servers.sdk.dispatch import StreamSessions
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.service import EnvService
 from gymwire.v1 import environment_pb2 as pb
 from gymwire.v1.wire import chunks, error
-
-
-def _parse(data: bytes) -> pb.MultiplexRequest | DecodeError:
-    try:
-        return pb.MultiplexRequest.FromString(data)
-    except DecodeError as exc:
-        return exc
 
 
 class _Resume:
@@ -62,12 +56,11 @@ class _Resume:
 
 
 class MultiplexStream:
-    """The sessions of one Multiplex stream (slot -> session id) and its outgoing results."""
+    """The sessions of one Multiplex stream (slot -> session, in `sessions`) and its outgoing results."""
 
-    def __init__(self, service: EnvService, on_error: Callable[[str], None]):
-        self.service = service
+    def __init__(self, ready: Callable[[], EnvService], on_error: Callable[[str], None]):
+        self.sessions = StreamSessions(ready, by_id=False, what="MultiplexOp", no_session=_no_session)
         self.on_error = on_error
-        self.slots: dict[int, str] = {}
         self.ready: list[pb.MultiplexResult] = []  # results not sent yet
         self.wake = asyncio.Event()
         self.closing = False  # the client finished writing: the writer ends once all is sent
@@ -114,43 +107,13 @@ class MultiplexStream:
 
     async def _run(self, op: pb.MultiplexOp) -> pb.MultiplexResult:
         slot = op.slot
+        kind = op.WhichOneof("op")
         try:
-            return await self._apply(slot, op)
+            response = await self.sessions.apply(slot, kind, getattr(op, kind) if kind is not None else None)
         except ServiceError as exc:
             self.on_error(exc.code.name)
             return pb.MultiplexResult(slot=slot, error=error(exc.code, exc.message))
-
-    async def _apply(self, slot: int, op: pb.MultiplexOp) -> pb.MultiplexResult:
-        kind = op.WhichOneof("op")
-        service = self.service
-        if kind == "step":
-            request = op.step
-            request.session_id = self._session(slot)
-            return pb.MultiplexResult(slot=slot, step=pb.StepResponse(observation=await service.step(request)))
-        if kind == "reset":
-            previous = self.slots.pop(slot, None)
-            if previous is not None:
-                service.close(pb.CloseRequest(session_id=previous))
-            session, response = await service.reset(op.reset)
-            self.slots[slot] = session.id
-            return pb.MultiplexResult(slot=slot, reset=response)
-        if kind == "close":
-            session_id = self.slots.pop(slot, None)
-            was_open = session_id is not None and service.close(pb.CloseRequest(session_id=session_id)).was_open
-            return pb.MultiplexResult(slot=slot, close=pb.CloseResponse(was_open=was_open))
-        if kind == "valid_actions":
-            request_va = pb.ValidActionsRequest(session_id=self._session(slot))
-            return pb.MultiplexResult(slot=slot, valid_actions=await service.valid_actions(request_va))
-        if kind == "expert_action":
-            request_ex = pb.ExpertActionRequest(session_id=self._session(slot))
-            return pb.MultiplexResult(slot=slot, expert_action=await service.expert_action(request_ex))
-        raise ServiceError.invalid_argument("MultiplexOp has no operation set")
-
-    def _session(self, slot: int) -> str:
-        session_id = self.slots.get(slot)
-        if session_id is None:
-            raise ServiceError.not_found(f"slot {slot} holds no session on this stream; send a Reset into it first")
-        return session_id
+        return pb.MultiplexResult(slot=slot, **{kind: response})
 
     def take(self) -> list[pb.MultiplexResponse]:
         results, self.ready = self.ready, []
@@ -159,50 +122,49 @@ class MultiplexStream:
     def close_all(self) -> None:
         for task in list(self.tasks):
             task.cancel()
-        for session_id in self.slots.values():
-            self.service.close(pb.CloseRequest(session_id=session_id))
-        self.slots.clear()
+        self.sessions.close_all()
 
 
-def multiplex_method(
-    ready: Callable[[], EnvService], on_error: Callable[[str], None], service_now: Callable[[], EnvService | None]
-) -> grpc.RpcMethodHandler:
-    """The Multiplex handler. `ready` raises UNAVAILABLE while the env loads; `service_now` is for cleanup."""
+def _no_session(slot: int) -> str:
+    return f"slot {slot} holds no session on this stream; send a Reset into it first"
 
-    async def handle(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-        try:
-            service = ready()
-        except ServiceError as exc:
-            await context.abort(exc.code, exc.message)
-            return
-        stream = MultiplexStream(service, on_error)
-        writer = asyncio.ensure_future(_write_results(stream, context))
-        try:
-            while True:
-                request = await context.read()
-                if request is grpc.aio.EOF:
-                    break
-                if isinstance(request, DecodeError):
-                    on_error("INVALID_ARGUMENT")
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"malformed MultiplexRequest: {request}; text fields must be valid UTF-8",
-                    )
-                for op in request.ops:
-                    stream.submit(op)
-            if stream.tasks:  # the client is done writing: finish what runs, then end the stream
-                await asyncio.gather(*stream.tasks, return_exceptions=True)
-            stream.closing = True
-            stream.wake.set()
-            await writer
-        finally:
-            writer.cancel()
-            if service_now() is not None:
-                stream.close_all()
 
-    return grpc.stream_stream_rpc_method_handler(
-        handle, request_deserializer=_parse, response_serializer=pb.MultiplexResponse.SerializeToString
-    )
+async def serve_multiplex(
+    context: grpc.aio.ServicerContext, ready: Callable[[], EnvService], on_error: Callable[[str], None]
+) -> None:
+    """One Multiplex stream, from its first message to its end. `ready` raises UNAVAILABLE while the
+    environment loads: operations then fail in-band and the stream stays open."""
+    stream = MultiplexStream(ready, on_error)
+    writer = asyncio.ensure_future(_write_results(stream, context))
+    try:
+        while True:
+            request = await context.read()
+            if request is grpc.aio.EOF:
+                break
+            if isinstance(request, DecodeError):
+                on_error("INVALID_ARGUMENT")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"malformed MultiplexRequest: {request}; text fields must be valid UTF-8",
+                )
+            for op in request.ops:
+                stream.submit(op)
+        if stream.tasks:  # the client is done writing: finish what runs, then end the stream
+            await asyncio.gather(*stream.tasks, return_exceptions=True)
+        stream.closing = True
+        stream.wake.set()
+        await writer
+    finally:
+        writer.cancel()
+        stream.close_all()
+
+
+def parse_request(data: bytes) -> pb.MultiplexRequest | DecodeError:
+    """The deserializer of Multiplex requests: a message that does not parse is answered INVALID_ARGUMENT."""
+    try:
+        return pb.MultiplexRequest.FromString(data)
+    except DecodeError as exc:
+        return exc
 
 
 async def _write_results(stream: MultiplexStream, context: grpc.aio.ServicerContext) -> None:

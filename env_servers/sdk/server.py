@@ -14,10 +14,11 @@ import hmac
 import logging
 import multiprocessing
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -25,13 +26,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from gymwire.env_servers.sdk.dispatch import CALLS, UNARY_ONLY, Call, StreamSessions
 from gymwire.env_servers.sdk.environment import Environment
 from gymwire.env_servers.sdk.errors import ServiceError
 from gymwire.env_servers.sdk.metrics import Metrics
-from gymwire.env_servers.sdk.multiplex import multiplex_method
+from gymwire.env_servers.sdk.multiplex import parse_request, serve_multiplex
 from gymwire.env_servers.sdk.service import EnvService, ServiceLimits
 from gymwire.v1 import environment_pb2 as pb
-from gymwire.v1.wire import error
+from gymwire.v1.wire import OPERATIONS, error
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["EnvironmentService"].full_name
 log = logging.getLogger("gymwire.server")
@@ -76,7 +78,10 @@ def _deserializer(cls):
 
 
 class _Handlers:
-    """gRPC method handlers; `service` is None until the environment has loaded (answers UNAVAILABLE)."""
+    """gRPC method handlers; `service` is None until the environment has loaded (answers UNAVAILABLE).
+
+    Every method runs its operations through one table (dispatch.py); the Session and Multiplex
+    streams share one limit on open streams and one way of refusing a stream beyond it."""
 
     def __init__(self, metrics: Metrics, max_streams: int = 4096):
         self.service: EnvService | None = None
@@ -89,6 +94,9 @@ class _Handlers:
             raise ServiceError.unavailable("environment is still loading; wait for the health check to say SERVING")
         return self.service
 
+    def _error(self, code_name: str) -> None:
+        self.metrics.error(code_name)
+
     def _stream_limit(self) -> ServiceError | None:
         # Each open stream holds memory and a task whether or not it plays; a client that opens streams
         # without end meets back-pressure instead of taking the server down.
@@ -99,33 +107,12 @@ class _Handlers:
             f"server holds its maximum of {self.max_streams} open streams; end finished streams or retry later"
         )
 
-    def capped(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """A stream method (a coroutine) that answers RESOURCE_EXHAUSTED once `max_streams` streams are open."""
-        behaviour = handler.stream_stream
-
-        async def capped_call(requests, context: grpc.aio.ServicerContext):
-            refusal = self._stream_limit()
-            if refusal is not None:
-                await context.abort(refusal.code, refusal.message)
-            self.open_streams += 1
-            try:
-                return await behaviour(requests, context)
-            finally:
-                self.open_streams -= 1
-
-        return grpc.stream_stream_rpc_method_handler(
-            capped_call,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-
-    def unary(self, call: Callable, request_cls, response_cls) -> grpc.RpcMethodHandler:
+    def unary(self, call: Call, request_cls, response_cls) -> grpc.RpcMethodHandler:
         async def handle(request, context: grpc.aio.ServicerContext):
             try:
                 if isinstance(request, _Malformed):
                     raise ServiceError.invalid_argument(request.message)
-                result = call(self._ready(), request)
-                return await result if asyncio.iscoroutine(result) else result
+                return await call(self._ready(), request)
             except ServiceError as exc:
                 self.metrics.error(exc.code.name)
                 await context.abort(exc.code, exc.message)
@@ -134,92 +121,91 @@ class _Handlers:
             handle, request_deserializer=_deserializer(request_cls), response_serializer=response_cls.SerializeToString
         )
 
-    def stream(self) -> grpc.RpcMethodHandler:
-        async def handle(requests, context: grpc.aio.ServicerContext):
+    def stream(
+        self,
+        serve: Callable[[grpc.aio.ServicerContext], Awaitable[None]],
+        refusal_reply: Callable[[Any, pb.Error], Any],
+        deserializer: Callable[[bytes], Any],
+        response_cls,
+    ) -> grpc.RpcMethodHandler:
+        """A stream method that counts toward `max_streams`. Beyond it the stream is refused in-band: the
+        client's first message is answered with RESOURCE_EXHAUSTED (`refusal_reply`) and the stream ends
+        with that status. A status sent before the client's first write races that write, and the client
+        would see a broken connection instead of back-pressure. A refused stream that sends nothing is
+        not waited for long."""
+
+        async def handle(requests, context: grpc.aio.ServicerContext) -> None:
             refusal = self._stream_limit()
             if refusal is not None:
-                # Refused in-band, as a reply to the first request: a status sent before the client's
-                # first write races that write, and the client would see a broken connection instead.
-                # A refused stream that sends nothing is not waited for long.
                 try:
-                    await asyncio.wait_for(anext(aiter(requests)), REFUSED_STREAM_WAIT_SECONDS)
-                except (TimeoutError, StopAsyncIteration):
-                    return
-                yield pb.SessionResponse(error=error(refusal.code, refusal.message))
+                    first = await asyncio.wait_for(context.read(), REFUSED_STREAM_WAIT_SECONDS)
+                except TimeoutError:
+                    first = grpc.aio.EOF
+                if first is not grpc.aio.EOF:
+                    await context.write(refusal_reply(first, error(refusal.code, refusal.message)))
+                context.set_code(refusal.code)
+                context.set_details(refusal.message)
                 return
             self.open_streams += 1
-            owned: str | None = None  # the session this stream created; closed when the stream ends
             try:
-                async for request in requests:
-                    try:
-                        if isinstance(request, _Malformed):
-                            raise ServiceError.invalid_argument(request.message)
-                        service = self._ready()
-                        reply, owned = await self._stream_op(service, request, owned)
-                    except ServiceError as exc:
-                        self.metrics.error(exc.code.name)
-                        reply = pb.SessionResponse(error=error(exc.code, exc.message))
-                    yield reply
+                await serve(context)
             finally:
                 self.open_streams -= 1
-                if owned is not None and self.service is not None:
-                    self.service.close(pb.CloseRequest(session_id=owned))
 
         return grpc.stream_stream_rpc_method_handler(
-            handle,
-            request_deserializer=_deserializer(pb.SessionRequest),
-            response_serializer=pb.SessionResponse.SerializeToString,
+            handle, request_deserializer=deserializer, response_serializer=response_cls.SerializeToString
         )
 
-    @staticmethod
-    async def _stream_op(service: EnvService, request: pb.SessionRequest, owned: str | None):
-        op = request.WhichOneof("op")
-        if op == "reset":
-            if owned is not None:
-                service.close(pb.CloseRequest(session_id=owned))
-            session, response = await service.reset(request.reset)
-            return pb.SessionResponse(reset=response), session.id
-        if op is None:
-            raise ServiceError.invalid_argument("SessionRequest has no operation set")
-        inner = getattr(request, op)
-        if not inner.session_id:
-            if owned is None:
-                raise ServiceError.not_found("no episode on this stream yet; send a Reset first")
-            inner.session_id = owned
-        if op == "step":
-            return pb.SessionResponse(step=pb.StepResponse(observation=await service.step(inner))), owned
-        if op == "valid_actions":
-            return pb.SessionResponse(valid_actions=await service.valid_actions(inner)), owned
-        if op == "expert_action":
-            return pb.SessionResponse(expert_action=await service.expert_action(inner)), owned
-        response = service.close(inner)
-        return pb.SessionResponse(close=response), (None if inner.session_id == owned else owned)
+    async def _session(self, context: grpc.aio.ServicerContext) -> None:
+        """One Session stream: one reply per request, in order; the stream is slot 0 of its sessions."""
+        sessions = StreamSessions(self._ready, by_id=True, what="SessionRequest", no_session=_no_episode_yet)
+        try:
+            while True:
+                request = await context.read()
+                if request is grpc.aio.EOF:
+                    return
+                try:
+                    if isinstance(request, _Malformed):
+                        raise ServiceError.invalid_argument(request.message)
+                    kind = request.WhichOneof("op")
+                    response = await sessions.apply(0, kind, getattr(request, kind) if kind is not None else None)
+                    reply = pb.SessionResponse(**{kind: response})
+                except ServiceError as exc:
+                    self.metrics.error(exc.code.name)
+                    reply = pb.SessionResponse(error=error(exc.code, exc.message))
+                await context.write(reply)
+        finally:
+            sessions.close_all()
+
+    async def _multiplex(self, context: grpc.aio.ServicerContext) -> None:
+        await serve_multiplex(context, self._ready, self._error)
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
-        async def step(service: EnvService, request: pb.StepRequest) -> pb.StepResponse:
-            return pb.StepResponse(observation=await service.step(request))
-
-        async def reset(service: EnvService, request: pb.ResetRequest) -> pb.ResetResponse:
-            return (await service.reset(request))[1]
-
         methods = {
-            "GetInfo": self.unary(lambda s, r: s.get_info(), pb.GetInfoRequest, pb.GetInfoResponse),
-            "ListTasks": self.unary(lambda s, r: s.list_tasks(r), pb.ListTasksRequest, pb.ListTasksResponse),
-            "Reset": self.unary(reset, pb.ResetRequest, pb.ResetResponse),
-            "Step": self.unary(step, pb.StepRequest, pb.StepResponse),
-            "ValidActions": self.unary(
-                lambda s, r: s.valid_actions(r), pb.ValidActionsRequest, pb.ValidActionsResponse
-            ),
-            "ExpertAction": self.unary(
-                lambda s, r: s.expert_action(r), pb.ExpertActionRequest, pb.ExpertActionResponse
-            ),
-            "Close": self.unary(lambda s, r: s.close(r), pb.CloseRequest, pb.CloseResponse),
-            "Session": self.stream(),
-            "Multiplex": self.capped(
-                multiplex_method(self._ready, lambda code: self.metrics.error(code), lambda: self.service)
-            ),
+            method: self.unary(call, request_cls, response_cls)
+            for method, (request_cls, response_cls, call) in UNARY_ONLY.items()
         }
+        for op in OPERATIONS.values():
+            methods[op.method] = self.unary(CALLS[op.name], op.request, op.response)
+        methods["Session"] = self.stream(
+            self._session,
+            lambda first, err: pb.SessionResponse(error=err),
+            _deserializer(pb.SessionRequest),
+            pb.SessionResponse,
+        )
+        methods["Multiplex"] = self.stream(
+            self._multiplex,
+            lambda first, err: pb.MultiplexResponse(
+                results=[pb.MultiplexResult(slot=op.slot, error=err) for op in getattr(first, "ops", ())]
+            ),
+            parse_request,
+            pb.MultiplexResponse,
+        )
         return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
+def _no_episode_yet(slot: int) -> str:
+    return "no episode on this stream yet; send a Reset first"
 
 
 class _BearerAuth(grpc.aio.ServerInterceptor):
