@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import grpc
 
 from gymwire.client.connection import ChannelOptions, GymwireError
 from gymwire.client.multiplex import Multiplexer
 from gymwire.client.requests import list_request, reset_request
-from gymwire.client.transports import Connection, SessionTransport, Transport, UnaryTransport
+from gymwire.client.transports import TRANSPORTS, Connection, SessionTransport, Transport, UnaryTransport
 from gymwire.v1 import environment_pb2 as pb
 
 
@@ -48,26 +50,41 @@ class AsyncEnvClient:
         seed: int | None = None,
         include_valid_actions: bool = False,
         max_turns: int = 0,
-        stream: bool = False,
-        multiplex: bool = False,
+        transport: str | None = None,
+        stream: bool | None = None,
+        multiplex: bool | None = None,
     ) -> AsyncEpisode:
-        """Start an episode. `stream=True` runs it over one Session stream: cheaper per step than
-        unary calls, and the server frees the session the moment the stream ends. `multiplex=True`
-        shares one Multiplex stream among all episodes of this client, the cheapest path by far;
-        against a server without it the episode falls back to its own Session stream."""
+        """Start an episode over `transport`:
+
+        - "unary" (the default): one call per operation; the session lives until Close or its TTL.
+        - "session": one Session stream for this episode: cheaper per step than unary calls, and the
+          server frees the session the moment the stream ends.
+        - "multiplex": every episode of this client shares one Multiplex stream, the cheapest path by
+          far; against a server without it the episode falls back to its own Session stream.
+
+        `stream=True` and `multiplex=True` are the deprecated spellings of "session" and "multiplex"."""
+        if stream is not None or multiplex is not None:
+            transport = _deprecated_transport(transport, stream, multiplex)
+        elif transport is None:
+            transport = "unary"
+        elif transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
         request = reset_request(task_id, split, difficulty, category, seed, include_valid_actions, max_turns)
-        if multiplex and self._multiplexer.supported:
-            started = await self._multiplexer.reset(request)
-            if started is not None:
-                return AsyncEpisode(self, started[0], started[1])
-            stream = True
-        transport: Transport = SessionTransport(self.connection) if stream else UnaryTransport(self.connection)
+        if transport == "multiplex":
+            if self._multiplexer.supported:
+                started = await self._multiplexer.reset(request)
+                if started is not None:
+                    return AsyncEpisode(self, started[0], started[1])
+            transport = "session"
+        chosen: Transport = (
+            SessionTransport(self.connection) if transport == "session" else UnaryTransport(self.connection)
+        )
         try:
-            response = await transport.call("reset", request)
+            response = await chosen.call("reset", request)
         except BaseException:
-            await transport.end()
+            await chosen.end()
             raise
-        return AsyncEpisode(self, response, transport)
+        return AsyncEpisode(self, response, chosen)
 
     async def health(self, timeout: float = 5.0) -> bool:
         """True when the server's health service says SERVING."""
@@ -90,6 +107,18 @@ class AsyncEnvClient:
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+
+def _deprecated_transport(transport: str | None, stream: bool | None, multiplex: bool | None) -> str:
+    if transport is not None:
+        raise TypeError("pass transport=... alone, without the deprecated stream= or multiplex=")
+    warnings.warn(
+        "reset(stream=..., multiplex=...) is deprecated and will be removed in the next release; "
+        'pass transport="multiplex", "session" or "unary"',
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return "multiplex" if multiplex else "session" if stream else "unary"
 
 
 class AsyncEpisode:

@@ -114,7 +114,8 @@ class EnvPool:
         return await self._first_answer(env, lambda c: c.list_tasks(split, difficulty, category, limit))
 
     async def reset(self, env: str, task_id: str | None = None, **kwargs: Any) -> AsyncEpisode:
-        """Start an episode on a healthy replica; EpisodeAborted when none can take it (down, full, failing)."""
+        """Start an episode on a healthy replica; EpisodeAborted when none can take it (down, full, failing).
+        Keywords as `AsyncEnvClient.reset` (e.g. transport="multiplex")."""
         for wait in (*_FULL_WAITS, None):
             try:
                 return await self._first_answer(env, lambda c: c.reset(task_id, **kwargs))

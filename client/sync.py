@@ -31,6 +31,7 @@ class EnvClient:
         return self._loop.run(self._client.list_tasks(split, difficulty, category, limit))
 
     def reset(self, task_id: str | None = None, **kwargs: Any) -> Episode:
+        """Start an episode; keywords as `AsyncEnvClient.reset` (e.g. transport="session")."""
         return Episode(self._loop, self._loop.run(self._client.reset(task_id, **kwargs)))
 
     def health(self, timeout: float = 5.0) -> bool:

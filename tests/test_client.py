@@ -14,14 +14,14 @@ from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_sync_episode_with_expert(guess_server, stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_sync_episode_with_expert(guess_server, transport):
     with EnvClient(guess_server.address) as client:
         assert client.info().name == "guess"
         tasks = client.list_tasks(split="test", difficulty="hard")
         assert len(tasks) == 50 and all(t.difficulty == "hard" for t in tasks)
         assert len(client.list_tasks(limit=7)) == 7
-        episode = client.reset(tasks[0].id, include_valid_actions=True, stream=stream)
+        episode = client.reset(tasks[0].id, include_valid_actions=True, transport=transport)
         assert episode.observation.valid_actions_included
         while not episode.done:
             action = episode.expert_action()
@@ -43,10 +43,10 @@ def test_sample_reset_is_seeded(guess_server):
         assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "nope" in err.value.message
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_async_client_many_concurrent_episodes(guess_server, stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_async_client_many_concurrent_episodes(guess_server, transport):
     async def play(client: AsyncEnvClient, task_id: str) -> bool:
-        episode = await client.reset(task_id, stream=stream)
+        episode = await client.reset(task_id, transport=transport)
         while not episode.done:
             await episode.step(await episode.expert_action())
         await episode.close()
@@ -60,15 +60,15 @@ def test_async_client_many_concurrent_episodes(guess_server, stream):
     assert all(asyncio.run(main()))
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_pool_spreads_resets_and_survives_a_dead_replica(stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_pool_spreads_resets_and_survives_a_dead_replica(transport):
     first = BackgroundServer(GuessEnvironment).start()
     second = BackgroundServer(GuessEnvironment).start()
 
     async def main():
         async with EnvPool([first.address, second.address], cooloff=30) as pool:
             assert pool.env_names == ["guess"]
-            episodes = [await pool.reset("guess", "test-hard-1", stream=stream) for _ in range(4)]
+            episodes = [await pool.reset("guess", "test-hard-1", transport=transport) for _ in range(4)]
             used = {e.client.address for e in episodes}
             assert used == {first.address, second.address}
             doomed = next(e for e in episodes if e.client.address == second.address)
@@ -77,7 +77,7 @@ def test_pool_spreads_resets_and_survives_a_dead_replica(stream):
                 await doomed.step("guess 50")
             assert err.value.code in ABORTING_CODES  # gRPC reports a dead stream as INTERNAL or UNAVAILABLE
             pool.mark_down(doomed.client)
-            fresh = [await pool.reset("guess", "test-hard-1", stream=stream) for _ in range(3)]
+            fresh = [await pool.reset("guess", "test-hard-1", transport=transport) for _ in range(3)]
             assert {e.client.address for e in fresh} == {first.address}
             with pytest.raises(GymwireError) as unknown:
                 await pool.reset("webshop", "x")
@@ -124,9 +124,9 @@ def test_stream_episode_errors_and_frees_its_session(guess_server):
     async def main():
         async with AsyncEnvClient(guess_server.address) as client:
             with pytest.raises(GymwireError) as err:
-                await client.reset("no-such-task", stream=True)
+                await client.reset("no-such-task", transport="session")
             assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
-            episode = await client.reset("test-easy-2", stream=True)
+            episode = await client.reset("test-easy-2", transport="session")
             assert episode.streaming
             await episode.step("guess 0")
             sid = episode.session_id
@@ -136,5 +136,27 @@ def test_stream_episode_errors_and_frees_its_session(guess_server):
             with pytest.raises(EpisodeAborted) as gone:
                 await unary.step("guess 1")
             assert gone.value.code == grpc.StatusCode.NOT_FOUND
+
+    asyncio.run(main())
+
+
+def test_reset_names_its_transport_and_the_old_keywords_still_work_for_now(guess_server):
+    async def main():
+        async with AsyncEnvClient(guess_server.address) as client:
+            for transport in ("multiplex", "session", "unary"):
+                episode = await client.reset("test-easy-2", transport=transport)
+                assert episode.transport == transport
+                assert (await episode.step("guess 1")).turn == 1
+                await episode.close()
+            assert (await client.reset("test-easy-2")).transport == "unary"
+            with pytest.raises(ValueError, match="transport must be one of"):
+                await client.reset("test-easy-2", transport="stream")
+            with pytest.raises(TypeError):
+                await client.reset("test-easy-2", transport="session", stream=True)
+            for old, meant in (({"multiplex": True}, "multiplex"), ({"stream": True}, "session"), ({}, "unary")):
+                with pytest.warns(DeprecationWarning, match="transport="):
+                    episode = await client.reset("test-easy-2", **{"stream": False, **old})
+                assert episode.transport == meant
+                await episode.close()
 
     asyncio.run(main())

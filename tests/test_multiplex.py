@@ -43,14 +43,14 @@ def test_many_episodes_share_one_stream_and_match_unary_calls(guess_server) -> N
 
     async def main() -> None:
         async with AsyncEnvClient(guess_server.address) as client:
-            probe = await client.reset(tasks[0], multiplex=True)
+            probe = await client.reset(tasks[0], transport="multiplex")
             assert isinstance(probe._transport, MultiplexTransport)
             await probe.close()
             unary = await asyncio.gather(*(_play(client, t) for t in tasks))
-            multiplexed = await asyncio.gather(*(_play(client, t, multiplex=True) for t in tasks))
+            multiplexed = await asyncio.gather(*(_play(client, t, transport="multiplex") for t in tasks))
             assert multiplexed == unary
             # valid actions and the expert over the stream
-            episode = await client.reset("test-easy-1", multiplex=True, include_valid_actions=True)
+            episode = await client.reset("test-easy-1", transport="multiplex", include_valid_actions=True)
             assert episode.observation.valid_actions_included
             assert await episode.valid_actions() == [f"guess {n}" for n in range(1, 11)]
             assert (await episode.expert_action() or "").startswith("guess ")
@@ -63,19 +63,19 @@ def test_errors_are_per_operation_and_the_stream_survives(guess_server) -> None:
     async def main() -> None:
         async with AsyncEnvClient(guess_server.address) as client:
             with pytest.raises(GymwireError) as bad_task:
-                await client.reset("no-such-task", multiplex=True)
+                await client.reset("no-such-task", transport="multiplex")
             assert bad_task.value.code == grpc.StatusCode.INVALID_ARGUMENT
             assert not isinstance(bad_task.value, EpisodeAborted)
-            episode = await client.reset("test-easy-2", multiplex=True, max_turns=1)
+            episode = await client.reset("test-easy-2", transport="multiplex", max_turns=1)
             await episode.step("nonsense")
             assert episode.done
             with pytest.raises(GymwireError):
                 await episode.step("guess 1")
             with pytest.raises(GymwireError) as oversized:
-                other = await client.reset("test-easy-2", multiplex=True)
+                other = await client.reset("test-easy-2", transport="multiplex")
                 await other.step("x" * 100_000)
             assert oversized.value.code == grpc.StatusCode.INVALID_ARGUMENT
-            assert len(await _play(client, "test-easy-3", multiplex=True)) > 1  # the stream still works
+            assert len(await _play(client, "test-easy-3", transport="multiplex")) > 1  # the stream still works
 
     asyncio.run(main())
 
@@ -87,7 +87,7 @@ def test_a_thread_pool_server_answers_out_of_order_without_holding_back_others()
         async def main() -> None:
             async with AsyncEnvClient(server.address) as client:
                 tasks = [f"train-hard-{i}" for i in range(32)]
-                multiplexed = await asyncio.gather(*(_play(client, t, multiplex=True) for t in tasks))
+                multiplexed = await asyncio.gather(*(_play(client, t, transport="multiplex") for t in tasks))
                 unary = await asyncio.gather(*(_play(client, t) for t in tasks))
                 assert multiplexed == unary
 
@@ -116,11 +116,11 @@ def test_a_server_without_multiplex_gets_session_streams() -> None:
         await server.start()
         try:
             async with AsyncEnvClient(f"127.0.0.1:{port}") as client:
-                episode = await client.reset("test-hard-3", multiplex=True)
+                episode = await client.reset("test-hard-3", transport="multiplex")
                 assert episode.streaming
                 await episode.step("guess 50")
                 await episode.close()
-                assert len(await _play(client, "test-hard-4", multiplex=True)) == len(GUESSES) + 1
+                assert len(await _play(client, "test-hard-4", transport="multiplex")) == len(GUESSES) + 1
         finally:
             await server.stop(0)
 
@@ -132,7 +132,7 @@ def test_a_server_that_dies_aborts_its_multiplexed_episodes() -> None:
 
     async def main() -> None:
         async with AsyncEnvClient(server.address) as client:
-            episodes = [await client.reset("test-hard-5", multiplex=True) for _ in range(3)]
+            episodes = [await client.reset("test-hard-5", transport="multiplex") for _ in range(3)]
             await episodes[0].step("guess 1")
             await asyncio.to_thread(server.stop)
             for episode in episodes:
@@ -149,7 +149,7 @@ def test_the_pool_spreads_episodes_over_every_worker() -> None:
         async def main() -> Counter[str]:
             async with EnvPool([server.address]) as pool:
                 assert sorted([(await c.info()).worker.index for c in pool.replicas["guess"]]) == [0, 1]
-                episodes = [await pool.reset("guess", "test-hard-1", multiplex=True) for _ in range(16)]
+                episodes = [await pool.reset("guess", "test-hard-1", transport="multiplex") for _ in range(16)]
                 shares = Counter(e.session_id.partition("-")[0] for e in episodes)
                 await asyncio.gather(*(e.step("guess 50") for e in episodes))
                 await asyncio.gather(*(e.close() for e in episodes))
@@ -201,7 +201,7 @@ def test_a_turn_larger_than_the_message_limit_is_split_across_messages() -> None
 
         async def main() -> None:
             async with AsyncEnvClient(server.address) as client:
-                episodes = await asyncio.gather(*(client.reset("t", multiplex=True) for _ in range(sessions)))
+                episodes = await asyncio.gather(*(client.reset("t", transport="multiplex") for _ in range(sessions)))
                 for _ in range(2):
                     observations = await asyncio.gather(*(e.step(turn) for e in episodes))
                     assert all(o.text == turn * 2 for o in observations)
@@ -217,11 +217,11 @@ def test_the_multiplex_stream_needs_the_bearer_token() -> None:
         async def main() -> None:
             async with AsyncEnvClient(server.address) as anonymous:
                 with pytest.raises(GymwireError) as refused:
-                    await anonymous.reset("test-hard-2", multiplex=True)
+                    await anonymous.reset("test-hard-2", transport="multiplex")
                 # gRPC sometimes reports a refusal that races the stream's first write as a broken
                 # connection (the Session stream shows the same); either way no episode starts.
                 assert refused.value.code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
             async with AsyncEnvClient(server.address, ChannelOptions(token="s3cret")) as client:
-                assert len(await _play(client, "test-hard-2", multiplex=True)) > 1
+                assert len(await _play(client, "test-hard-2", transport="multiplex")) > 1
 
         asyncio.run(main())

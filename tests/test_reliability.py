@@ -43,11 +43,11 @@ def assert_dropped(episode, code: grpc.StatusCode, action: str) -> EpisodeAborte
     return err.value
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("transport", ["unary", "session"])
 @pytest.mark.parametrize("reward", ["nan", "inf"])
-def test_non_finite_reward_is_internal_and_drops_the_session(faulty_server, stream, reward):
+def test_non_finite_reward_is_internal_and_drops_the_session(faulty_server, transport, reward):
     with EnvClient(faulty_server.address) as client:
-        episode = client.reset("test-hard-0", stream=stream)
+        episode = client.reset("test-hard-0", transport=transport)
         episode.step("guess 1")
         error = assert_dropped(episode, grpc.StatusCode.INTERNAL, reward)
         assert "finite" in error.message
@@ -62,10 +62,10 @@ def test_info_a_struct_cannot_hold_drops_the_session_before_the_step_counts(faul
         assert "Struct" in error.message
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_oversized_observation_is_internal_not_applied_and_lost(faulty_server, stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_oversized_observation_is_internal_not_applied_and_lost(faulty_server, transport):
     with EnvClient(faulty_server.address) as client:
-        episode = client.reset("test-hard-0", stream=stream)
+        episode = client.reset("test-hard-0", transport=transport)
         error = assert_dropped(episode, grpc.StatusCode.INTERNAL, "huge")
         assert "bytes" in error.message
 
@@ -166,9 +166,10 @@ def test_health_answers_while_slow_env_code_runs():
 def test_open_streams_are_capped():
     config = ServerConfig(port=0, grace_seconds=0.5, max_streams=2)
     with BackgroundServer(GuessEnvironment, config) as server, EnvClient(server.address) as client:
-        first, second = client.reset("test-easy-0", stream=True), client.reset("test-easy-1", stream=True)
+        first = client.reset("test-easy-0", transport="session")
+        second = client.reset("test-easy-1", transport="session")
         with pytest.raises(EpisodeAborted) as err:  # back-pressure: the episode goes elsewhere or waits
-            client.reset("test-easy-2", stream=True)
+            client.reset("test-easy-2", transport="session")
         assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "streams" in err.value.message
         assert client.reset("test-easy-2").step("guess 1").turn == 1  # unary calls are not streams
@@ -176,7 +177,7 @@ def test_open_streams_are_capped():
         deadline = time.monotonic() + 10
         while True:  # the server learns of the stream's end asynchronously
             try:
-                third = client.reset("test-easy-2", stream=True)
+                third = client.reset("test-easy-2", transport="session")
                 break
             except GymwireError:
                 assert time.monotonic() < deadline
@@ -191,10 +192,10 @@ def test_a_multiplex_stream_beyond_the_cap_is_back_pressure_in_band():
 
         async def main():
             async with EnvPool([server.address]) as holder, EnvPool([server.address]) as refused:
-                held = await holder.reset("guess", "test-easy-0", multiplex=True)  # the one open stream
+                held = await holder.reset("guess", "test-easy-0", transport="multiplex")  # the one open stream
                 for _ in range(3):  # every try, on a fresh stream each time
                     with pytest.raises(EpisodeAborted) as err:
-                        await refused.reset("guess", "test-easy-1", multiplex=True)
+                        await refused.reset("guess", "test-easy-1", transport="multiplex")
                     assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
                     assert "streams" in err.value.message
                 # a raw stream reads the refusal as a reply to its first message, then the stream's status
@@ -256,20 +257,20 @@ def test_sigterm_lets_open_episodes_finish_and_refuses_new_ones(tmp_path):
         assert server.proc.wait(30) == 0  # exits once the last episode closed, long before the grace ends
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_a_full_server_is_back_pressure_never_a_plain_error(stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_a_full_server_is_back_pressure_never_a_plain_error(transport):
     config = ServerConfig(port=0, grace_seconds=0.5, limits=ServiceLimits(max_sessions=2))
     with BackgroundServer(GuessEnvironment, config) as full, BackgroundServer(GuessEnvironment, config) as spare:
 
         async def main():
             async with EnvPool([full.address]) as pool:
-                held = [await pool.reset("guess", "test-easy-0", stream=stream) for _ in range(2)]
+                held = [await pool.reset("guess", "test-easy-0", transport=transport) for _ in range(2)]
                 with pytest.raises(EpisodeAborted) as err:
-                    await pool.reset("guess", "test-easy-0", stream=stream)
+                    await pool.reset("guess", "test-easy-0", transport=transport)
                 assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
                 async with EnvPool([full.address, spare.address]) as both:
                     for _ in range(2):  # the full replica is passed over, not marked down
-                        episode = await both.reset("guess", "test-easy-0", stream=stream)
+                        episode = await both.reset("guess", "test-easy-0", transport=transport)
                         assert episode.client.address == spare.address
                         await episode.close()
                 for episode in held:
@@ -289,9 +290,9 @@ def test_pool_reset_during_a_drain_is_an_abort(tmp_path):
                 while health_status(server.address) != "NOT_SERVING":
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)
-                for stream in (False, True):
+                for transport in ("unary", "session"):
                     with pytest.raises(EpisodeAborted) as err:
-                        await pool.reset("guess", "test-hard-1", stream=stream)
+                        await pool.reset("guess", "test-hard-1", transport=transport)
                     assert err.value.code == grpc.StatusCode.UNAVAILABLE
                 await keep.close()
 
@@ -299,13 +300,13 @@ def test_pool_reset_during_a_drain_is_an_abort(tmp_path):
         assert server.proc.wait(30) == 0
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
-def test_a_killed_server_reads_as_unavailable(tmp_path, stream):
+@pytest.mark.parametrize("transport", ["unary", "session"])
+def test_a_killed_server_reads_as_unavailable(tmp_path, transport):
     with LocalServer("guess", log_path=tmp_path / "server.log") as server:
 
         async def main():
             async with EnvPool([server.address], ChannelOptions(timeout=10)) as pool:
-                episodes = [await pool.reset("guess", f"test-hard-{i}", stream=stream) for i in range(20)]
+                episodes = [await pool.reset("guess", f"test-hard-{i}", transport=transport) for i in range(20)]
                 for episode in episodes:
                     await episode.step("guess 1")
                 server.proc.kill()
