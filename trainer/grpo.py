@@ -44,6 +44,7 @@ from gymwire.trainer.distributed import (
     shard_model,
 )
 from gymwire.trainer.settings import GRPOConfig, LoRASettings
+from gymwire.trainer.shared_prefix import forward_with_shared_prefix, shared_length
 from gymwire.trainer.types import Trajectory, TurnSample
 
 __all__ = ["GRPOConfig", "GRPOUpdater", "LoRASettings", "clipped_policy_loss", "group_advantages", "token_logprobs"]
@@ -187,8 +188,12 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     positions: torch.Tensor | int,
     temperature: float = 1.0,
+    shared: int = 0,
 ) -> torch.Tensor:
     """log p(token_t | tokens_<t) at the given positions t (1-D, sorted), shape (B, len(positions)).
+
+    `shared`: the first `shared` tokens are the same in every row and run once
+    (trainer/shared_prefix.py); the same values, less work.
 
     An int means every position from there to the end. Only the logits that predict these tokens
     are materialised (`logits_to_keep` with indices, done by the model's own head, so soft-capping
@@ -199,8 +204,13 @@ def token_logprobs(
         positions = torch.arange(positions, input_ids.shape[1], device=input_ids.device)
     if positions.numel() == 0 or int(positions.min()) < 1:
         raise ValueError("positions must be non-empty and >= 1 (the first token has no context)")
-    out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions - 1, use_cache=False)
-    return selected_logprobs(out.logits, input_ids[:, positions], temperature)
+    if shared > 0:
+        logits = forward_with_shared_prefix(model, input_ids, attention_mask, shared, positions - 1)
+    else:
+        logits = model(
+            input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions - 1, use_cache=False
+        ).logits
+    return selected_logprobs(logits, input_ids[:, positions], temperature)
 
 
 # Rows of logits upcast to fp32 at once: 2^28 elements is 1 GiB of fp32 (1,765 rows of a 152k vocabulary).
@@ -250,12 +260,14 @@ class _SelectedLogSoftmax(torch.autograd.Function):
         return grad, None, None, None
 
 
-def pack_microbatches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+def pack_microbatches(lengths: Sequence[int], token_budget: int, keys: Sequence[int] | None = None) -> list[list[int]]:
     """Indices grouped so that (sequences x longest) <= token_budget; a longer sequence rides alone.
 
-    Longest first, so sequences of similar length share a micro-batch and padding stays small.
+    Longest first, so sequences of similar length share a micro-batch and padding stays small;
+    with `keys` (a GRPO group per sequence), sequences of one key first, so that a micro-batch's
+    rows start with the same prompt.
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    order = sorted(range(len(lengths)), key=lambda i: (keys[i] if keys is not None else 0, -lengths[i]))
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:
@@ -279,6 +291,7 @@ class _MicroBatch:
     advantages: torch.Tensor  # (B,)
     weights: torch.Tensor  # (B, P): per-token share of its mini-batch's normalised loss
     trainer_old: torch.Tensor | None = None  # (B, P) trainer log-probs before the step's first update
+    shared: int = 0  # leading tokens every row has: run once (trainer/shared_prefix.py)
 
 
 def validate_trajectory(traj: Trajectory) -> None:
@@ -305,13 +318,16 @@ class _Row:
     logprobs: list[float]
     advantage: float
     episode: int  # index of its episode in the step (for per-episode loss normalisation)
+    group: int  # index of its GRPO group in the step: its rows start with the same prompt
 
 
 def _rows(adv: Advantages) -> list[_Row]:
     rows = []
+    groups: dict[str, int] = {}
     for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True)):
         sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
-        rows += [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e) for seq in sequences]
+        group = groups.setdefault(traj.group_id, len(groups))
+        rows += [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e, group) for seq in sequences]
     return rows
 
 
@@ -347,6 +363,8 @@ class GRPOUpdater:
         self.dist = dist if dist is not None else Distributed(device=self.device)
         if self.dist.enabled:
             self.device = self.dist.device
+        # FSDP2 is run one forward per backward here; the shared prompt's second call is left out there.
+        self._share_prefix = self.config.share_prefix and not self.dist.enabled
         self.precision = cfg.resolved_precision(self.device.type)
         self.mixed_precision = self.precision == "bf16-mixed"
         # bf16-mixed keeps fp32 master weights (and AdamW state) and computes in bf16 under autocast;
@@ -725,7 +743,8 @@ class GRPOUpdater:
         # Tokens after a sequence's last sampled token cannot change the loss (causal attention), so
         # each is cut there before packing: trailing environment text costs nothing.
         lengths = [_last_one(r.loss_mask) + 1 for r in seqs]
-        for indices in pack_microbatches(lengths, self.config.token_budget):
+        groups = [r.group for r in seqs] if self._share_prefix else None
+        for indices in pack_microbatches(lengths, self.config.token_budget, groups):
             rows = len(indices)
             length = max(lengths[i] for i in indices)
             ids = torch.full((rows, length), self.pad_token_id, dtype=torch.long)
@@ -743,6 +762,7 @@ class GRPOUpdater:
             positions = torch.nonzero(mask.sum(dim=0) > 0).flatten()
             if positions.numel() == 0:
                 continue  # nothing the model sampled in these episodes
+            shared = shared_length(ids, attn, int(positions[0])) if self._share_prefix else 0
             mask = mask[:, positions]
             if self.config.loss_normalization == "tokens":
                 weights = mask / max(total_tokens, 1)
@@ -760,6 +780,7 @@ class GRPOUpdater:
                     sampler_logps=old[:, positions].to(self.device),
                     advantages=torch.tensor([seqs[i].advantage for i in indices], dtype=torch.float32).to(self.device),
                     weights=weights.to(self.device),
+                    shared=shared,
                 )
             )
         return batches
@@ -778,7 +799,7 @@ class GRPOUpdater:
     def _logprobs(self, model: torch.nn.Module, batch: _MicroBatch) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             return token_logprobs(
-                model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature
+                model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature, batch.shared
             ).float()
 
     def _reference_logps(self, batch: _MicroBatch) -> torch.Tensor | None:
@@ -797,7 +818,7 @@ class GRPOUpdater:
         ref = self._reference_logps(batch)
         with self._autocast():
             logps = token_logprobs(
-                self.model, batch.input_ids, batch.attention_mask, batch.positions, cfg.temperature
+                self.model, batch.input_ids, batch.attention_mask, batch.positions, cfg.temperature, batch.shared
             ).float()
         # The trainer's log-probs under the weights that sampled: computed before the first update, or
         # these very ones when this is the step's first (or only) mini-batch.
