@@ -185,3 +185,22 @@ def test_report_plots_intervals_over_tasks(servers, tmp_path):
     assert "## Success per evaluation" in text
     assert f"| base | {100 * row.avg_at_k:.1f} ± {100 * row.avg_ci:.1f} |" in text
     assert (tmp_path / "report" / "evaluations.png").stat().st_size > 1000
+
+
+def test_an_evaluation_can_draw_from_several_categories(servers):
+    from gymwire.trainer.evaluate import select_tasks
+
+    async def draw(category: str, tasks: int) -> list[str]:
+        async with EnvPool([servers["textcraft"]]) as pool:
+            spec = EvalSpec(split="test", difficulty="easy", category=category, tasks_per_env=tasks)
+            return [ref.task_id for ref in await select_tasks(pool, spec)]
+
+    async def listed(category: str) -> set[str]:
+        async with EnvPool([servers["textcraft"]]) as pool:
+            return {t.id for t in await pool.list_tasks("textcraft", "test", "easy", category)}
+
+    one, other = asyncio.run(listed("depth-1")), asyncio.run(listed("gen-depth-1"))
+    assert one and other and not one & other
+    assert set(asyncio.run(draw("depth-1, gen-depth-1", 0))) == one | other
+    drawn = asyncio.run(draw("depth-1,gen-depth-1", 32))
+    assert len(drawn) == 32 and set(drawn) <= one | other and set(drawn) & one and set(drawn) & other

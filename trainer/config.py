@@ -79,7 +79,7 @@ class WarmStart:
 class EvalSection:
     split: str = "test"
     difficulty: str = ""  # empty: every tier
-    category: str = ""  # empty: every category
+    category: str = ""  # empty: every category; "a,b": either
     tasks_per_env: int = 16
     k: int = 8  # avg@k / pass@k samples (the paper: 8)
     envs: list[str] = field(default_factory=list)  # empty: every listed env

@@ -33,7 +33,7 @@ class EvalSpec:
     envs: Sequence[str] = ()  # environment names in the pool; empty = all
     split: str = "test"
     difficulty: str = ""
-    category: str = ""
+    category: str = ""  # one category, or several separated by commas
     tasks_per_env: int = 16  # per env (and per difficulty when `difficulty` is empty); 0 = all listed
     k: int = 4  # samples per task
     seed: int = 0  # which tasks are drawn
@@ -56,8 +56,9 @@ async def select_tasks(pool: EnvPool, spec: EvalSpec) -> list[TaskRef]:
         info = await pool.info(env)
         tiers = [spec.difficulty] if spec.difficulty else list(info.catalogue.difficulties)
         for tier in tiers:
-            tasks = await pool.list_tasks(env, spec.split, tier, spec.category)
-            ids = [t.id for t in tasks]
+            ids = []
+            for category in spec.category.split(","):  # "a,b": the tasks of either category
+                ids += [t.id for t in await pool.list_tasks(env, spec.split, tier, category.strip())]
             if spec.tasks_per_env and len(ids) > spec.tasks_per_env:
                 ids = sorted(random.Random(f"{spec.seed}/{env}/{tier}").sample(ids, spec.tasks_per_env))
             refs.extend(TaskRef(env, i) for i in ids)
