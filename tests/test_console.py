@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_a_log_file_gets_an_update_line_per_interval_and_one_summary(monkeypatch
 def test_a_terminal_gets_one_line_rewritten_in_place(monkeypatch):
     clock = _clock(monkeypatch)
     out = Terminal()
-    console = Console(out)
+    console = Console(out, tick=0)
     with console.phase("GRPO easy 1/3") as phase:
         phase.update("rollouts: 2 tasks x 4", force=True)
         clock.now += 12
@@ -84,7 +85,7 @@ def test_a_terminal_gets_one_line_rewritten_in_place(monkeypatch):
 def test_log_records_and_errors_do_not_tear_the_line_in_place(monkeypatch, capsys):
     _clock(monkeypatch)
     out = Terminal()
-    console = Console(out)
+    console = Console(out, tick=0)
     logger = logging.getLogger("gymwire.test-console")
     handler = ConsoleHandler(console)
     logger.addHandler(handler)
@@ -103,6 +104,18 @@ def test_log_records_and_errors_do_not_tear_the_line_in_place(monkeypatch, capsy
         assert out.getvalue().endswith("\x1b[K\n")  # what was shown stays, and the traceback starts below
     finally:
         logger.removeHandler(handler)
+
+
+def test_the_clock_of_the_line_in_place_runs_while_a_phase_waits():
+    out = Terminal()
+    console = Console(out, tick=0.05)
+    with console.phase("eval base", total=16) as phase:
+        phase.update("episodes", force=True)
+        time.sleep(0.5)  # the batch of episodes is generating: no update comes
+    shown = out.getvalue()
+    assert shown.count("\r") >= 5 and shown.endswith("\n"), shown  # drawn, 3+ ticks, the summary
+    time.sleep(0.2)
+    assert out.getvalue() == shown  # a finished phase's line is not drawn again
 
 
 def test_progress_off_prints_nothing_and_live_off_prints_summaries_only():

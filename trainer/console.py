@@ -42,7 +42,8 @@ def duration(seconds: float) -> str:
 class Console:
     """Where progress goes. `enabled=False`: nothing at all (a library call with progress off).
     `live`: update lines too (on a terminal in place, elsewhere at most one a phase per `interval`);
-    with live=False only the summary lines are printed."""
+    with live=False only the summary lines are printed. `tick`: on a terminal, the line in place is
+    drawn again every `tick` seconds so that its clock runs while a phase waits (0: never)."""
 
     def __init__(
         self,
@@ -52,14 +53,19 @@ class Console:
         live: bool = True,
         interval: float = 30.0,
         redraw: float = 0.1,
+        tick: float = 1.0,
     ) -> None:
         self._stream = stream
         self.enabled = enabled
         self.live = live
         self.interval = interval  # seconds between a phase's update lines when not on a terminal
         self.redraw = redraw  # seconds between redraws of the line in place
+        self.tick = tick
         self._shown = ""  # the line in place on the terminal now ("" = none)
+        self._live: Phase | None = None  # whose line that is
         self._lock = threading.RLock()
+        self._ticking = threading.Event()  # set while a line is in place
+        self._ticker: threading.Thread | None = None
 
     @property
     def stream(self) -> TextIO:
@@ -103,12 +109,31 @@ class Console:
         self._write("\r" + line + "\x1b[K")
         self._shown = line
 
-    def _update(self, line: str) -> None:
+    def _update(self, phase: Phase) -> None:
         with self._lock:
-            self._draw(line)
+            self._draw(phase.line())
+            self._live = phase
+            if self.tick > 0:
+                if self._ticker is None:
+                    self._ticker = threading.Thread(target=self._tick, name="gymwire-console", daemon=True)
+                    self._ticker.start()
+                self._ticking.set()
+
+    def _tick(self) -> None:
+        while True:
+            self._ticking.wait()
+            time.sleep(self.tick)
+            with self._lock:
+                phase = self._live
+                if phase is None or not self._shown:
+                    self._ticking.clear()
+                elif time.monotonic() - phase._drawn >= self.tick:
+                    phase._drawn = time.monotonic()
+                    self._draw(phase.line())
 
     def _line(self, line: str) -> None:
         with self._lock:
+            self._live = None
             if self._shown:
                 self._write("\r\x1b[K")
                 self._shown = ""
@@ -117,6 +142,7 @@ class Console:
     def end_line(self) -> None:
         """End the line in place where it is (an error follows: it starts on a fresh line)."""
         with self._lock:
+            self._live = None
             if self._shown:
                 self._write("\n")
                 self._shown = ""
@@ -165,10 +191,14 @@ class Phase:
         if console.tty:
             if force or now - self._drawn >= console.redraw:
                 self._drawn = now
-                console._update(self._format(self.text, count=True))
+                console._update(self)
         elif now - self._printed >= console.interval:
             self._printed = now
             console._line(self._format(self.text, count=True))
+
+    def line(self) -> str:
+        """The line as it stands: name, count, text, elapsed time."""
+        return self._format(self.text, count=True)
 
     def finish(self, summary: str | None = None) -> None:
         """The phase's summary line (default: the last text shown, with the count)."""

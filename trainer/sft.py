@@ -168,7 +168,8 @@ def behaviour_clone(
         del trainer, model, result
         if phase is not None:
             loss = _cloning_text(phase).removeprefix("steps")
-            phase.finish(f"{phase.done} steps on {len(trajectories)} episodes{loss}  -> {out}")
+            steps = f"{phase.done} step{'s' * (phase.done != 1)}"
+            phase.finish(f"{steps} on {len(trajectories)} episodes{loss}  -> {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         # The caller loads the saved folder next (GRPO): this model and its optimizer state must be gone.

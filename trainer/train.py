@@ -260,13 +260,15 @@ class Trainer:
                 self.state.phase = "warm_started"
                 self.state.save(self.run_dir)
             with self.console.phase("model") as phase:
-                phase.update(f"loading {Path(self.state.rl_init_model).name} for GRPO", force=True)
+                start = Path(self.state.rl_init_model)
+                shown = start.relative_to(self.run_dir) if start.is_relative_to(self.run_dir) else start.name
+                phase.update(f"loading {shown} for GRPO", force=True)
                 updater = self._updater()
                 if self.state.checkpoint:
                     updater.load(self.run_dir / self.state.checkpoint)
                 policy = self._training_policy(updater, policy)
-                held = f", resumed from {self.state.checkpoint}" if self.state.checkpoint else ""
-                phase.update(f"{Path(self.state.rl_init_model).name} for GRPO{held}")
+                held = f", resumed at {self.state.checkpoint}" if self.state.checkpoint else ""
+                phase.update(f"{shown} for GRPO{held}")
             if cfg.warm_start is not None:
                 await self._evaluate(pool, policy, "warm_start", trained=False)
             self.state.phase = "training"
