@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import grpc
@@ -58,17 +58,12 @@ class _Resume:
 class MultiplexStream:
     """The sessions of one Multiplex stream (slot -> session, in `sessions`) and its outgoing results."""
 
-    def __init__(
-        self,
-        ready: Callable[[], EnvService],
-        on_error: Callable[[str], None],
-        write: Callable[[pb.MultiplexResponse], Awaitable[None]],
-    ):
+    def __init__(self, ready: Callable[[], EnvService], on_error: Callable[[str], None]):
         self.sessions = StreamSessions(ready, by_id=False, what="MultiplexOp", no_session=_no_session)
         self.on_error = on_error
-        self.write = write
         self.ready: list[pb.MultiplexResult] = []  # results not sent yet
-        self.writing = False  # a flush is sending: results that arrive meanwhile go with it
+        self.wake = asyncio.Event()
+        self.closing = False  # the client finished writing: the writer ends once all is sent
         self.tails: dict[int, asyncio.Task] = {}  # slot -> its suspended operation, to keep slot order
         self.tasks: set[asyncio.Task] = set()
 
@@ -87,9 +82,7 @@ class MultiplexStream:
 
     def _spawn(self, slot: int, awaitable: Any) -> None:
         async def finish() -> None:
-            result = await awaitable  # before `self.ready` is read: a flush meanwhile replaces that list
-            self.ready.append(result)
-            await self.flush()
+            self._deliver(await awaitable)
 
         task = asyncio.ensure_future(finish())
         self.tails[slot] = task
@@ -110,20 +103,7 @@ class MultiplexStream:
 
     def _deliver(self, result: pb.MultiplexResult) -> None:
         self.ready.append(result)
-
-    async def flush(self) -> None:
-        """Send every ready result. No writer task waits to be woken: whoever has results and finds no
-        write in progress sends them (the reader after a message's eager operations, a suspended
-        operation when it completes); results that arrive during a write go out with the next one."""
-        if self.writing:
-            return
-        self.writing = True
-        try:
-            while self.ready:
-                for message in self.take():
-                    await self.write(message)
-        finally:
-            self.writing = False
+        self.wake.set()
 
     async def _run(self, op: pb.MultiplexOp) -> pb.MultiplexResult:
         slot = op.slot
@@ -154,7 +134,8 @@ async def serve_multiplex(
 ) -> None:
     """One Multiplex stream, from its first message to its end. `ready` raises UNAVAILABLE while the
     environment loads: operations then fail in-band and the stream stays open."""
-    stream = MultiplexStream(ready, on_error, context.write)
+    stream = MultiplexStream(ready, on_error)
+    writer = asyncio.ensure_future(_write_results(stream, context))
     try:
         while True:
             request = await context.read()
@@ -168,12 +149,13 @@ async def serve_multiplex(
                 )
             for op in request.ops:
                 stream.submit(op)
-            if stream.ready:
-                await stream.flush()
-        if stream.tasks:  # the client is done writing: finish what runs (each sends its result), then end
+        if stream.tasks:  # the client is done writing: finish what runs, then end the stream
             await asyncio.gather(*stream.tasks, return_exceptions=True)
-        await stream.flush()
+        stream.closing = True
+        stream.wake.set()
+        await writer
     finally:
+        writer.cancel()
         stream.close_all()
 
 
@@ -183,3 +165,16 @@ def parse_request(data: bytes) -> pb.MultiplexRequest | DecodeError:
         return pb.MultiplexRequest.FromString(data)
     except DecodeError as exc:
         return exc
+
+
+async def _write_results(stream: MultiplexStream, context: grpc.aio.ServicerContext) -> None:
+    """One writer per stream: whatever is ready when it gets to write goes out as one message."""
+    while True:
+        if stream.ready:
+            for message in stream.take():
+                await context.write(message)
+        elif stream.closing:
+            return
+        else:
+            stream.wake.clear()
+            await stream.wake.wait()
