@@ -221,3 +221,22 @@ def test_behaviour_cloning_shows_steps_and_loss_instead_of_trl_printing(tmp_path
     ), line
     assert set(phase.values) == {"warm_start/loss", "warm_start/train_loss"}
     assert "{'loss'" not in capsys.readouterr().out  # TRL's printer of its logs is left out
+
+
+def test_the_demo_ends_with_the_reports_headline_and_success_table():
+    from gymwire.trainer.cli import report_digest
+
+    page = (
+        "# Run report: demo\n\n**GRPO: +6.2 points over the warm start**\n\nGRPO steps: 3\n\n![e](evaluations.png)\n\n"
+        "## Success per evaluation (avg@k %)\n\n| evaluation | textcraft |\n|---|---:|\n| base | 0.0 |\n"
+        "| stage-0-easy | 6.2 |\n\n![curve](learning_curve.png)\n\n## Held-in vs held-out\n\n| env |\n"
+    )
+    assert report_digest(page).splitlines() == [
+        "**GRPO: +6.2 points over the warm start**",
+        "",
+        "Success per evaluation (avg@k %)",
+        "| evaluation | textcraft |",
+        "|---|---:|",
+        "| base | 0.0 |",
+        "| stage-0-easy | 6.2 |",
+    ]

@@ -244,9 +244,22 @@ def demo(args: argparse.Namespace) -> int:
     from gymwire.trainer.demo import run_demo
 
     page = run_demo(Path(args.run_dir), steps=args.steps)
-    print(page.read_text())
+    print(report_digest(page.read_text()))
     print(f"report: {page}")
     return 0
+
+
+def report_digest(markdown: str) -> str:
+    """The report's headline and its table of success per evaluation: what a run's last screen shows."""
+    lines = markdown.splitlines()
+    keep = [line for line in lines if line.startswith("**")][:1]
+    for i, line in enumerate(lines):
+        if line.startswith("## Success per evaluation"):
+            table = [t for t in lines[i + 1 :] if t.strip()]
+            end = next((j for j, t in enumerate(table) if not t.startswith("|")), len(table))
+            keep += ["", line.removeprefix("## "), *table[:end]]
+            break
+    return "\n".join(keep) if keep else markdown
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
