@@ -44,7 +44,8 @@ class _PrefixLayer(DynamicLayer):
         self.values = values.expand(rows, *values.shape[1:])
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
+        keys, values = _held(self.keys), _held(self.values)
+        return torch.cat([keys, key_states], dim=-2), torch.cat([values, value_states], dim=-2)
 
 
 def shared_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, first_position: int) -> int:
@@ -74,8 +75,9 @@ def forward_with_shared_prefix(
 
 
 def _two_passes(model: Any, input_ids: Any, attention_mask: Any, prefix: int, logits_to_keep: Any, rows: int) -> Any:
+    layers = [_CollectLayer() for _ in range(_layers(model))]
     collect = DynamicCache()
-    collect.layers = [_CollectLayer() for _ in range(_layers(model))]
+    collect.layers = list(layers)
     model(
         input_ids=input_ids[:1, :prefix],
         attention_mask=attention_mask[:1, :prefix],
@@ -84,7 +86,7 @@ def _two_passes(model: Any, input_ids: Any, attention_mask: Any, prefix: int, lo
         logits_to_keep=1,
     )
     cache = DynamicCache()
-    cache.layers = [_PrefixLayer(layer.keys, layer.values, rows) for layer in collect.layers]
+    cache.layers = [_PrefixLayer(_held(layer.keys), _held(layer.values), rows) for layer in layers]
     out = model(
         input_ids=input_ids[:, prefix:],
         attention_mask=attention_mask,
@@ -102,15 +104,21 @@ def _checkpoint_with_cache(model: torch.nn.Module) -> Iterator[None]:
     layers = [m for m in model.modules() if hasattr(m, "_can_checkpoint_with_cache")]
     saved = [m.__dict__.get("_can_checkpoint_with_cache") for m in layers]
     for m in layers:
-        m._can_checkpoint_with_cache = True
+        m.__dict__["_can_checkpoint_with_cache"] = True  # shadows the class's False for this call
     try:
         yield
     finally:
         for m, value in zip(layers, saved, strict=True):
             if value is None:
-                del m._can_checkpoint_with_cache
+                m.__dict__.pop("_can_checkpoint_with_cache")
             else:
-                m._can_checkpoint_with_cache = value
+                m.__dict__["_can_checkpoint_with_cache"] = value
+
+
+def _held(tensor: torch.Tensor | None) -> torch.Tensor:
+    if tensor is None:
+        raise RuntimeError("the prefix pass left a layer without keys or values")
+    return tensor
 
 
 def _layers(model: torch.nn.Module) -> int:
