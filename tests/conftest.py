@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,78 @@ def vllm_server(tmp_path_factory) -> Iterator[str]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class Background:
+    """Commands of a module's subprocess-only tests, started when the module starts and run one after
+    another while its in-process tests go on (they use one core; a command used to leave the other idle).
+    A test takes its command's CompletedProcess with `result(name)` and checks it as it checked its own
+    `subprocess.run`. Only the commands of the tests selected to run are started; whatever still runs
+    when the module ends is killed with its process group."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.selected = {item.originalname for item in request.session.items if item.module is request.module}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+        self._futures: dict[str, Future] = {}
+        self._procs: list[subprocess.Popen] = []
+        self._closed = False
+
+    def start(self, test: str, argv: list[str], *, timeout: float, **kwargs) -> None:
+        """Queue `argv` for the test function named `test`, when it is selected."""
+        if test in self.selected:
+            self._futures[test] = self._pool.submit(self._run, argv, timeout, kwargs)
+
+    def _run(self, argv: list[str], timeout: float, kwargs: dict) -> subprocess.CompletedProcess:
+        if self._closed:
+            raise RuntimeError("the module ended before this command started")
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+        )
+        self._procs.append(proc)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._kill(proc)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    def result(self, test: str) -> subprocess.CompletedProcess:
+        return self._futures[test].result()
+
+    def wait(self, test: str) -> None:
+        """Until `test`'s command is over, however it ended (a fixture keeps its server up until then)."""
+        if test in self._futures:
+            self._futures[test].exception()
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        self._closed = True
+        for future in self._futures.values():
+            future.cancel()
+        for proc in self._procs:
+            self._kill(proc)
+        self._pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def background(request) -> Iterator[Background]:
+    """A module's Background; torch runs one thread in this process meanwhile (the suite's setting, see
+    test_grpo.py), so the two share the cores instead of waiting on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    runs = Background(request)
+    try:
+        yield runs
+    finally:
+        runs.close()
+        torch.set_num_threads(threads)

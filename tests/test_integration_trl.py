@@ -8,7 +8,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +31,37 @@ SETTINGS = {"textcraft": EnvSettings(max_turns=4)}
 def textcraft():
     with LocalServer("textcraft") as server:
         yield server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def runs(background, textcraft, tmp_path_factory):
+    """The example script and the two-process run: subprocesses that start with the module and run
+    while the in-process tests below use the trainer; their tests come last and check what they did."""
+    outputs = {"example": tmp_path_factory.mktemp("example"), "two": tmp_path_factory.mktemp("two-processes")}
+    background.start(
+        "test_the_example_trains_two_grpo_steps_against_a_served_environment",
+        [sys.executable, str(EXAMPLE), "--server", textcraft.address, "--env", "textcraft", "--difficulty", "easy"]
+        + ["--max-turns", "2", "--steps", "2", "--output-dir", str(outputs["example"] / "out")],
+        timeout=900,
+        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "OMP_NUM_THREADS": "1"},
+    )
+    vllm_url = f"http://127.0.0.1:{_free_port()}"
+    background.start(
+        "test_two_processes_each_play_their_share_and_train_one_step",
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+        + ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+        + [str(TWO_PROCESSES), "--server", textcraft.address, "--vllm-url", vllm_url, "--out", str(outputs["two"])],
+        timeout=600,
+        # Accelerate reads torchrun's ranks and, told to use the CPU, joins them over gloo.
+        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"},
+    )
+    return background, outputs, vllm_url
 
 
 @pytest.fixture(scope="module")
@@ -68,23 +98,6 @@ def test_task_keys_round_trip_and_bad_keys_are_refused():
     for bad in ["stick", "gymwire:textcraft", "gymwire:/x", "gymwire:textcraft/"]:
         with pytest.raises(ValueError, match="task key"):
             parse_task_key(bad)
-
-
-@pytest.mark.slow
-def test_the_example_trains_two_grpo_steps_against_a_served_environment(textcraft, tmp_path):
-    run = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--server", textcraft.address, "--env", "textcraft", "--difficulty", "easy"]
-        + ["--max-turns", "2", "--steps", "2", "--output-dir", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    logged = re.findall(r"\{'loss': .*?'epoch': '[0-9.e-]+'\}", run.stdout + run.stderr)
-    assert len(logged) == 2, (run.stdout + run.stderr)[-3000:]  # one log line per optimizer step
-    assert all("'rewards/episode_reward/mean'" in line for line in logged)
-    assert "episodes: 4, aborted and retried: 0, aborted and dropped: 0" in run.stdout
 
 
 def _runs(mask: list[int], value: int) -> list[tuple[int, int]]:
@@ -218,32 +231,29 @@ def test_a_grpo_step_through_trl_moves_the_weights_on_sampled_tokens_only(textcr
     assert rollout.stats.episodes == 4
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.mark.slow
+def test_the_example_trains_two_grpo_steps_against_a_served_environment(runs):
+    background, _, _ = runs
+    run = background.result("test_the_example_trains_two_grpo_steps_against_a_served_environment")
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = re.findall(r"\{'loss': .*?'epoch': '[0-9.e-]+'\}", run.stdout + run.stderr)
+    assert len(logged) == 2, (run.stdout + run.stderr)[-3000:]  # one log line per optimizer step
+    assert all("'rewards/episode_reward/mean'" in line for line in logged)
+    assert "episodes: 4, aborted and retried: 0, aborted and dropped: 0" in run.stdout
 
 
 @pytest.mark.slow
-def test_two_processes_each_play_their_share_and_train_one_step(textcraft, tmp_path):
+def test_two_processes_each_play_their_share_and_train_one_step(runs):
     """Two processes (torchrun: Accelerate's own CPU launcher starts only one without MPI), joined by
     Accelerate over gloo: each process's rollout plays its own prompts against the server and the step
     moves the same weights on both. With TRL's vLLM server, a process that is not the main one has no
     `vllm_client` (TRL opens it on the main process only): the rollout must take the server's address
     from TRL's settings instead (nothing listens there in this test, so the connection is refused)."""
-    vllm_url = f"http://127.0.0.1:{_free_port()}"
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
-        + ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
-        + [str(TWO_PROCESSES), "--server", textcraft.address, "--vllm-url", vllm_url, "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        # Accelerate reads torchrun's ranks and, told to use the CPU, joins them over gloo.
-        env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"},
-    )
+    background, outputs, vllm_url = runs
+    run = background.result("test_two_processes_each_play_their_share_and_train_one_step")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    out = outputs["two"]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["processes"] for r in ranks] == [2, 2]
     for rank in ranks:  # each process played its own share: 2 of the 4 episodes (2 tasks x 2 generations)
         assert len(rank["played"]) == 2 and rank["episodes"] == 2 and rank["dropped"] == 0
