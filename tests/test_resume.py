@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import pytest
 import yaml
@@ -33,20 +35,39 @@ def _config(run_dir: Path, address: str) -> dict:
     }
 
 
-def _train(config_path: Path, kill_at: str = "") -> int:
+def _start(config_path: Path, kill_at: str = "") -> tuple[subprocess.Popen, IO[bytes]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GYMWIRE_KILL_AT": kill_at}
-    done = subprocess.run(
+    # Its errors go to a file: a pipe nobody reads while the run goes on could fill and stall it.
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
         [sys.executable, "-m", "gymwire.cli.main", "train", "--config", str(config_path), "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=900,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
         env=env,
     )
+    return proc, log
+
+
+def _finish(run: tuple[subprocess.Popen, IO[bytes]], kill_at: str = "") -> int:
+    proc, log = run
+    try:
+        proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    stderr = log.read().decode(errors="replace")
+    log.close()
     if kill_at:
-        assert done.returncode == -9, f"not killed at {kill_at}: exit {done.returncode}\n{done.stderr[-2000:]}"
+        assert proc.returncode == -9, f"not killed at {kill_at}: exit {proc.returncode}\n{stderr[-2000:]}"
     else:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done.returncode
+        assert proc.returncode == 0, stderr[-3000:]
+    return proc.returncode
+
+
+def _train(config_path: Path, kill_at: str = "") -> int:
+    return _finish(_start(config_path, kill_at), kill_at)
 
 
 def _steady(record: dict) -> dict:
@@ -79,20 +100,27 @@ def test_a_run_killed_at_every_phase_resumes_to_its_unkilled_twin(tmp_path):
         twin_dir, killed_dir = tmp_path / "twin", tmp_path / "killed"
         for run_dir in (twin_dir, killed_dir):
             (tmp_path / f"{run_dir.name}.yaml").write_text(yaml.safe_dump(_config(run_dir, server.address)))
-        _train(tmp_path / "twin.yaml")
-        # (kill point, the position state.json must name afterwards: (stage, steps its checkpoint holds))
-        chain = [
-            ("rollout:6", (0, 0)),  # step 1's rollout file cut short; no checkpoint yet
-            ("checkpoint:1", (0, 0)),  # the first checkpoint half written
-            ("metrics:3", (0, 2)),  # step 2 logged, not checkpointed
-            ("update:2", (0, 2)),  # step 3 updated, after the evaluation at step 3 was recorded
-            ("eval:3", (0, 4)),  # the stage's final evaluation half done
-        ]
-        for kill_at, position in chain:
-            _train(tmp_path / "killed.yaml", kill_at)
-            state = json.loads((killed_dir / "state.json").read_text())
-            assert (state["stage"], state["step"]) == position, kill_at
-        _train(tmp_path / "killed.yaml")
+        # The twin runs beside the killed runs (one thread each): they share nothing but the server.
+        twin = _start(tmp_path / "twin.yaml")
+        try:
+            # (kill point, the position state.json must name afterwards: (stage, steps its checkpoint holds))
+            chain = [
+                ("rollout:6", (0, 0)),  # step 1's rollout file cut short; no checkpoint yet
+                ("checkpoint:1", (0, 0)),  # the first checkpoint half written
+                ("metrics:3", (0, 2)),  # step 2 logged, not checkpointed
+                ("update:2", (0, 2)),  # step 3 updated, after the evaluation at step 3 was recorded
+                ("eval:3", (0, 4)),  # the stage's final evaluation half done
+            ]
+            for kill_at, position in chain:
+                _train(tmp_path / "killed.yaml", kill_at)
+                state = json.loads((killed_dir / "state.json").read_text())
+                assert (state["stage"], state["step"]) == position, kill_at
+            _train(tmp_path / "killed.yaml")
+            _finish(twin)
+        finally:
+            if twin[0].poll() is None:
+                twin[0].kill()
+                twin[0].wait()
 
     twin, killed = _records(twin_dir), _records(killed_dir)
     assert [(r["stage_index"], r["step"]) for r in killed["metrics"]] == [(0, s) for s in range(STEPS)]
