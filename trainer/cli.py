@@ -91,11 +91,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "demo",
-        help="the main job: local BabyAI + TextCraft servers, evaluate, warm start, "
-        "GRPO, evaluate again, report (CPU, default model)",
+        help="the main job: a local TextCraft server, warm start, evaluate, GRPO, evaluate again, "
+        "report the gain with its paired 95%% interval (CPU, default model)",
     )
     p.add_argument("--run-dir", default="runs/demo")
-    p.add_argument("--steps", type=int, default=3, help="GRPO steps")
+    p.add_argument("--steps", type=int, default=6, help="GRPO steps")
     p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
     p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
     p.set_defaults(run=demo)

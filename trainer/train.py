@@ -336,7 +336,9 @@ class Trainer:
                 current.close()
             from gymwire.trainer.policy.hf import HFPolicy
 
-            return HFPolicy(updater.model, updater.tokenizer)
+            # A step's episodes in one batch, up to 32 (a padded batch's KV cache grows with it).
+            r = self.config.rollout
+            return HFPolicy(updater.model, updater.tokenizer, max_batch=min(r.group_size * r.batch_tasks, 32))
         policy = current or self._open_policy(Path(self.state.rl_init_model))
         policy.update_weights(updater.named_weights())
         return policy
