@@ -10,17 +10,21 @@ play an episode, the evaluation covers every environment and tier with the setti
 evaluates with, and the model being trained plays a GRPO group of the first stage that the
 updater takes a step on. What the trainer does with any config (stages in sequence, an
 evaluation by the model after each, checkpoints, the report with its forgetting section) runs
-end to end for END_TO_END: more than one stage, difficulty tiers and action lists, so it walks
-every path the other configs take (test_train.py and test_resume.py run the same trainer on more
-steps).
+end to end for END_TO_END, as a user runs it (`gymwire train --cpu-scale`): more than one stage,
+difficulty tiers and action lists, so it walks every path the other configs take (test_train.py and
+test_resume.py run the same trainer on more steps).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.registry import available
@@ -175,15 +179,51 @@ def test_cpu_variant_short_of_training(path, servers, updater, tmp_path):
     assert grpo.global_step == step + 1 and metrics["groups"] == len(groups) and metrics["aborted"] == 0
 
 
-@pytest.mark.timeout(1800)
-def test_cpu_variant_runs_end_to_end(servers, tmp_path):
+@pytest.fixture(scope="module", autouse=True)
+def end_to_end(background, servers, tmp_path_factory):
+    """END_TO_END trained as a user trains it (`gymwire train --config ... --cpu-scale`) on the servers
+    above: started with the module, it runs in its own process while the checks above take the other
+    core; its test comes last and reads what it wrote."""
+    test = "test_cpu_variant_runs_end_to_end"
+    if test not in background.selected:
+        yield None
+        return
     path = next(c for c in CONFIGS if c.stem == END_TO_END)
-    config = cpu_variant(path, servers, tmp_path / path.stem)
+    raw = yaml.safe_load(path.read_text())
+    missing = sorted(set(raw["envs"]) - set(servers))
+    if missing:
+        yield missing
+        return
+    raw["envs"] = {env: servers[env] for env in raw["envs"]}
+    raw["model"]["threads"] = 1
+    folder = tmp_path_factory.mktemp("end-to-end")
+    (folder / "config.yaml").write_text(yaml.safe_dump(raw))
+    run_dir = folder / path.stem
+    command = ["train", "--config", str(folder / "config.yaml"), "--cpu-scale", "--run-dir", str(run_dir)]
+    background.start(
+        test,
+        [sys.executable, "-m", "gymwire.cli.main", *command, "--no-progress"],
+        timeout=1700,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    yield run_dir
+    background.wait(test)  # the servers stay up until the run is over
+
+
+@pytest.mark.timeout(1800)
+def test_cpu_variant_runs_end_to_end(end_to_end, background):
+    if isinstance(end_to_end, list):
+        pytest.skip(f"environments not installed here: {end_to_end}")
+    done = background.result("test_cpu_variant_runs_end_to_end")
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = next(c for c in CONFIGS if c.stem == END_TO_END)
+    config = scale_for_cpu(load_config(path))
     assert len(config.stages) > 1 and any(m.difficulty for s in config.stages for m in s.mix)
     assert any(m.show_valid_actions for s in config.stages for m in s.mix)
-    state = Trainer(config, progress=False).run_sync()
-    assert state.phase == "done" and state.stage == len(config.stages)
-    run = Path(config.run_dir)
+    run = Path(end_to_end)
+    state = json.loads((run / "state.json").read_text())
+    assert state["phase"] == "done" and state["stage"] == len(config.stages)
+    assert json.loads((run / "config.json").read_text())["eval"]["k"] == config.eval.k  # the CPU variant ran
     report = (run / "report" / "report.md").read_text()
     assert "## Held-in vs held-out" in report and "## Transfer matrix" in report and "## Forgetting" in report
     for env in config.envs:
