@@ -103,7 +103,7 @@ def test_stochastic_rounding_is_unbiased_and_exact_on_bf16_values():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_selected_logprobs_is_the_fp32_log_softmax_in_chunks(monkeypatch, dtype):
-    import gymwire.trainer.grpo as grpo
+    import gymwire.trainer.grpo_loss as grpo
 
     monkeypatch.setattr(grpo, "LOGSOFTMAX_CHUNK_ELEMENTS", 3 * 50)  # chunks of 3 rows: several per call
     torch.manual_seed(0)

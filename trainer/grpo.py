@@ -12,27 +12,39 @@ The loss is this project's own, not TRL's `GRPOTrainer`: TRL owns the training l
 prompts, so the schedule has no place), groups episodes in fixed-size blocks (an aborted one cannot be
 dropped), ignores the sampler's log-probs without its own vLLM and batches by sequence count. The
 details, against trl 1.16, are in docs/grpo-and-trl.md; tests/test_grpo.py checks them. peft (LoRA),
-safetensors and the HF Trainer's checkpoint file names are kept. The log-softmax over the vocabulary
-is computed here too (`selected_logprobs`: fp32 a chunk of rows at a time over bf16 logits).
+safetensors and the HF Trainer's checkpoint file names are kept.
+
+The parts, by purpose: the maths in trainer/grpo_loss.py (advantages, the clipped loss, importance
+weights, the chunked fp32 log-softmax), the packing of a step into micro-batches in
+trainer/microbatches.py, the checkpoint files in trainer/checkpoint_files.py; this module owns the
+model, the optimizer and the step, and still offers the names those modules define.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import math
 import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gymwire.trainer.checkpoint_files import (
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    STATE_FILE,
+    read_state,
+    read_weights,
+    tied_keys,
+    write_hf_folder,
+    write_state,
+)
 from gymwire.trainer.distributed import (
     Distributed,
     accumulate,
@@ -43,292 +55,46 @@ from gymwire.trainer.distributed import (
     load_full_checkpoint_state,
     shard_model,
 )
+from gymwire.trainer.grpo_loss import (
+    LOGSOFTMAX_CHUNK_ELEMENTS,
+    Advantages,
+    clipped_policy_loss,
+    group_advantages,
+    importance_weights,
+    selected_logprobs,
+    token_logprobs,
+)
+from gymwire.trainer.microbatches import (
+    Batching,
+    MicroBatch,
+    build_microbatches,
+    build_plans,
+    pack_microbatches,
+    validate_trajectory,
+)
 from gymwire.trainer.settings import GRPOConfig, LoRASettings
-from gymwire.trainer.shared_prefix import forward_with_shared_prefix, shared_length
-from gymwire.trainer.types import Trajectory, TurnSample
+from gymwire.trainer.types import Trajectory
 
-__all__ = ["GRPOConfig", "GRPOUpdater", "LoRASettings", "clipped_policy_loss", "group_advantages", "token_logprobs"]
+__all__ = [
+    "LOGSOFTMAX_CHUNK_ELEMENTS",
+    "OPTIMIZER_FILE",
+    "SCHEDULER_FILE",
+    "STATE_FILE",
+    "Advantages",
+    "GRPOConfig",
+    "GRPOUpdater",
+    "LoRASettings",
+    "MicroBatch",
+    "clipped_policy_loss",
+    "group_advantages",
+    "importance_weights",
+    "pack_microbatches",
+    "selected_logprobs",
+    "token_logprobs",
+    "validate_trajectory",
+]
 
 log = logging.getLogger("gymwire.trainer")
-
-STATE_FILE = "trainer_state.json"
-OPTIMIZER_FILE = "optimizer.pt"
-SCHEDULER_FILE = "scheduler.pt"
-
-
-# ----------------------------------------------------------------------------------------------
-# Advantages
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Advantages:
-    """The episodes that carry a learning signal, each with its advantage, and what was left out."""
-
-    trajectories: list[Trajectory] = field(default_factory=list)
-    advantages: list[float] = field(default_factory=list)
-    groups: int = 0  # groups with at least one non-aborted episode
-    skipped_groups: int = 0  # all rewards equal (incl. a lone episode): zero advantage, nothing to learn
-    aborted: int = 0  # infrastructure failures, excluded before grouping
-    nonfinite_groups: int = 0  # a reward was NaN or infinite: the group is left out, never trained on
-
-
-def group_advantages(
-    trajectories: Sequence[Trajectory], *, scale_rewards: bool = True, eps: float = 1e-4
-) -> Advantages:
-    """Group-relative advantages: (reward - group mean) / (group std + eps), std unbiased as in TRL/verl.
-
-    Aborted episodes are removed first: an infrastructure failure is not a score, and keeping it as
-    0 would bias its group's baseline. Groups whose rewards are all equal would train on zero
-    advantages (pure KL pull and wasted compute), so they are skipped and counted.
-    """
-    result = Advantages()
-    by_group: dict[str, list[Trajectory]] = defaultdict(list)
-    for traj in trajectories:
-        if traj.aborted:
-            result.aborted += 1
-        else:
-            by_group[traj.group_id].append(traj)
-    for members in by_group.values():
-        result.groups += 1
-        rewards = torch.tensor([float(t.reward) for t in members], dtype=torch.float64)
-        if not bool(torch.isfinite(rewards).all()):
-            result.nonfinite_groups += 1  # one NaN would make the whole group's advantages NaN
-            continue
-        if len(members) < 2 or bool(torch.allclose(rewards, rewards[0].expand_as(rewards))):
-            result.skipped_groups += 1
-            continue
-        centred = rewards - rewards.mean()
-        if scale_rewards:
-            centred = centred / (rewards.std(unbiased=True) + eps)
-        result.trajectories.extend(members)
-        result.advantages.extend(centred.tolist())
-    return result
-
-
-# ----------------------------------------------------------------------------------------------
-# The per-token objective
-# ----------------------------------------------------------------------------------------------
-
-
-def clipped_policy_loss(
-    logps: torch.Tensor,
-    old_logps: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    epsilon_low: float = 0.2,
-    epsilon_high: float = 0.2,
-    dual_clip: float | None = None,
-    is_weights: torch.Tensor | None = None,
-    ref_logps: torch.Tensor | None = None,
-    beta: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token PPO-clip loss plus beta * k3 KL, zero wherever mask == 0.
-
-    Shapes: (B, T) for log-probs, mask and `is_weights`, (B,) or (B, 1) for advantages. Returns
-    (per_token_loss, per_token_kl, ratio, clipped), all (B, T). Mask-0 positions are selected away
-    (`where`, not multiplied: inf * 0 is NaN) before exp, so whatever sits there (the 0.0
-    placeholders of Trajectory.logprobs, garbage) can neither overflow nor leak a gradient.
-
-    `dual_clip` (c > 1) bounds the loss of a negative-advantage token at -c * A however large its
-    ratio (verl's clip_ratio_c): a token the policy has moved far up cannot dominate the step.
-    `is_weights` (detached) scale the policy-gradient term per token: the truncated importance
-    weight that corrects for the sampler's own probabilities differing from the trainer's.
-    """
-    on = mask > 0
-    if advantages.dim() == 1:
-        advantages = advantages.unsqueeze(1)
-    zero = torch.zeros_like(logps)
-    log_ratio = torch.where(on, logps - old_logps, zero).clamp(-20.0, 20.0)
-    ratio = torch.exp(log_ratio)
-    clipped_ratio = ratio.clamp(1.0 - epsilon_low, 1.0 + epsilon_high)
-    unclipped_obj = ratio * advantages
-    clipped_obj = clipped_ratio * advantages
-    per_token = -torch.min(unclipped_obj, clipped_obj)
-    clipped = (clipped_obj < unclipped_obj) & on
-    if dual_clip is not None:
-        bound = -dual_clip * advantages.expand_as(per_token)
-        negative = advantages.expand_as(per_token) < 0
-        clipped = clipped | (negative & (per_token > bound) & on)
-        per_token = torch.where(negative, torch.minimum(per_token, bound), per_token)
-    if is_weights is not None:
-        per_token = per_token * is_weights.detach()
-    if ref_logps is not None and beta != 0.0:
-        delta = torch.where(on, ref_logps - logps, zero).clamp(-20.0, 20.0)
-        kl = torch.exp(delta) - delta - 1.0
-        per_token = per_token + beta * kl
-    else:
-        kl = zero
-    return torch.where(on, per_token, zero), torch.where(on, kl, zero), ratio, clipped
-
-
-def importance_weights(
-    trainer_logps: torch.Tensor, sampler_logps: torch.Tensor, mask: torch.Tensor, *, cap: float, mode: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token p_trainer / p_sampler with its cap; (weights, capped) both (B, T), weight 1 off-mask.
-
-    `token_truncate` clips the weight at `cap` (TRL's and verl's truncated IS); `token_mask` drops
-    tokens above it (weight 0). Tokens without a sampler log-prob (NaN) keep weight 1.
-    """
-    known = (mask > 0) & ~torch.isnan(sampler_logps)
-    log_w = torch.where(known, trainer_logps - torch.nan_to_num(sampler_logps), torch.zeros_like(trainer_logps))
-    weights = torch.exp(log_w.clamp(max=20.0))
-    capped = known & (weights > cap)
-    if mode == "token_mask":
-        weights = torch.where(capped, torch.zeros_like(weights), weights)
-    else:
-        weights = weights.clamp(max=cap)
-    return weights, capped
-
-
-def token_logprobs(
-    model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    positions: torch.Tensor | int,
-    temperature: float = 1.0,
-    shared: int = 0,
-) -> torch.Tensor:
-    """log p(token_t | tokens_<t) at the given positions t (1-D, sorted), shape (B, len(positions)).
-
-    `shared`: the first `shared` tokens are the same in every row and run once
-    (trainer/shared_prefix.py); the same values, less work.
-
-    An int means every position from there to the end. Only the logits that predict these tokens
-    are materialised (`logits_to_keep` with indices, done by the model's own head, so soft-capping
-    or logit scaling of other architectures stays right): prompt and environment text cost a
-    forward pass through the body but no vocabulary projection or log-softmax.
-    """
-    if isinstance(positions, int):
-        positions = torch.arange(positions, input_ids.shape[1], device=input_ids.device)
-    if positions.numel() == 0 or int(positions.min()) < 1:
-        raise ValueError("positions must be non-empty and >= 1 (the first token has no context)")
-    if shared > 0:
-        logits = forward_with_shared_prefix(model, input_ids, attention_mask, shared, positions - 1)
-    else:
-        logits = model(
-            input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions - 1, use_cache=False
-        ).logits
-    return selected_logprobs(logits, input_ids[:, positions], temperature)
-
-
-# Rows of logits upcast to fp32 at once: 2^28 elements is 1 GiB of fp32 (1,765 rows of a 152k vocabulary).
-LOGSOFTMAX_CHUNK_ELEMENTS = 1 << 28
-
-
-def selected_logprobs(logits: torch.Tensor, index: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """log_softmax(logits / temperature) gathered at `index`: (..., V) and (...) -> (...) in fp32.
-
-    The maths is fp32 (bf16's log-softmax is off by ~1e-2) but never on the whole tensor: upcasting
-    every (token, vocabulary) logit at once costs 4 bytes per entry, ~10 GB at 16k tokens and Qwen's
-    152k vocabulary, and its backward several times that. Here a chunk of rows is upcast at a time,
-    the backward recomputes each chunk's softmax from the logits as they are (bf16) and writes the
-    gradient in their dtype: beyond the logits themselves, one gradient of their size and one chunk.
-    """
-    flat = logits.reshape(-1, logits.shape[-1])
-    rows = max(1, LOGSOFTMAX_CHUNK_ELEMENTS // flat.shape[-1])
-    picked = _SelectedLogSoftmax.apply(flat, index.reshape(-1), float(temperature), rows)
-    return picked.view(index.shape)
-
-
-class _SelectedLogSoftmax(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, index: torch.Tensor, temperature: float, rows: int) -> torch.Tensor:
-        picked = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
-        lse = torch.empty_like(picked)
-        for start in range(0, logits.shape[0], rows):
-            chunk = logits[start : start + rows].float() / temperature
-            lse[start : start + rows] = torch.logsumexp(chunk, dim=-1)
-            picked[start : start + rows] = chunk.gather(-1, index[start : start + rows, None]).squeeze(-1)
-        ctx.save_for_backward(logits, index, lse)
-        ctx.temperature, ctx.rows = temperature, rows
-        return picked - lse
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
-        logits, index, lse = ctx.saved_tensors
-        temperature, rows = ctx.temperature, ctx.rows
-        grad = torch.empty_like(logits)
-        for start in range(0, logits.shape[0], rows):
-            end = start + rows
-            g = grad_out[start:end, None].float()
-            # d/dx_j (x_i / T - logsumexp(x / T)) = (onehot_i - softmax_j) / T
-            chunk = torch.exp(logits[start:end].float() / temperature - lse[start:end, None]).mul_(-g)
-            chunk.scatter_add_(-1, index[start:end, None], g)
-            grad[start:end] = chunk.div_(temperature)
-        return grad, None, None, None
-
-
-def pack_microbatches(lengths: Sequence[int], token_budget: int, keys: Sequence[int] | None = None) -> list[list[int]]:
-    """Indices grouped so that (sequences x longest) <= token_budget; a longer sequence rides alone.
-
-    Longest first, so sequences of similar length share a micro-batch and padding stays small;
-    with `keys` (a GRPO group per sequence), sequences of one key first, so that a micro-batch's
-    rows start with the same prompt.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (keys[i] if keys is not None else 0, -lengths[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        longest = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) + 1) * longest > token_budget:
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
-
-
-@dataclass
-class _MicroBatch:
-    input_ids: torch.Tensor  # (B, L) right-padded
-    attention_mask: torch.Tensor
-    positions: torch.Tensor  # (P,) scored positions: where any row of the micro-batch has mask 1
-    mask: torch.Tensor  # (B, P) float
-    sampler_logps: torch.Tensor  # (B, P); NaN where the sampler gave none
-    advantages: torch.Tensor  # (B,)
-    weights: torch.Tensor  # (B, P): per-token share of its mini-batch's normalised loss
-    trainer_old: torch.Tensor | None = None  # (B, P) trainer log-probs before the step's first update
-    shared: int = 0  # leading tokens every row has: run once (trainer/shared_prefix.py)
-
-
-def validate_trajectory(traj: Trajectory) -> None:
-    """Clear errors for records the loss cannot use, instead of silent misalignment."""
-    parts: list[tuple[str, Trajectory | TurnSample]] = [("", traj)]
-    parts += [(f" windowed turn {i}", s) for i, s in enumerate(traj.windowed_turns)]
-    for part, seq in parts:
-        n, name = len(seq.token_ids), f"trajectory {traj.task_id!r}/{traj.group_id!r}{part}"
-        if len(seq.loss_mask) != n:
-            raise ValueError(f"{name}: loss_mask has {len(seq.loss_mask)} entries for {n} tokens")
-        if seq.logprobs and len(seq.logprobs) != n:
-            raise ValueError(
-                f"{name}: logprobs has {len(seq.logprobs)} entries "
-                f"for {n} tokens (expected one per token, 0.0 where loss_mask is 0, or none at all)"
-            )
-
-
-@dataclass
-class _Row:
-    """One trained sequence: an episode's full sequence or one of its windowed turns."""
-
-    token_ids: list[int]
-    loss_mask: list[int]
-    logprobs: list[float]
-    advantage: float
-    episode: int  # index of its episode in the step (for per-episode loss normalisation)
-    group: int  # index of its GRPO group in the step: its rows start with the same prompt
-
-
-def _rows(adv: Advantages) -> list[_Row]:
-    rows = []
-    groups: dict[str, int] = {}
-    for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True)):
-        sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
-        group = groups.setdefault(traj.group_id, len(groups))
-        rows += [_Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e, group) for seq in sequences]
-    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,7 +228,7 @@ class GRPOUpdater:
             "advantage_abs_mean": _mean([abs(a) for a in adv.advantages]),
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
-        plans = [p for p in (self._microbatches(chunk) for chunk in _split(adv, self.config.updates_per_step)) if p]
+        plans = self._plans(adv)
         tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         metrics["tokens"] = tokens
         metrics["microbatches"] = float(sum(len(plan) for plan in plans))
@@ -522,13 +288,7 @@ class GRPOUpdater:
     @torch.no_grad()
     def objective(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
         """The step's loss and statistics at the current weights, without changing anything."""
-        plans = [
-            p
-            for p in (
-                self._microbatches(c) for c in _split(self._advantages(trajectories), self.config.updates_per_step)
-            )
-            if p
-        ]
+        plans = self._plans(self._advantages(trajectories))
         tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         sums: dict[str, float] = defaultdict(float)
         gaps: dict[int, torch.Tensor] = {}
@@ -556,7 +316,7 @@ class GRPOUpdater:
         (no copies); consume the iterator to the end before the next step. Under torchrun every rank
         must consume it (each tensor is gathered from the shards); rank 0 uses the tensors."""
         if self.dist.enabled:
-            tied = _tied_keys(self._hf_model())
+            tied = tied_keys(self._hf_model())
             for name, tensor in full_state_items(self.model, self.dist):
                 yield name, tensor
                 if name == "model.embed_tokens.weight":  # gathered once; the engine wants every name
@@ -593,22 +353,13 @@ class GRPOUpdater:
         if not weights_only:
             torch.save(self.optimizer.state_dict(), out / OPTIMIZER_FILE)
         torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
-        state = {
-            "global_step": self.global_step,
-            "weights_only": weights_only,
-            "lora": self.is_lora,
-            "reference_model": str(self.model_dir) if self.model_dir else None,
-            "config": dataclasses.asdict(self.config),
-        }
-        (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+        write_state(out, self._state(weights_only))
         return out
 
     def load(self, directory: str | os.PathLike[str]) -> None:
         """Restore a `save`d checkpoint into this updater, in place (holders of `model` see it)."""
-        from safetensors.torch import load_file
-
         src = Path(directory)
-        state = json.loads((src / STATE_FILE).read_text())
+        state = read_state(src)
         if self.dist.enabled:
             self._load_sharded(src, state)
             return
@@ -617,6 +368,7 @@ class GRPOUpdater:
             raise ValueError(f"{src} holds {kind}; this updater has lora.rank={self.config.lora.rank}")
         if self.is_lora:
             from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
 
             weights = load_file(str(src / "adapter_model.safetensors"), device=str(self.device))
             result = set_peft_model_state_dict(self.model, weights)
@@ -624,10 +376,10 @@ class GRPOUpdater:
             if unexpected:
                 raise ValueError(f"{src}: adapter weights do not match this model: {unexpected[:3]}...")
         else:
-            weights = _load_sharded(src, load_file, str(self.device))
+            weights = read_weights(src, str(self.device))
             missing, unexpected = self.model.load_state_dict(weights, strict=False)
             # Tied weights (lm_head = embeddings) are saved once; anything else missing is an error.
-            missing = [k for k in missing if k not in _tied_keys(self.model)]
+            missing = [k for k in missing if k not in tied_keys(self.model)]
             if missing or unexpected:
                 raise ValueError(
                     f"{src}: weights do not match this model (missing {missing[:3]}, unexpected {unexpected[:3]})"
@@ -645,7 +397,7 @@ class GRPOUpdater:
         if self.dist.enabled:
             weights = {name: tensor.cpu() for name, tensor in self.named_weights()}
             if self.dist.is_main:
-                self._write_hf_folder(out, weights)
+                write_hf_folder(out, weights, self._hf_model(), self.tokenizer)
             return out
         out.mkdir(parents=True, exist_ok=True)
         if self.is_lora:  # the merged weights, copied before the adapters are unmerged again
@@ -662,21 +414,6 @@ class GRPOUpdater:
     def _hf_model(self) -> Any:
         return self.model.get_base_model() if self.is_lora else self.model
 
-    def _write_hf_folder(self, out: Path, weights: dict[str, torch.Tensor]) -> None:
-        """An ordinary HF folder from full tensors (rank 0 of a sharded run)."""
-        from safetensors.torch import save_file
-
-        out.mkdir(parents=True, exist_ok=True)
-        tied = _tied_keys(self._hf_model())
-        save_file(
-            {k: v.contiguous() for k, v in weights.items() if k not in tied},
-            str(out / "model.safetensors"),
-            metadata={"format": "pt"},
-        )
-        self._hf_model().config.save_pretrained(str(out))
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(str(out))
-
     def _save_sharded(self, out: Path, weights_only: bool) -> Path:
         """Checkpoint of a sharded run: full model (HF names, LoRA merged) and, unless weights_only,
         the full optimizer state keyed by parameter name, written by rank 0 (every rank must call)."""
@@ -687,31 +424,22 @@ class GRPOUpdater:
             )
         model_state, optimizer_state = full_checkpoint_state(self.model, self.optimizer)
         if self.dist.is_main:
-            self._write_hf_folder(out, model_state)
+            write_hf_folder(out, model_state, self._hf_model(), self.tokenizer)
             if not weights_only:
                 torch.save(optimizer_state, out / OPTIMIZER_FILE)
             torch.save(self.scheduler.state_dict(), out / SCHEDULER_FILE)
-            state = {
-                "global_step": self.global_step,
-                "weights_only": weights_only,
-                "lora": False,
-                "sharded": True,
-                "reference_model": str(self.model_dir) if self.model_dir else None,
-                "config": dataclasses.asdict(self.config),
-            }
-            (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+            write_state(out, self._state(weights_only, sharded=True))
         self.dist.barrier()
         return out
 
     def _load_sharded(self, src: Path, state: dict[str, Any]) -> None:
-        from safetensors.torch import load_file
-
+        """Restore a sharded run's checkpoint: rank 0 reads the files, every rank takes its shards."""
         if self.is_lora or state["lora"]:
             raise NotImplementedError("resuming LoRA training under torchrun is not supported yet")
         main = self.dist.is_main
-        weights = _load_sharded(src, load_file, "cpu") if main else {}
+        weights = read_weights(src, "cpu") if main else {}
         if main:
-            for key in _tied_keys(self._hf_model()):
+            for key in tied_keys(self._hf_model()):
                 weights.setdefault(key, weights["model.embed_tokens.weight"])
         optim_file = src / OPTIMIZER_FILE
         has_optimizer = optim_file.exists()
@@ -728,62 +456,28 @@ class GRPOUpdater:
         self.scheduler.load_state_dict(torch.load(src / SCHEDULER_FILE, map_location="cpu"))
         self.global_step = int(state["global_step"])
 
-    def _microbatches(self, adv: Advantages) -> list[_MicroBatch]:
-        """Pad, mask and weight the trained episodes; weights make micro-batch losses sum to the step's."""
-        seqs = _rows(adv)
-        if not seqs:
-            return []
-        scored = [sum(1 for m in r.loss_mask[1:] if m) for r in seqs]
-        total_tokens = sum(scored)
-        episode_tokens: dict[int, int] = defaultdict(int)
-        for r, n in zip(seqs, scored, strict=True):
-            episode_tokens[r.episode] += n
-        n_episodes = len(adv.trajectories)
-        batches = []
-        # Tokens after a sequence's last sampled token cannot change the loss (causal attention), so
-        # each is cut there before packing: trailing environment text costs nothing.
-        lengths = [_last_one(r.loss_mask) + 1 for r in seqs]
-        groups = [r.group for r in seqs] if self._share_prefix else None
-        for indices in pack_microbatches(lengths, self.config.token_budget, groups):
-            rows = len(indices)
-            length = max(lengths[i] for i in indices)
-            ids = torch.full((rows, length), self.pad_token_id, dtype=torch.long)
-            attn = torch.zeros((rows, length), dtype=torch.long)
-            mask = torch.zeros((rows, length), dtype=torch.float32)
-            old = torch.full((rows, length), float("nan"), dtype=torch.float32)
-            for row, i in enumerate(indices):
-                seq, n = seqs[i], lengths[i]
-                ids[row, :n] = torch.tensor(seq.token_ids[:n], dtype=torch.long)
-                attn[row, :n] = 1
-                mask[row, :n] = torch.tensor(seq.loss_mask[:n], dtype=torch.float32)
-                if seq.logprobs:
-                    old[row, :n] = torch.tensor(seq.logprobs[:n], dtype=torch.float32)
-            mask[:, 0] = 0.0  # position 0 has no context and cannot be scored
-            positions = torch.nonzero(mask.sum(dim=0) > 0).flatten()
-            if positions.numel() == 0:
-                continue  # nothing the model sampled in these episodes
-            shared = shared_length(ids, attn, int(positions[0])) if self._share_prefix else 0
-            mask = mask[:, positions]
-            if self.config.loss_normalization == "tokens":
-                weights = mask / max(total_tokens, 1)
-            else:  # each episode's tokens (its windowed turns included) average to one episode's share
-                per_episode = torch.tensor(
-                    [[max(episode_tokens[seqs[i].episode], 1)] for i in indices], dtype=torch.float32
-                )
-                weights = mask / per_episode / n_episodes
-            batches.append(
-                _MicroBatch(
-                    input_ids=ids.to(self.device),
-                    attention_mask=attn.to(self.device),
-                    positions=positions.to(self.device),
-                    mask=mask.to(self.device),
-                    sampler_logps=old[:, positions].to(self.device),
-                    advantages=torch.tensor([seqs[i].advantage for i in indices], dtype=torch.float32).to(self.device),
-                    weights=weights.to(self.device),
-                    shared=shared,
-                )
-            )
-        return batches
+    def _state(self, weights_only: bool, *, sharded: bool = False) -> dict[str, Any]:
+        """trainer_state.json: the step, what the checkpoint holds, and the config it was trained with."""
+        return {
+            "global_step": self.global_step,
+            "weights_only": weights_only,
+            "lora": self.is_lora,
+            **({"sharded": True} if sharded else {}),
+            "reference_model": str(self.model_dir) if self.model_dir else None,
+            "config": dataclasses.asdict(self.config),
+        }
+
+    def _batching(self) -> Batching:
+        cfg = self.config
+        return Batching(cfg.token_budget, self.pad_token_id, cfg.loss_normalization, self._share_prefix, self.device)
+
+    def _plans(self, adv: Advantages) -> list[list[MicroBatch]]:
+        """The step's mini-batches as micro-batches: what `step` trains on and `objective` scores."""
+        return build_plans(adv, self.config.updates_per_step, self._batching())
+
+    def _microbatches(self, adv: Advantages) -> list[MicroBatch]:
+        """All of `adv` as one mini-batch's micro-batches."""
+        return build_microbatches(adv, self._batching())
 
     def _autocast(self):
         if self.mixed_precision:
@@ -796,13 +490,13 @@ class GRPOUpdater:
             validate_trajectory(traj)
         return adv
 
-    def _logprobs(self, model: torch.nn.Module, batch: _MicroBatch) -> torch.Tensor:
+    def _logprobs(self, model: torch.nn.Module, batch: MicroBatch) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             return token_logprobs(
                 model, batch.input_ids, batch.attention_mask, batch.positions, self.config.temperature, batch.shared
             ).float()
 
-    def _reference_logps(self, batch: _MicroBatch) -> torch.Tensor | None:
+    def _reference_logps(self, batch: MicroBatch) -> torch.Tensor | None:
         if self.config.beta == 0.0:
             return None
         if self.is_lora:
@@ -811,7 +505,7 @@ class GRPOUpdater:
         assert self.ref_model is not None
         return self._logprobs(self.ref_model, batch)
 
-    def _loss(self, batch: _MicroBatch, gaps: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, batch: MicroBatch, gaps: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """One micro-batch's weighted loss and its sums for the step metrics; records the
         |trainer - sampler| log-prob gaps of its tokens in `gaps` (once per micro-batch)."""
         cfg = self.config
@@ -887,15 +581,6 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _split(adv: Advantages, parts: int) -> list[Advantages]:
-    """The step's episodes in `parts` mini-batches of whole episodes, in order (the last may be smaller)."""
-    n = len(adv.trajectories)
-    size = max(1, math.ceil(n / parts))
-    return [Advantages(adv.trajectories[i : i + size], adv.advantages[i : i + size]) for i in range(0, n, size)] or [
-        adv
-    ]
-
-
 def _mismatch_metrics(gaps: list[torch.Tensor]) -> dict[str, float]:
     """|trainer - sampler| log-prob over the trained tokens: how far the sampler's numbers are from the
     trainer's for the same weights (kernels, precision, a lagging server). Large values mean the
@@ -910,30 +595,3 @@ def _mismatch_metrics(gaps: list[torch.Tensor]) -> dict[str, float]:
         "mismatch_abs_max": float(values.max()),
         "mismatch_tokens": float(values.numel()),
     }
-
-
-def _last_one(values: Sequence[int]) -> int:
-    """Index of the last non-zero entry, 0 when there is none."""
-    for i in range(len(values) - 1, -1, -1):
-        if values[i]:
-            return i
-    return 0
-
-
-def _tied_keys(model: torch.nn.Module) -> set[str]:
-    tied = getattr(model, "_tied_weights_keys", None) or []
-    if isinstance(tied, dict):
-        return set(tied)
-    return set(tied) | ({"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set())
-
-
-def _load_sharded(src: Path, load_file: Any, device: str) -> dict[str, torch.Tensor]:
-    index = src / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    weights: dict[str, torch.Tensor] = {}
-    for name in files:
-        weights.update(load_file(str(src / name), device=device))
-    return weights

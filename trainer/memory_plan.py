@@ -146,7 +146,7 @@ PRECISION_BYTES = {
 }
 CUDA_CONTEXT = 1 * GIB  # per process: CUDA context, cuBLAS workspaces, NCCL buffers (estimate)
 VLLM_ASLEEP = 1 * GIB  # vLLM after sleep(): its CUDA graphs and buffers stay (estimate)
-LOGSOFTMAX_CHUNK_BYTES = 4 * (1 << 26)  # trainer/grpo.py's fp32 chunk of logits, ~3 alive at once
+LOGSOFTMAX_CHUNK_BYTES = 4 * (1 << 26)  # trainer/grpo_loss.py's fp32 chunk of logits, ~3 alive at once
 
 
 class PlanError(ValueError):
@@ -341,7 +341,7 @@ def _cell(n: int, total: bool = False) -> str:
 
 def tokens_per_microbatch(config: RunConfig) -> int:
     """The padded tokens of the largest micro-batch: the budget, or one episode longer than it
-    (grpo.pack_microbatches lets a longer sequence ride alone)."""
+    (microbatches.pack_microbatches lets a longer sequence ride alone)."""
     return max(config.grpo.token_budget, config.rollout.max_total_tokens)
 
 
@@ -437,7 +437,7 @@ def plan(
         acts = shape.layers * tokens * per_layer + backward_extra
         act_how = f"{tokens} tokens x {shape.layers} layers x {per_layer / 1024:.0f} KiB"
     rows.append(Row(f"activations ({'checkpointed' if g.gradient_checkpointing else 'all layers'})", 0, acts, act_how))
-    # grpo.selected_logprobs: the LM head's logits and their gradient in the compute dtype, and fp32
+    # grpo_loss.selected_logprobs: the LM head's logits and their gradient in the compute dtype, and fp32
     # chunks of them; at most one logit row per token of the micro-batch.
     logits = 2 * tokens * shape.vocab * c + 3 * LOGSOFTMAX_CHUNK_BYTES
     rows.append(Row("logits", 0, logits, f"{tokens} x {shape.vocab} x {c} B, and their gradient"))
