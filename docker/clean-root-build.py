@@ -7,10 +7,12 @@ run with that service's build args, by chroot, each in a fresh copy of a Debian 
 with debootstrap, holding what python:3.11-slim holds that matters here: python3 (and `python`), venv,
 CA certificates, apt; no make, no cc, no c++ (checked before every stage). The build stage's RUN lines
 run as written, apt-get lines included (from Debian's mirror), so a tool exists there only if the
-recipe installs it; COPY lines copy from the repository. Then the runtime stage's RUN lines run in
-another fresh root and its `COPY --from=build` paths are copied from the build root: it must hold no
-compiler (unless ALLOWED_RUNTIME_TOOLS says why), and in install mode every ELF file copied (the
-built extensions, libraries and programs) must find its libraries there (ldd: no "not found").
+recipe installs it; COPY lines copy from the build context (the repository less the Dockerfile's
+.dockerignore, applied by docker/build_context.py as the builder does). Then the runtime stage's RUN
+lines run in another fresh root and its `COPY --from=build` paths are copied from the build root: it
+must hold no compiler (unless ALLOWED_RUNTIME_TOOLS says why), and in install mode every ELF file
+copied (the built extensions, libraries and programs) must find its libraries there (ldd: no "not
+found").
 
 Two modes, per Dockerfile (MODES): "install" runs every RUN line as written (pip installs everything,
 the environment's build step runs); "resolve" is for the trainer, whose torch and CUDA wheels are too
@@ -41,6 +43,9 @@ import time
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import build_context  # noqa: E402  (docker/build_context.py, beside this script)
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("GYMWIRE_CLEAN_ROOT", "/var/tmp/gymwire-clean-root"))
@@ -217,8 +222,11 @@ class StageFailed(Exception):
     pass
 
 
-def run_stage(root: Path, steps: list[tuple[str, str]], mode: str, build_root: Path | None = None) -> dict[str, str]:
-    """Run a stage's ARG/ENV/WORKDIR/COPY/RUN in root. Returns the stage's final environment."""
+def run_stage(
+    root: Path, steps: list[tuple[str, str]], mode: str, build_root: Path | None = None, context: Path = REPO
+) -> dict[str, str]:
+    """Run a stage's ARG/ENV/WORKDIR/COPY/RUN in root, COPY from context (or, --from, the build root).
+    Returns the stage's final environment."""
     scope: dict[str, str] = {}
     env: dict[str, str] = {}
     workdir = "/"
@@ -238,7 +246,7 @@ def run_stage(root: Path, steps: list[tuple[str, str]], mode: str, build_root: P
             options = [w for w in shlex.split(rest) if w.startswith("--")]
             *sources, dest = (substitute(w, scope) for w in words)
             dest = os.path.join(workdir, dest)
-            origin = REPO
+            origin = context
             if any(o.startswith("--from=") for o in options):
                 if build_root is None:
                     raise StageFailed(f"COPY {rest}: no build root")
@@ -324,6 +332,13 @@ def unresolved_libraries(root: Path, paths: list[str]) -> list[str]:
 # --- one service ---------------------------------------------------------------------------------
 
 
+def dockerignore(dockerfile: Path) -> Path:
+    """The .dockerignore beside the Dockerfile; for one elsewhere without its own (--dockerfile, a
+    variant of a recipe), the one of the recipe of the same name in docker/."""
+    beside = Path(f"{dockerfile}.dockerignore")
+    return beside if beside.exists() else REPO / "docker" / f"{dockerfile.name}.dockerignore"
+
+
 def check_service(name: str, service: dict, dockerfile: Path | None, overrides: dict[str, str], keep: bool) -> str:
     build = service["build"]
     path = dockerfile or (REPO / "docker" / build["context"] / build["dockerfile"]).resolve()
@@ -340,11 +355,17 @@ def check_service(name: str, service: dict, dockerfile: Path | None, overrides: 
         present = compilers_in(root)
         if present:
             raise StageFailed(f"the clean root is not clean: {sorted(present)}")
-        run_stage(root, build_stage, mode)
+        context = WORK / f"{name}-context-{os.getpid()}"
+        roots.append(context)
+        shutil.rmtree(context, ignore_errors=True)
+        ignorefile = dockerignore(path)
+        count = build_context.copy_context(path, context, ignorefile=ignorefile)
+        note(f"{name}: build context: {count} files (the repository less {ignorefile.relative_to(REPO)})")
+        run_stage(root, build_stage, mode, context=context)
         note(f"{name}: runtime stage")
         runtime = fresh_root(f"{name}-runtime")
         roots.append(runtime)
-        run_stage(runtime, runtime_stage, mode, build_root=root)
+        run_stage(runtime, runtime_stage, mode, build_root=root, context=context)
         tools = compilers_in(runtime) - ALLOWED_RUNTIME_TOOLS.get(name, set())
         if tools:
             raise StageFailed(f"the runtime image holds build tools: {sorted(tools)}")

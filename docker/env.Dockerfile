@@ -28,14 +28,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN test -n "${ENV}" || { echo "build arg ENV is required (babyai, textcraft, webshop, searchqa, alfworld)" >&2; exit 1; }
 RUN python3 -m venv /opt/venv && mkdir -p /opt/gymwire/cache
 WORKDIR /src
-# Only what the distribution is built from (the rest of the repository never enters the image).
-COPY pyproject.toml README.md ./
-COPY protos ./protos
-COPY client ./client
-COPY cli ./cli
-COPY env_servers ./env_servers
-COPY trainer ./trainer
-COPY integrations ./integrations
+# The source tree in one copy: env.Dockerfile.dockerignore leaves out what the distribution is not built
+# from (tests, bench, examples, runs, .venv...), so a new source folder needs no line here.
+COPY . ./
 # Not editable: the image holds the built package, exactly what `pip install "gymwire[ENV]"` gives.
 RUN /opt/venv/bin/pip install "/src[${ENV}]"
 COPY docker/prepare.py docker/healthcheck.py /opt/gymwire/bin/

@@ -2,12 +2,13 @@
 # CI's check of the deployment recipes on a machine without a Docker engine.
 #
 # Replays, for each environment that exists in the repository now, what docker/env.Dockerfile does,
-# outside a container: the COPY of the sources, `pip install "/src[ENV]"` (not editable) into a clean
-# venv, the build step (docker/prepare.py with the service's OPTIONS from docker/compose.yaml), the
-# start command (docker/entrypoint.sh = gymwire serve ENV --host ... --port ...), the HEALTHCHECK
-# (docker/healthcheck.py) until SERVING, then `gymwire check` (the conformance suite) and a SIGTERM
-# that must drain and exit 0. Then the static checks: `docker-compose config` on docker/compose.yaml,
-# hadolint on both Dockerfiles, and a Kubernetes schema check of deploy/k8s (kubernetes-validate, its
+# outside a container: the COPY of the build context (docker/build_context.py applies the .dockerignore),
+# `pip install "/src[ENV]"` (not editable) into a clean venv, the build step (docker/prepare.py with
+# the service's OPTIONS from docker/compose.yaml), the start command (docker/entrypoint.sh = gymwire
+# serve ENV --host ... --port ...), the HEALTHCHECK (docker/healthcheck.py) until SERVING, then
+# `gymwire check` (the conformance suite) and a SIGTERM that must drain and exit 0. Then the static
+# checks: `docker-compose config` on docker/compose.yaml, hadolint on both Dockerfiles, and a
+# Kubernetes schema check of deploy/k8s (kubernetes-validate, its
 # schemas vendored in the package: works offline), each when the tool is installed.
 #
 # Not replayed: the base image, the non-root user, file ownership, EXPOSE and the image layers
@@ -64,14 +65,10 @@ for line in "${known[@]}"; do
     fi
 done
 
-# --- the image's COPY: only these paths enter the build (keep in step with docker/env.Dockerfile)
+# --- the image's `COPY . ./`: the build context, the repository less docker/env.Dockerfile.dockerignore
 src=$work/src
 rm -rf "$src" && mkdir -p "$src"
-cp "$repo/pyproject.toml" "$repo/README.md" "$src/"
-for dir in protos client cli env_servers trainer integrations; do
-    cp -r "$repo/$dir" "$src/$dir"
-done
-find "$src" -name __pycache__ -prune -exec rm -rf {} +
+"$python" "$repo/docker/build_context.py" "$repo/docker/env.Dockerfile" "$src"
 
 make_venv() {  # make_venv DIR EXTRAS: a clean venv with "/src[EXTRAS]" installed, as the image's RUN
     local venv=$1 extras=$2 spec=$src

