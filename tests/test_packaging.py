@@ -1,34 +1,104 @@
-"""Packaging: every package folder ships in a normal (non-editable) install, and the extras hold together.
+"""Packaging: every source folder ships in a normal (non-editable) install, and the extras hold together.
 
-An editable install finds sub-packages by path, so a package missing from pyproject's list only
-shows up in a wheel (a container image, a user's pip install). This test reads the list. The GPU
-stack (the `gpu` extra) cannot be installed here; its pins and the set-up script's rules are checked.
+An editable install finds modules by path, so a module missing from the distribution only shows up in
+a wheel (a container image, a user's pip install). So a wheel is built here, from what the images
+copy (the build context less docker/env.Dockerfile.dockerignore), and read. The GPU stack (the `gpu`
+extra) cannot be installed here; its pins and the set-up script's rules are checked.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Top-level folders with Python in them that are not part of the package (CONTRIBUTING.md: run from
+# the checkout).
+NOT_PACKAGED = {"bench", "tests"}
+SKIPPED_PARTS = {"__pycache__", "node_modules"}
+
+spec = importlib.util.spec_from_file_location("build_context", ROOT / "docker/build_context.py")
+assert spec is not None and spec.loader is not None
+build_context = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_context)
 
 
-def test_every_package_folder_is_listed():
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    listed = set(config["packages"])
-    mapped = config["package-dir"]
-    found = set()
-    for package, folder in mapped.items():
-        for init in (ROOT / folder).rglob("__init__.py"):
-            relative = init.parent.relative_to(ROOT / folder)
-            if "node_modules" in relative.parts:
-                continue
-            found.add(".".join([package, *relative.parts]))
-    assert found - listed == set(), f"add to [tool.setuptools] packages: {sorted(found - listed)}"
-    assert listed - found == set(), f"listed but missing: {sorted(listed - found)}"
+def _package_dir() -> dict[str, str]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+
+
+def _sources(folder: Path) -> set[str]:
+    """Module files (and the contract) under folder, relative and '/'-separated."""
+    return {
+        f.relative_to(folder).as_posix()
+        for f in folder.rglob("*")
+        if f.suffix in (".py", ".pyi", ".proto") and not SKIPPED_PARTS & set(f.relative_to(folder).parts)
+    }
+
+
+def test_every_top_level_source_folder_is_mapped_into_gymwire():
+    mapped_tops = {Path(folder).parts[0] for folder in _package_dir().values()}
+    tops = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    missing = tops - mapped_tops - NOT_PACKAGED
+    assert not missing, f"map into gymwire in pyproject's [tool.setuptools.package-dir]: {sorted(missing)}"
+
+
+def test_the_wheel_holds_every_source_folders_modules_under_gymwire(tmp_path):
+    # Built from the image's build context, so a source file the .dockerignore left out fails here too.
+    context = tmp_path / "context"
+    build_context.copy_context(ROOT / "docker/env.Dockerfile", context)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(context)],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("gymwire-*.whl")
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("gymwire/")}
+    expected = set()
+    for package, folder in _package_dir().items():
+        prefix = package.replace(".", "/")
+        expected |= {f"{prefix}/{rel}" for rel in _sources(ROOT / folder)}
+    assert expected - shipped == set(), f"missing from the wheel: {sorted(expected - shipped)}"
+    assert shipped - expected == set(), f"in the wheel but not from a mapped folder: {sorted(shipped - expected)}"
+
+
+def test_the_image_context_leaves_out_local_state_and_keeps_the_sources():
+    patterns = build_context.read_patterns(ROOT / "docker/env.Dockerfile.dockerignore")
+    left_out = [".venv/bin/python", "examples/node/.venv/x", "tests/test_cli.py", "runs/a/b.json", "bench/peers.py"]
+    left_out += ["client/__pycache__/sync.cpython-311.pyc", "gymwire.egg-info/PKG-INFO", "docker/compose.yaml"]
+    kept = ["pyproject.toml", "setup.py", "README.md", "client/sync.py", "protos/gymwire/v1/environment.proto"]
+    kept += ["docker/prepare.py", "docker/healthcheck.py", "docker/entrypoint.sh", "newfolder/module.py"]
+    assert [p for p in left_out if not build_context.ignored(p, patterns)] == []
+    assert [p for p in kept if build_context.ignored(p, patterns)] == []
+
+
+def test_build_context_follows_the_builders_rules(tmp_path):
+    # Parent folders match, `**/` matches zero or more folders, `!` excepts, the last match decides.
+    ignorefile = tmp_path / "x.dockerignore"
+    ignorefile.write_text("# comment\nbuild\n**/*.log\ndocs/*\n!docs/keep.md\n!**/important.log\nimportant.log\n")
+    patterns = build_context.read_patterns(ignorefile)
+    decide = {p: build_context.ignored(p, patterns) for p in ("build/a/b", "a.log", "x/y/a.log", "docs/a.md")}
+    decide |= {p: build_context.ignored(p, patterns) for p in ("docs/keep.md", "x/important.log", "important.log")}
+    decide |= {p: build_context.ignored(p, patterns) for p in ("docs", "buildings/a", "a.logs")}
+    assert decide == {
+        "build/a/b": True,
+        "a.log": True,
+        "x/y/a.log": True,
+        "docs/a.md": True,
+        "docs/keep.md": False,
+        "x/important.log": False,
+        "important.log": True,
+        "docs": False,
+        "buildings/a": False,
+        "a.logs": False,
+    }
 
 
 def test_every_registered_environment_has_an_extra_or_needs_none():
