@@ -10,16 +10,52 @@ python protos/generate.py --check
 (cd protos && buf breaking --against "$(ls releases/v*.binpb | sort -V | tail -n 1)")
 ruff check .
 ruff format --check .
-bash scripts/typecheck.sh
+
+# The slower checks are independent of each other (mypy is one busy core; the recipe replay and the
+# Node.js example mostly wait on package downloads and server starts): they run side by side, each
+# into its own log, shown in this order once all are done; any failure fails the command.
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+declare -A pids
+check() {  # check NAME COMMAND...: start it in the background
+  local name=$1
+  shift
+  (
+    started=$SECONDS
+    status=0
+    "$@" || status=$?
+    echo "$((SECONDS - started))" >"$logs/$name.seconds"
+    exit $status
+  ) >"$logs/$name.log" 2>&1 &
+  pids[$name]=$!
+}
+check typecheck bash scripts/typecheck.sh
 # A server in another language, built from protos/ alone, must pass the conformance suite.
 if command -v npm >/dev/null 2>&1; then
-  PATH="$PWD/.venv/bin:$PATH" bash examples/node/check.sh
+  check node env PATH="$PWD/.venv/bin:$PATH" bash examples/node/check.sh
 else
   echo "npm not found: skipping the Node.js example's conformance check" >&2
 fi
 # The deployment recipes, replayed outside a container (install, build step, start, health, conformance),
 # and the static checks of compose and the Kubernetes manifests.
-REPLAY_TOOLS=1 bash docker/replay-recipe.sh
+check replay env REPLAY_TOOLS=1 bash docker/replay-recipe.sh
+# tests/test_docker_build_stage.py builds in a debootstrap'd Debian root, made once per machine (minutes of
+# downloads on a fresh one): made here, beside the checks above, where the tests will be able to use it.
+if [[ $(id -u) -eq 0 ]] && command -v debootstrap >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
+  check clean-root python -c 'import runpy; runpy.run_path("docker/clean-root-build.py")["base_root"]()'
+fi
+failed=()
+for name in typecheck node replay clean-root; do
+  [[ -n ${pids[$name]:-} ]] || continue
+  if wait "${pids[$name]}"; then status=ok; else status=FAILED; failed+=("$name"); fi
+  echo "== $name: $status ($(cat "$logs/$name.seconds" 2>/dev/null || echo '?') s)"
+  cat "$logs/$name.log"
+done
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "failed: ${failed[*]}" >&2
+  exit 1
+fi
+
 set +e
 python -m pytest -q -p no:cacheprovider "$@"
 status=$?
