@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage
@@ -31,6 +31,11 @@ from gymwire.trainer.resume import set_aside_uncovered, write_position
 from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.trackers import Trackers
 from gymwire.trainer.types import SamplingParams, Trajectory
+
+if TYPE_CHECKING:
+    from gymwire.trainer.distributed import Distributed
+    from gymwire.trainer.policy import Policy
+    from gymwire.trainer.updater import Updater
 
 log = logging.getLogger("gymwire.trainer")
 
@@ -95,7 +100,7 @@ class Trainer:
     """`progress`: a line per phase on the console (trainer/console.py); False: silent. The metrics go
     to metrics.jsonl and to the trackers of `config.report_to` (trainer/trackers.py)."""
 
-    def __init__(self, config: RunConfig, progress: bool | Console = True, dist: Any = None):
+    def __init__(self, config: RunConfig, progress: bool | Console = True, dist: Distributed | None = None):
         self.config = config
         self.run_dir = Path(config.run_dir)
         self.console = resolve(progress)
@@ -144,7 +149,7 @@ class Trainer:
             settings = {env: replace(settings.get(env, EnvSettings()), max_turns=cap) for env in self.config.envs}
         return settings
 
-    async def _evaluate(self, pool: EnvPool, policy: Any, label: str, trained: bool = True) -> None:
+    async def _evaluate(self, pool: EnvPool, policy: Policy, label: str, trained: bool = True) -> None:
         """Evaluate and record `label`. `trained`: of GRPO-trained weights, whose position is stored
         beside the results so a resume from an older checkpoint sets them aside."""
         if label in self.state.evaluations:
@@ -240,7 +245,7 @@ class Trainer:
         with self.console.phase("servers") as phase:
             pool = await self._connect()
             phase.finish(", ".join(f"{n} ({len(a)})" if len(a) > 1 else n for n, a in cfg.envs.items()) + " ready")
-        policy = None
+        policy: Policy | None = None
         try:
             base_dir = resolve_model(cfg.model.name)
             if self.state.phase == "start":
@@ -298,7 +303,7 @@ class Trainer:
         """GRPO steps done over all stages: the trackers' x axis (a step's metrics are logged at its count)."""
         return sum(s.steps for s in self.config.stages[: self.state.stage]) + self.state.step
 
-    def _updater(self) -> Any:
+    def _updater(self) -> Updater:
         if self.dist is not None and self.dist.enabled:
             from gymwire.trainer.update_group import ShardedUpdater
 
@@ -307,7 +312,7 @@ class Trainer:
 
         return GRPOUpdater(self.state.rl_init_model, self.config.grpo)
 
-    def _open_policy(self, model_dir: Path) -> Any:
+    def _open_policy(self, model_dir: Path) -> Policy:
         """The configured backend over a model folder (for openai: the tokenizer's folder)."""
         from gymwire.trainer.policy import make_policy
 
@@ -325,7 +330,7 @@ class Trainer:
             return make_policy("vllm", model_dir, settings=cfg.vllm, seed=cfg.seed)
         return make_policy(cfg.model.backend, model_dir)
 
-    def _training_policy(self, updater: Any, current: Any) -> Any:
+    def _training_policy(self, updater: Updater, current: Policy | None) -> Policy:
         """The policy that samples rollouts with the weights being trained.
 
         transformers samples with the live training model itself (nothing to sync); a vLLM engine is
@@ -343,7 +348,7 @@ class Trainer:
         policy.update_weights(updater.named_weights())
         return policy
 
-    def _sync_weights(self, policy: Any, updater: Any, episodes: list[Trajectory]) -> dict[str, float]:
+    def _sync_weights(self, policy: Policy, updater: Updater, episodes: list[Trajectory]) -> dict[str, float]:
         """Stream the updated weights into the inference engine, then check that they arrived: the
         engine's log-probs of one of this step's episodes must match the trainer's."""
         from gymwire.trainer.weight_sync import check_sync
@@ -354,7 +359,9 @@ class Trainer:
         metrics = check_sync(policy, updater, episodes, tolerance=self.config.vllm.sync_check_tolerance)
         return {"sync_s": synced, **metrics}
 
-    async def _train_stage(self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Any, policy: Any) -> None:
+    async def _train_stage(
+        self, pool: EnvPool, stage: Stage, stream: TaskStream, updater: Updater, policy: Policy
+    ) -> None:
         from gymwire.trainer.model import release_memory
 
         cfg = self.config
@@ -389,7 +396,7 @@ class Trainer:
             if cfg.eval.every_steps and self.state.step % cfg.eval.every_steps == 0 and self.state.step < stage.steps:
                 await self._evaluate(pool, policy, f"stage-{self.state.stage}-{stage.name}-step-{self.state.step}")
 
-    def _checkpoint(self, updater: Any) -> None:
+    def _checkpoint(self, updater: Updater) -> None:
         """A new resume point: written aside, renamed into place, recorded in state.json, and only
         then are checkpoints beyond the newest `keep_last` deleted, so a crash at any moment leaves
         state.json naming a complete checkpoint."""

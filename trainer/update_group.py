@@ -11,20 +11,32 @@ call in the same order and FSDP's collectives line up. Nothing else crosses rank
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from gymwire.trainer.distributed import Distributed, broadcast_object
 from gymwire.trainer.settings import GRPOConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from gymwire.trainer.grpo import GRPOUpdater
+    from gymwire.trainer.types import Trajectory
 
 log = logging.getLogger("gymwire.trainer")
 
 # The updater's methods every rank must run together; everything else is read on rank 0 alone.
 COLLECTIVE = frozenset({"step", "objective", "named_weights", "sequence_logprobs", "save", "load", "export"})
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 
 class ShardedUpdater:
-    """Rank 0's handle on a GRPOUpdater sharded over every rank; used like the updater itself."""
+    """Rank 0's handle on a GRPOUpdater sharded over every rank: an `Updater` (trainer/updater.py)
+    whose collective methods are announced to the other ranks before rank 0 makes them."""
 
     def __init__(self, model_dir: str, config: GRPOConfig, dist: Distributed) -> None:
         from gymwire.trainer.grpo import GRPOUpdater
@@ -35,16 +47,50 @@ class ShardedUpdater:
         broadcast_object(("start", (model_dir, config), {}), dist)
         self._updater = GRPOUpdater(model_dir, config, dist=dist)
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._updater, name)
-        if name not in COLLECTIVE:
-            return attr
+    # -- read on rank 0 alone ------------------------------------------------------------------
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            broadcast_object((name, args, kwargs), self._dist)
-            return attr(*args, **kwargs)
+    @property
+    def global_step(self) -> int:
+        return self._updater.global_step
 
-        return call
+    @property
+    def model(self) -> Any:
+        return self._updater.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._updater.tokenizer
+
+    # -- made by every rank together -------------------------------------------------------------
+
+    def step(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        return self._together(self._updater.step, trajectories)
+
+    def objective(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        return self._together(self._updater.objective, trajectories)
+
+    def sequence_logprobs(self, token_ids: Sequence[int], temperature: float = 1.0) -> list[float]:
+        return self._together(self._updater.sequence_logprobs, token_ids, temperature)
+
+    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Announced at the call; the other ranks then gather every tensor as rank 0 consumes them."""
+        return self._together(self._updater.named_weights)
+
+    def save(self, directory: str | os.PathLike[str], *, weights_only: bool = False) -> Path:
+        return self._together(self._updater.save, directory, weights_only=weights_only)
+
+    def load(self, directory: str | os.PathLike[str]) -> None:
+        self._together(self._updater.load, directory)
+
+    def export(self, directory: str | os.PathLike[str]) -> Path:
+        return self._together(self._updater.export, directory)
+
+    def _together(self, method: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Announce `method` (one of the updater's COLLECTIVE ones) with its arguments, then make it here."""
+        name = method.__name__
+        assert name in COLLECTIVE, name
+        broadcast_object((name, args, kwargs), self._dist)
+        return method(*args, **kwargs)
 
 
 def stop_followers(dist: Distributed) -> None:

@@ -10,9 +10,13 @@ the tokens the model sampled (loss mask 1), the distribution the trainer correct
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gymwire.trainer.types import Trajectory
+
+if TYPE_CHECKING:
+    from gymwire.trainer.policy import Policy
+    from gymwire.trainer.updater import Updater
 
 
 class WeightSyncError(RuntimeError):
@@ -32,7 +36,9 @@ def logprob_gaps(engine: Sequence[float], trainer: Sequence[float], loss_mask: S
     return [abs(e - t) for e, t, m in zip(engine[1:], trainer[1:], loss_mask[1:], strict=True) if m]
 
 
-def check_sync(policy: Any, updater: Any, episodes: Sequence[Trajectory], *, tolerance: float) -> dict[str, float]:
+def check_sync(
+    policy: Policy, updater: Updater, episodes: Sequence[Trajectory], *, tolerance: float
+) -> dict[str, float]:
     """Score one episode with the engine and the trainer; raise WeightSyncError when the mean gap is
     above `tolerance`. Returns gap_mean, gap_max and the tokens compared (0 when nothing to probe)."""
     episode = probe_episode(episodes)
