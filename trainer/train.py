@@ -255,7 +255,7 @@ class Trainer:
                         policy = self._open_policy(base_dir)
                         phase.update(f"{base_dir.name} ({cfg.model.backend})")
                     await self._evaluate(pool, policy, "base", trained=False)
-                    if cfg.model.backend == "hf":  # training samples with the updater's own model
+                    if policy.samples_live_model:  # training samples with the updater's own model
                         policy.close()
                         policy = None
                 init = base_dir
@@ -312,6 +312,11 @@ class Trainer:
 
         return GRPOUpdater(self.state.rl_init_model, self.config.grpo)
 
+    def _policy_class(self) -> type[Policy]:
+        from gymwire.trainer.policy import policy_class
+
+        return policy_class(self.config.model.backend)
+
     def _open_policy(self, model_dir: Path) -> Policy:
         """The configured backend over a model folder (for openai: the tokenizer's folder)."""
         from gymwire.trainer.policy import make_policy
@@ -333,17 +338,19 @@ class Trainer:
     def _training_policy(self, updater: Updater, current: Policy | None) -> Policy:
         """The policy that samples rollouts with the weights being trained.
 
-        transformers samples with the live training model itself (nothing to sync); a vLLM engine is
-        kept (it was started for the base evaluation) and given the current weights.
+        A backend that samples with the live training model (transformers) is built over it (nothing
+        to sync); an engine is kept (it was started for the base evaluation) and given the current
+        weights.
         """
-        if self.config.model.backend == "hf":
+        kind = self._policy_class()
+        if kind.samples_live_model:
             if current is not None:
                 current.close()
-            from gymwire.trainer.policy.hf import HFPolicy
-
             # A step's episodes in one batch, up to 32 (a padded batch's KV cache grows with it).
             r = self.config.rollout
-            return HFPolicy(updater.model, updater.tokenizer, max_batch=min(r.group_size * r.batch_tasks, 32))
+            return kind.for_live_model(
+                updater.model, updater.tokenizer, max_batch=min(r.group_size * r.batch_tasks, 32)
+            )
         policy = current or self._open_policy(Path(self.state.rl_init_model))
         policy.update_weights(updater.named_weights())
         return policy
@@ -382,7 +389,7 @@ class Trainer:
             metrics = {f"grpo/{k}": v for k, v in (await asyncio.to_thread(updater.step, episodes)).items()}
             kill_point("update")
             release_memory()  # the step's activations, before the next rollouts allocate theirs
-            if cfg.model.backend != "hf":
+            if policy.needs_weight_sync:
                 metrics.update({f"sync/{k}": v for k, v in self._sync_weights(policy, updater, episodes).items()})
             record = self._log_step(
                 stage, step, episodes, metrics, rollout_s, time.perf_counter() - started - rollout_s, engine
@@ -497,15 +504,11 @@ def train(config: RunConfig, progress: bool = True) -> RunState:
         return Trainer(config, progress).run_sync()
     from gymwire.trainer.config import ConfigError
     from gymwire.trainer.distributed import init_from_env
+    from gymwire.trainer.policy import policy_class
     from gymwire.trainer.update_group import follow, stop_followers
 
-    if config.model.backend != "openai":
-        why = {
-            "hf": "hf samples with the live training model, which torchrun shards",
-            # vLLM's init_distributed_environment would take torchrun's process group for its own
-            # and wait in collectives for ranks that never join it: a hang until the group's timeout.
-            "vllm": "vllm (an engine in rank 0's process) would join torchrun's process group and hang",
-        }[config.model.backend]
+    why = policy_class(config.model.backend).torchrun_conflict
+    if why is not None:
         raise ConfigError(
             f"model.backend: {why}. Under torchrun rollouts come from a vLLM server on GPUs of its own: "
             "model.backend: openai, vllm.server_url: the server, vllm.weight_sync: nccl (README, Train on GPUs)"

@@ -2,7 +2,8 @@
 
 `hf` (transformers generate, CPU default, can share the live training model), `vllm` (vLLM
 in-process) and `openai` (any OpenAI-compatible completions server). Backends are imported
-lazily so that using one never imports another's heavy dependencies.
+lazily so that using one never imports another's heavy dependencies. What each can do in a
+training run is said by its class's attributes (`Policy.samples_live_model`, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +14,24 @@ from .base import ContextFull, MicroBatcher, Policy
 
 BACKENDS = ("hf", "vllm", "openai")
 
-__all__ = ["BACKENDS", "ContextFull", "MicroBatcher", "Policy", "make_policy"]
+__all__ = ["BACKENDS", "ContextFull", "MicroBatcher", "Policy", "make_policy", "policy_class"]
+
+
+def policy_class(backend: str) -> type[Policy]:
+    """The class of a backend by name, imported on demand: its capabilities without an instance."""
+    if backend == "hf":
+        from .hf import HFPolicy
+
+        return HFPolicy
+    if backend == "vllm":
+        from .vllm import VLLMPolicy
+
+        return VLLMPolicy
+    if backend == "openai":
+        from .openai import OpenAIPolicy
+
+        return OpenAIPolicy
+    raise ValueError(f"unknown policy backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def make_policy(backend: str, model: Any = "smollm2", **kwargs: Any) -> Policy:

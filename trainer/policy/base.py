@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from ..types import Generation, SamplingParams
 
@@ -40,12 +40,23 @@ class Policy(ABC):
     `tokenizer` is the tokenizer the prompts were built with; `stop_token_ids` are the tokens a
     completion stops on (eos and the template's end-of-turn token). `generate` may be awaited by
     many coroutines at once; backends batch them.
+
+    What a training run may ask of a backend is said by the attributes below, so the run asks the
+    policy (trainer/train.py), never the backend's name.
     """
 
     name: str
     tokenizer: Any
     stop_token_ids: list[int]
     max_model_len: int | None = None  # prompt + completion tokens the engine holds; None: no limit
+    # Generates with a model object in this process: a training run builds it with `for_live_model`
+    # over the updater's own model, and closes the copy it loaded for the base evaluation.
+    samples_live_model: ClassVar[bool] = False
+    # Holds weights of its own (an engine, a server): after each update they are streamed in with
+    # `update_weights` and checked against the trainer's log-probs. False: it samples the live weights.
+    needs_weight_sync: bool = True
+    # Why it cannot sample beside an update sharded over torchrun's ranks; None: it can.
+    torchrun_conflict: ClassVar[str | None] = None
 
     @abstractmethod
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
@@ -58,6 +69,11 @@ class Policy(ABC):
         `source`: a model object, a state dict, an iterable of (name, tensor) pairs in Hugging
         Face naming (consumed once), or a folder holding safetensors.
         """
+
+    @classmethod
+    def for_live_model(cls, model: Any, tokenizer: Any, *, max_batch: int) -> Policy:
+        """A policy that samples with `model`, the module being trained (`samples_live_model`)."""
+        raise TypeError(f"{cls.__name__} cannot sample with a live model object")
 
     def score(self, token_ids: list[int], temperature: float = 1.0) -> list[float]:
         """log p(token_t | tokens_<t) at `temperature` for every position (position 0: 0.0), as

@@ -137,6 +137,9 @@ class HFPolicy(BatchedPolicy):
     model object; pass the trainer's model object to sample with its live weights.
     """
 
+    samples_live_model = True
+    torchrun_conflict = "hf samples with the live training model, which torchrun shards"
+
     def __init__(
         self,
         model: str | os.PathLike[str] | PreTrainedModel = "smollm2",
@@ -149,6 +152,8 @@ class HFPolicy(BatchedPolicy):
         name: str | None = None,
     ) -> None:
         self._owns_model = not isinstance(model, torch.nn.Module)
+        # A model object is the trainer's own (it sees every update); a loaded one is a copy.
+        self.needs_weight_sync = self._owns_model
         self.model: Any  # a Hugging Face or PEFT model (dynamic attributes); None once closed
         if isinstance(model, torch.nn.Module):  # a loaded model, or a PEFT (LoRA) wrapper of one
             self.model = model
@@ -176,6 +181,10 @@ class HFPolicy(BatchedPolicy):
         self._lock = threading.Lock()  # one generate or weight update at a time
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
         self._start_batching(max_batch, batch_window_s)
+
+    @classmethod
+    def for_live_model(cls, model: Any, tokenizer: Any, *, max_batch: int) -> HFPolicy:
+        return cls(model, tokenizer, max_batch=max_batch)
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:
         self.check_request(prompt_ids, params)

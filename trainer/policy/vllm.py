@@ -72,6 +72,9 @@ class VLLMPolicy(BatchedPolicy):
     """vLLM's `LLM` engine in this process, configured by `settings` (defaults: VLLMSettings())."""
 
     sync_bucket_bytes = BUCKET_BYTES  # tensors handed to the workers per collective_rpc call
+    # vLLM's init_distributed_environment would take torchrun's process group for its own and wait
+    # in collectives for ranks that never join it: a hang until the group's timeout.
+    torchrun_conflict = "vllm (an engine in rank 0's process) would join torchrun's process group and hang"
 
     def __init__(
         self,
