@@ -20,7 +20,9 @@ from gymwire.trainer.model import resolve_model
 from gymwire.trainer.types import Trajectory
 from gymwire.trainer.update_group import ShardedUpdater, follow, stop_followers
 
-CONFIG = GRPOConfig(learning_rate=1e-4, beta=0.01, precision="fp32", token_budget=96, device="cpu")
+# Sharded, every row runs in full; so does the one-process reference, so the two differ only by sharding
+# (the shared-prompt pass is checked against full rows in test_grpo).
+CONFIG = GRPOConfig(learning_rate=1e-4, beta=0.01, precision="fp32", token_budget=96, device="cpu", share_prefix=False)
 
 
 def episodes(tokenizer) -> list[Trajectory]:
