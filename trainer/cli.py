@@ -95,7 +95,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "report the gain with its paired 95%% interval (CPU, default model)",
     )
     p.add_argument("--run-dir", default="runs/demo")
-    p.add_argument("--steps", type=int, default=6, help="GRPO steps")
+    p.add_argument("--steps", type=int, default=5, help="GRPO steps")
     p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
     p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
     p.set_defaults(run=demo)

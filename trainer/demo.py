@@ -34,7 +34,7 @@ from gymwire.trainer.train import RunState, Trainer
 def demo_config(addresses: dict[str, str], run_dir: Path, steps: int, backend: str | None = None) -> dict:
     mix = [
         {"env": "textcraft", "split": "train", "difficulty": "easy", "category": category, "max_turns": 5}
-        for category in ("depth-1", "gen-depth-1")
+        for category in ("depth-1",)
     ]
     return {
         "run_dir": str(run_dir),
@@ -43,13 +43,13 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int, backend: s
         "vllm": {"kv_cache_gib": 1},
         "rollout": {
             "group_size": 8,
-            "batch_tasks": 2,
+            "batch_tasks": 4,
             "max_new_tokens": 40,
             "temperature": 1.0,
             "max_total_tokens": 1536,
         },
         # Checkpointing: without it a 4,096-token micro-batch keeps ~6 GB of activations for backward.
-        "grpo": {"learning_rate": 5e-5, "beta": 0.0, "token_budget": 4096, "gradient_checkpointing": True},
+        "grpo": {"learning_rate": 4e-5, "beta": 0.0, "token_budget": 4096, "gradient_checkpointing": True},
         "warm_start": {"episodes": 16, "epochs": 2, "learning_rate": 1e-4},
         "stages": [{"name": "easy", "steps": steps, "mix": mix}],
         # The same 32 held-out tasks before and after GRPO, 4 samples each: pairing by task cancels the
@@ -57,7 +57,7 @@ def demo_config(addresses: dict[str, str], run_dir: Path, steps: int, backend: s
         "eval": {
             "split": "test",
             "difficulty": "easy",
-            "category": "depth-1,gen-depth-1",
+            "category": "depth-1",
             "tasks_per_env": 32,
             "k": 4,
             "max_new_tokens": 40,
@@ -73,7 +73,7 @@ def default_backend() -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
-def run_demo(run_dir: Path, steps: int = 6, progress: bool = True) -> Path:
+def run_demo(run_dir: Path, steps: int = 5, progress: bool = True) -> Path:
     if RunState.load(run_dir).phase == "done":
         shutil.rmtree(run_dir)  # a finished demo starts afresh; an interrupted one resumes
     run_dir.mkdir(parents=True, exist_ok=True)
