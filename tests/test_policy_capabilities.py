@@ -46,7 +46,18 @@ def test_hf_over_the_live_model_needs_no_weight_sync() -> None:
         policy.close()
 
 
-def test_torchrun_refuses_a_backend_that_samples_the_live_model(monkeypatch, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("backend", "why"),
+    [
+        ("hf", r"hf samples with the live training model.*backend: openai"),
+        # vLLM in rank 0's process would join torchrun's process group and wait for ranks that never
+        # join (a hang until the group's timeout): refused, naming the setup that works.
+        ("vllm", r"backend: openai.*weight_sync: nccl"),
+    ],
+)
+def test_torchrun_refuses_a_backend_in_the_trainers_process(monkeypatch, tmp_path, backend, why) -> None:
+    import torch.distributed
+
     from gymwire.trainer.train import train
 
     for name in ("MASTER_ADDR", "MASTER_PORT"):
@@ -58,10 +69,11 @@ def test_torchrun_refuses_a_backend_that_samples_the_live_model(monkeypatch, tmp
         {
             "envs": {"guess": "127.0.0.1:1"},
             "stages": [{"name": "a", "steps": 1, "mix": [{"env": "guess"}]}],
-            "model": {"backend": "hf"},
+            "model": {"backend": backend},
             "run_dir": str(tmp_path / "run"),
         }
     )
-    with pytest.raises(ConfigError, match=r"hf samples with the live training model.*backend: openai"):
+    with pytest.raises(ConfigError, match=why):
         train(config, progress=False)
+    assert not torch.distributed.is_initialized()
     assert not (tmp_path / "run").exists()

