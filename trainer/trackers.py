@@ -88,7 +88,19 @@ class _TensorBoard:
         self.writer.close()
 
 
-class _WandB:
+class _RunTracker:
+    """A tool whose run object logs a dict at a step and finishes (W&B, trackio)."""
+
+    run: Any
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class _WandB(_RunTracker):
     def __init__(self, run_dir: Path, name: str, config: dict[str, Any]) -> None:
         import wandb
 
@@ -104,14 +116,8 @@ class _WandB:
             config=config,
         )
 
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        self.run.log(metrics, step=step)
 
-    def close(self) -> None:
-        self.run.finish()
-
-
-class _Trackio:
+class _Trackio(_RunTracker):
     def __init__(self, name: str, config: dict[str, Any]) -> None:
         import trackio
 
@@ -122,12 +128,6 @@ class _Trackio:
             resume="allow",
             embed=False,
         )
-
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        self.run.log(metrics, step=step)
-
-    def close(self) -> None:
-        self.run.finish()
 
 
 class Trackers:
