@@ -59,24 +59,16 @@ def learning_config(address: str, args: argparse.Namespace) -> dict:
     }
 
 
-def task_success(eval_dir: Path) -> dict[str, float]:
-    """Mean success of each task's scored samples in one evaluation."""
-    samples: dict[str, list[float]] = {}
-    for line in filter(str.strip, (eval_dir / "trajectories.jsonl").read_text().splitlines()):
-        t = json.loads(line)["trajectory"]
-        if not t["aborted"]:
-            samples.setdefault(f"{t['env']}/{t['task_id']}", []).append(float(t["success"]))
-    return {task: sum(v) / len(v) for task, v in samples.items()}
-
-
 def paired_gain(run_dir: Path, before: str, after: str) -> tuple[float, float, int]:
     """Mean per-task change in success from `before` to `after` and its 95% half-width (paired by task)."""
-    from gymwire.trainer.metrics import mean_ci
+    from gymwire.trainer import metrics
+    from gymwire.trainer.records import read_trajectories
 
-    a, b = task_success(run_dir / "eval" / before), task_success(run_dir / "eval" / after)
-    common = sorted(a.keys() & b.keys())
-    gain, ci = mean_ci([b[t] - a[t] for t in common])
-    return gain, ci, len(common)
+    def episodes(label: str) -> list:
+        return [t for _, t in read_trajectories(run_dir / "eval" / label / "trajectories.jsonl")]
+
+    result = metrics.paired_gain(episodes(before), episodes(after))
+    return result.gain, result.half_width, result.tasks
 
 
 def curve(run_dir: Path, steps: int) -> list[dict]:
