@@ -189,7 +189,7 @@ class StepResponse(_message.Message):
     def __init__(self, observation: _Optional[_Union[Observation, _Mapping]] = ...) -> None: ...
 
 class Observation(_message.Message):
-    __slots__ = ("text", "reward", "terminated", "truncated", "success", "action_valid", "parsed_action", "valid_actions", "valid_actions_included", "turn", "info")
+    __slots__ = ("text", "reward", "terminated", "truncated", "success", "action_valid", "parsed_action", "valid_actions", "valid_actions_included", "turn", "info", "state_key")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     REWARD_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class Observation(_message.Message):
     VALID_ACTIONS_INCLUDED_FIELD_NUMBER: _ClassVar[int]
     TURN_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
+    STATE_KEY_FIELD_NUMBER: _ClassVar[int]
     text: str
     reward: float
     terminated: bool
@@ -212,7 +213,8 @@ class Observation(_message.Message):
     valid_actions_included: bool
     turn: int
     info: _struct_pb2.Struct
-    def __init__(self, text: _Optional[str] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., success: _Optional[bool] = ..., action_valid: _Optional[bool] = ..., parsed_action: _Optional[str] = ..., valid_actions: _Optional[_Iterable[str]] = ..., valid_actions_included: _Optional[bool] = ..., turn: _Optional[int] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    state_key: str
+    def __init__(self, text: _Optional[str] = ..., reward: _Optional[float] = ..., terminated: _Optional[bool] = ..., truncated: _Optional[bool] = ..., success: _Optional[bool] = ..., action_valid: _Optional[bool] = ..., parsed_action: _Optional[str] = ..., valid_actions: _Optional[_Iterable[str]] = ..., valid_actions_included: _Optional[bool] = ..., turn: _Optional[int] = ..., info: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., state_key: _Optional[str] = ...) -> None: ...
 
 class ValidActionsRequest(_message.Message):
     __slots__ = ("session_id",)
