@@ -100,6 +100,31 @@ class EchoesWholeIds(EnvService):
         return await super().step(request)
 
 
+class StateKeyCountsTurns(EnvService):
+    """Appends the turn to every state key: equal states after different numbers of turns get different keys."""
+
+    async def step(self, request):
+        obs = pb.Observation()
+        obs.CopyFrom(await super().step(request))
+        obs.state_key += f"@{obs.turn}"
+        return obs
+
+
+class StateKeyIgnoresTheState(EnvService):
+    """Sends one key for every state, the last included."""
+
+    async def reset(self, request):
+        session, response = await super().reset(request)
+        response.observation.state_key = "same"
+        return session, response
+
+    async def step(self, request):
+        obs = pb.Observation()
+        obs.CopyFrom(await super().step(request))
+        obs.state_key = "same"
+        return obs
+
+
 BROKEN = [
     (StepsTwice, "duplicate step_index"),
     (WrongCodeForUnknownSession, "unknown session is NOT_FOUND"),
@@ -110,6 +135,8 @@ BROKEN = [
     (NonFiniteRewards, "finite number"),
     (PagesOverTheMessageLimit, "4 MiB"),
     (EchoesWholeIds, "errors stay short"),
+    (StateKeyCountsTurns, "state keys follow the state"),
+    (StateKeyIgnoresTheState, "state keys follow the state"),
 ]
 
 
@@ -120,6 +147,26 @@ def test_suite_catches_broken_server(service_cls, rule_name):
         results = {r.name: r for r in run_suite(server.address, only=None)}
     failing = [name for name, r in results.items() if r.status == "fail"]
     assert any(rule_name in name for name in failing), f"{rule_name!r} not among failures {failing}"
+
+
+def test_state_key_rule_passes_on_keys_of_the_state_and_skips_servers_without_keys():
+    class NoKeys(EnvService):
+        async def step(self, request):
+            obs = pb.Observation()
+            obs.CopyFrom(await super().step(request))
+            obs.ClearField("state_key")
+            return obs
+
+        async def reset(self, request):
+            session, response = await super().reset(request)
+            response.observation.ClearField("state_key")
+            return session, response
+
+    config = ServerConfig(port=0, grace_seconds=0.5, limits=ServiceLimits(max_sessions=64))
+    for service_cls, status in ((EnvService, "pass"), (NoKeys, "skip")):
+        with BackgroundServer(GuessEnvironment, config, service_cls=service_cls) as server:
+            (result,) = run_suite(server.address, only="state keys follow the state")
+        assert result.status == status, result.detail
 
 
 def test_unreachable_server_fails():

@@ -455,6 +455,92 @@ def _expert(p: Probe) -> None:
         check(o is not None and o.success, f"the expert did not solve {tasks[0].id} ({difficulty})")
 
 
+# --- state keys ------------------------------------------------------------------------------
+
+STATE_KEY_PATH_TURNS = 40  # the longest path the state-key rule follows
+
+
+def _path_action(p: Probe, sid: str) -> str:
+    """The next action of the path the state-key rule follows: the expert's, else the first valid action."""
+    f = p.info.features
+    if f.provides_expert:
+        expert = p.call("ExpertAction", pb.ExpertActionRequest(session_id=sid))
+        if expert.provided:
+            return expert.action
+    if f.provides_valid_actions:
+        listed = p.call("ValidActions", pb.ValidActionsRequest(session_id=sid))
+        if listed.actions:
+            return listed.actions[0]
+    return NONSENSE
+
+
+def _echo_key(key: str) -> str:
+    return repr(key if len(key) <= 60 else key[:60] + "...")
+
+
+@rule("state keys follow the state, not the path: same actions give the same keys, an invalid action keeps the key")
+def _state_keys(p: Probe) -> None:
+    f = p.info.features
+    task_id, limit = p.first_task().id, f.max_turns_limit
+    first = p.reset(task_id, max_turns=limit, include_valid_actions=f.provides_valid_actions)
+    observations, path = [first.observation], []
+    while len(path) < min(limit // 2, STATE_KEY_PATH_TURNS) or not path:
+        path.append(_path_action(p, first.session_id))
+        observations.append(p.step(first.session_id, path[-1], len(path) - 1))
+        if observations[-1].terminated or observations[-1].truncated:
+            break
+    keys = [o.state_key for o in observations]
+    if not any(keys):
+        raise Skipped("the server sends no state keys")
+    if not all(keys):
+        raise Violation(f"turn {keys.index('')} has no state_key though other turns have one: send one every turn")
+    last = observations[-1]
+    check(
+        not last.terminated or keys[-1] not in keys[:-1],
+        f"the state that ended the episode at turn {len(path)} has the key of an earlier state, where it had not ended",
+    )
+    seen: dict[str, int] = {}
+    for j, (key, o) in enumerate(zip(keys, observations, strict=True)):
+        i = seen.setdefault(key, j)
+        check(
+            not o.valid_actions_included or list(observations[i].valid_actions) == list(o.valid_actions),
+            f"turns {i} and {j} have equal state keys but different valid actions: equal keys must mean equal states",
+        )
+
+    # The same task driven by the same actions passes through the same states.
+    again = p.reset(task_id, max_turns=limit)
+    replayed = [again.observation.state_key]
+    replayed += [p.step(again.session_id, action, i).state_key for i, action in enumerate(path)]
+    for turn, (a, b) in enumerate(zip(keys, replayed, strict=True)):
+        check(a == b, f"the same actions gave two state keys at turn {turn}: {_echo_key(a)}, {_echo_key(b)}")
+
+    # An invalid action changes nothing: the key stays, and the path goes on through the same keys. A key
+    # that counts turns or records the actions sent fails here.
+    third = p.reset(task_id, max_turns=limit)
+    sid, turn, now = third.session_id, 0, third.observation
+    for i, action in enumerate([*path, None]):
+        ended = now.terminated or now.truncated
+        if not ended and turn + 1 + len(path) - i <= limit:
+            stay = p.step(sid, NONSENSE, turn)
+            turn += 1
+            if stay.action_valid:
+                return  # the rule on nonsense actions judges that; what it did to the state is unknown
+            check(
+                stay.state_key == keys[i],
+                f"an invalid action at turn {turn} changed the state key from {_echo_key(keys[i])} to "
+                f"{_echo_key(stay.state_key)}: a step that changes nothing keeps the key",
+            )
+        if action is None or ended:
+            break
+        now = p.step(sid, action, turn)
+        turn += 1
+        check(
+            now.state_key == keys[i + 1],
+            f"after an invalid action, the path's turn {i + 1} gave the state key {_echo_key(now.state_key)}, not "
+            f"{_echo_key(keys[i + 1])}: a key must not depend on how many turns or which actions led to the state",
+        )
+
+
 # --- lifecycle -------------------------------------------------------------------------------
 
 

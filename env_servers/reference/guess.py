@@ -21,6 +21,7 @@ class GuessEpisode(Episode):
         self.high = RANGES[task.difficulty]
         self.secret = random.Random(task.id).randint(1, self.high)
         self.low_bound, self.high_bound = 1, self.high
+        self.solved = False
 
     def reset(self) -> str:
         return f"I am thinking of a number between 1 and {self.high}."
@@ -37,6 +38,7 @@ class GuessEpisode(Episode):
         if not 1 <= guess <= self.high:
             return StepOutcome(f"{guess} is out of range 1-{self.high}.", action_valid=False, parsed_action=action)
         if guess == self.secret:
+            self.solved = True
             return StepOutcome("Correct!", reward=1.0, terminated=True, success=True, parsed_action=action)
         if guess < self.secret:
             self.low_bound = max(self.low_bound, guess + 1)
@@ -49,6 +51,10 @@ class GuessEpisode(Episode):
 
     def expert_action(self) -> str:
         return f"guess {(self.low_bound + self.high_bound) // 2}"
+
+    def state_key(self) -> str:
+        # The bounds are the whole state: guesses that leave them as they were change nothing.
+        return "solved" if self.solved else f"{self.low_bound}-{self.high_bound}"
 
 
 class GuessEnvironment(Environment):

@@ -105,6 +105,25 @@ class Episode(ABC):
         """The oracle's next action (the exact text to send as a turn), or None if there is none."""
         return None
 
+    def state_key(self) -> str | None:
+        """The environment's state now, as an opaque key for `Observation.state_key`; None (the default)
+        sends none.
+
+        Called after `reset` and after every step, the last one included. The rule: within one task, two
+        calls return equal keys exactly when the environment is in the same state, whatever path led
+        there. So the key holds everything that decides what later steps can show or earn (positions,
+        contents, open or closed, what the agent holds, has retrieved or has seen where that changes
+        what it can do, whether the episode is over) and nothing about the path: no turn or step
+        counter (not even one that discounts a reward: the trainer knows the turn), no list of past
+        actions, no record kept only for `info` signals or the expert. A step that changes nothing (an
+        invalid action, a look) keeps the key. Trainers compare keys to find turns taken from the same
+        state across a group's episodes (turn-level credit, as GiGPO's anchor states).
+
+        Any string will do; `gymwire.env_servers.sdk.state_keys.hash_state(state)`, which the bundled
+        environments use, gives the SHA-1 hex digest of the state's canonical JSON.
+        """
+        return None
+
 
 FILTER_CACHE_SIZE = 256  # (split, difficulty, category) listings a catalogue keeps
 

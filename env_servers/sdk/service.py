@@ -49,6 +49,15 @@ def _task_pb(task: Task) -> pb.Task:
     )
 
 
+def _state_key(episode: Episode) -> str:
+    key = episode.state_key()
+    if key is None:
+        return ""
+    if not isinstance(key, str):
+        raise BadReply(f"state_key() returned {type(key).__name__}, not a string or None")
+    return key
+
+
 class EnvService:
     """Sessions over one environment. `executor` runs env code off the event loop when given."""
 
@@ -189,7 +198,7 @@ class EnvService:
 
     def _start(self, task: Task, include_valid_actions: bool) -> tuple[Episode, pb.Observation]:
         episode = self.env.start(task)
-        obs = pb.Observation(text=episode.reset(), action_valid=True)
+        obs = pb.Observation(text=episode.reset(), action_valid=True, state_key=_state_key(episode))
         if include_valid_actions:
             obs.valid_actions.extend(episode.valid_actions() or [])
             obs.valid_actions_included = True
@@ -245,6 +254,7 @@ class EnvService:
             action_valid=outcome.action_valid,
             parsed_action=outcome.parsed_action,
             turn=turn,
+            state_key=_state_key(session.episode),
         )
         if outcome.info:
             try:
