@@ -239,6 +239,21 @@ def test_crafting_consumes_inputs(env: TextCraftEnvironment) -> None:
     assert episode.step("inventory").observation == "Inventory: [blue dye] (1) "
 
 
+def test_state_key_is_the_inventory_whatever_the_order(env: TextCraftEnvironment) -> None:
+    def keys(turns: list[str]) -> list[str]:
+        episode = env.start(env.catalogue().get("goal:blue_dye"))
+        episode.reset()
+        return [episode.state_key()] + [(episode.step(turn), episode.state_key())[1] for turn in turns]
+
+    one = keys(["get 2 lapis lazuli", "inventory", "get 1 cornflower", "dance"])
+    other = keys(["get 1 cornflower", "get 1 lapis lazuli", "get 1 lapis lazuli"])
+    assert one[-1] == other[-1]  # the same items, got in another order and in other amounts per turn
+    assert one[0] == keys([])[0] and one[1] == one[2] and one[3] == one[4]  # looking or failing changes nothing
+    assert len({one[0], one[1], one[3], other[1], other[2]}) == 5
+    crafted = keys(["get 1 lapis lazuli", "craft 1 blue dye using 1 lapis lazuli"])
+    assert crafted[-1] not in crafted[:-1] + one
+
+
 @pytest.mark.parametrize("action", ["dance", "get lapis lazuli", "get 0 lapis lazuli", "craft blue dye", ""])
 def test_unknown_action(env: TextCraftEnvironment, action: str) -> None:
     (out,) = play(env, "goal:blue_dye", [action])

@@ -16,7 +16,16 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk import (
+    EnvDescription,
+    Environment,
+    Episode,
+    StepOutcome,
+    Task,
+    TaskCatalogue,
+    UnknownTask,
+    hash_state,
+)
 from gymwire.env_servers.textcraft.book import RecipeBook
 from gymwire.env_servers.textcraft.generator import GeneratedWorld, GenSpec, generate
 from gymwire.env_servers.textcraft.observation import initial_observation
@@ -77,6 +86,12 @@ class TextCraftEpisode(Episode):
             action_valid=reply.ok,
             parsed_action=action,
         )
+
+    def state_key(self) -> str:
+        """The inventory as counts per item, and whether the goal was crafted. The order in which items
+        were first obtained, which only orders the `inventory` listing, is left out: the same items
+        reached in another order can be used in the same ways."""
+        return hash_state({"inventory": sorted(self.world.inventory.items()), "done": self.done})
 
     def expert_action(self) -> str | None:
         """The oracle's next turn, `Thought: ... Action: ...`, planned from the current inventory."""
