@@ -204,6 +204,26 @@ def test_wrong_answer_can_be_retried_agentgym(cache: Path) -> None:
     assert out.terminated and out.success and out.reward == 1.0
 
 
+def test_state_key_is_what_was_retrieved_and_how_answering_stands(cache: Path, env: SearchQAEnvironment) -> None:
+    task = env.catalogue().get("gen:bridge:0")
+    first, second = (hop.query for hop in env.question(task).hops)
+
+    def keys(turns: list[str], environment: SearchQAEnvironment = env) -> list[str]:
+        episode = environment.start(task)
+        episode.reset()
+        return [episode.state_key()] + [(episode.step(turn), episode.state_key())[1] for turn in turns]
+
+    one = keys([f"<search>{first}</search>", "no tag", f"<search>{first}</search>", f"<search>{second}</search>"])
+    other = keys([f"<search>{second}</search>", f"<search> {first.upper()} </search>"])
+    assert one[-1] == other[-1]  # the same passages, retrieved in the other order and by another spelling
+    assert one[1] == one[2] == one[3] and len({one[0], one[1], one[4], other[1]}) == 4
+    wrong_final = keys(["<answer>certainly not this</answer>"])
+    assert wrong_final[1] != wrong_final[0]  # the episode is over
+    retry = SearchQAEnvironment(cache_dir=cache, end_on_answer=False)
+    wrong_retry = keys(["<answer>certainly not this</answer>"], retry)
+    assert wrong_retry[1] == wrong_retry[0]  # nothing changed: the agent may search and answer again
+
+
 def test_aliases_are_accepted(env: SearchQAEnvironment) -> None:
     kb = env.kb
     person = next(kb.entity(k) for k in kb.ids_of("person"))

@@ -18,7 +18,7 @@ finishes from any state, also after the agent searched on its own or answered wr
 
 from __future__ import annotations
 
-from gymwire.env_servers.sdk import Episode, StepOutcome
+from gymwire.env_servers.sdk import Episode, StepOutcome, hash_state
 from gymwire.env_servers.sdk.environment import INFO_COMMITTED, INFO_VERIFIED
 from gymwire.env_servers.searchqa import grammar
 from gymwire.env_servers.searchqa.bm25 import Hit
@@ -34,6 +34,7 @@ class SearchQAEpisode(Episode):
         self.seen_docs: set[int] = set()
         self.searched: set[str] = set()
         self.solved = False
+        self.failed = False  # a wrong answer ended the episode (end_on_answer)
         self.needed = {hop.doc for hop in question.hops if hop.doc is not None}
         self.answer_seen = False  # real data: a retrieved passage held a gold answer
 
@@ -62,6 +63,7 @@ class SearchQAEpisode(Episode):
             return StepOutcome(
                 grammar.CORRECT, reward=1.0, terminated=True, success=True, parsed_action=str(action), info=info
             )
+        self.failed = self.end_on_answer
         reply = grammar.WRONG_FINAL if self.end_on_answer else grammar.WRONG_RETRY
         return StepOutcome(reply, terminated=self.end_on_answer, parsed_action=str(action), info=info)
 
@@ -81,6 +83,13 @@ class SearchQAEpisode(Episode):
     def _checked(self) -> bool:
         """Whether the results so far held every passage the question needs (real data: a gold answer)."""
         return self.needed <= self.seen_docs if self.needed else self.answer_seen
+
+    def state_key(self) -> str:
+        """The passages retrieved so far and how the answering stands. The queries that retrieved them are
+        left out: another query that brings back the same passages leaves the agent as informed. A wrong
+        answer that lets the agent retry changes nothing."""
+        answer = "correct" if self.solved else "wrong" if self.failed else ""
+        return hash_state({"retrieved": sorted(self.seen_docs), "answer": answer})
 
     def expert_action(self) -> str | None:
         """The oracle's next turn: `Thought: ...` then one `<search>` or `<answer>` tag."""
