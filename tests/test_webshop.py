@@ -161,6 +161,29 @@ def test_options_persist_and_buy_ends_the_episode(env):
     assert not episode.step("click[back to search]").action_valid  # nothing after the end
 
 
+def test_state_key_follows_the_page_not_the_path(env):
+    task = next(t for t in env.catalogue().list(difficulty="hard") if int(t.metadata["options"]) > 0)
+    goal, target = env.tasks.goal(task.id)
+    product = env.store.product(target)
+    value = goal.options[0][1]
+
+    def keys(turns: list[str]) -> list[str]:
+        episode = env.start(task)
+        episode.reset()
+        return [episode.state_key()] + [(episode.step(turn), episode.state_key())[1] for turn in turns]
+
+    search, item = f"search[{product.title}]", f"click[{product.asin}]"
+    wander = keys([search, "click[back to search]", search, "click[next >]", "click[< prev]", item])
+    direct = keys([f"search[  {product.title.upper()} ]", "dance", item, "click[features]", "click[< prev]"])
+    assert wander[0] == wander[2] and wander[1] == wander[3] == wander[5]  # back where it was
+    assert direct[1] == wander[1] and direct[1] == direct[2]  # the same results; nothing changed
+    assert wander[-1] == direct[3] == direct[-1]  # the same product page, also after reading its features
+    assert len({wander[0], wander[1], wander[4], direct[3], direct[4]}) == 5
+    chosen = keys([search, item, f"click[{value}]", f"click[{value}]", "click[buy now]"])
+    assert chosen[3] == chosen[4] != chosen[2]  # an option chosen (twice) is state, though the page looks the same
+    assert chosen[-1] not in chosen[:-1]
+
+
 def test_buying_without_options_scores_below_one(env):
     task = next(t for t in env.catalogue().list() if int(t.metadata["options"]) > 0)
     goal, target = env.tasks.goal(task.id)

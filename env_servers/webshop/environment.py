@@ -17,7 +17,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk import (
+    EnvDescription,
+    Environment,
+    Episode,
+    StepOutcome,
+    Task,
+    TaskCatalogue,
+    UnknownTask,
+    hash_state,
+)
 from gymwire.env_servers.sdk.actions import extract_action as sdk_extract_action
 from gymwire.env_servers.sdk.environment import INFO_COMMITTED, INFO_VERIFIED
 from gymwire.env_servers.webshop.generated_tasks import GeneratedTaskSet
@@ -113,6 +122,15 @@ class WebShopEpisode(Episode):
 
     def expert_action(self) -> str | None:
         return self.expert.next_turn()
+
+    def state_key(self) -> str:
+        """The browser's page: which page (start, results, item, sub-page, done), the results and which
+        page of them, the product open and the options chosen. The keywords are left out, since only
+        the results they found are shown, and so are the products opened before (`inspected`, which
+        only the `verified` signal reads)."""
+        p = self.shop.page
+        page = {"kind": p.kind, "results": p.results, "page": p.page, "item": p.item, "sub": p.sub}
+        return hash_state({**page, "options": p.options})
 
 
 class WebShopEnvironment(Environment):
