@@ -319,6 +319,24 @@ def test_valid_actions_follow_the_state():
     assert not any(a.startswith("take ") for a in acts)
 
 
+def test_state_key_follows_the_world_not_the_path():
+    def keys(*commands: str) -> list[str]:
+        ep = episode()
+        ep.reset()
+        return [ep.state_key()] + [(ep.step(f"Action: {c}"), ep.state_key())[1] for c in commands]
+
+    there = keys("go to countertop 1")
+    detour = keys("go to fridge 1", "open fridge 1", "close fridge 1", "go to countertop 1", "look", "dance")
+    assert detour[1] == detour[3] and detour[-1] == detour[-2] == detour[-3] == there[-1]
+    assert len({there[0], there[1], detour[1], detour[2]}) == 4
+    back = keys("go to countertop 1", "take apple 1 from countertop 1", "put apple 1 in/on countertop 1")
+    assert back[-1] == there[-1] != back[2]  # put back where it was: the same world
+    heated = keys(
+        "go to countertop 1", "take apple 1 from countertop 1", "go to microwave 1", "heat apple 1 with microwave 1"
+    )
+    assert heated[-1] != heated[-2]  # a hot apple is another state
+
+
 # ----- goals -----------------------------------------------------------------------------------------
 
 
@@ -610,6 +628,29 @@ def test_our_simulator_matches_alfworld_engine(exported, monkeypatch):
             assert ours.terminated == bool(state["won"]) == done
             if done:
                 break
+
+
+@needs_engine
+def test_state_keys_agree_with_alfworld_engine(exported, monkeypatch):
+    """On random walks, two turns share a state key on ALFWorld's engine exactly when they do on ours."""
+    root, games = exported
+    monkeypatch.setenv("ALFWORLD_DATA", str(root))
+    env = ALFWorldEnvironment(data=root)
+    for seed, (task_id, (made, _)) in enumerate(games.items()):
+        real = env.start(env.catalogue().get(task_id))
+        ours = ALFWorldEpisode(made.room, made.goal, WORDINGS["agentgym"])
+        real.reset(), ours.reset()
+        rng = random.Random(seed)
+        pairs = [(real.state_key(), ours.state_key())]
+        for _ in range(60):
+            command = rng.choice([*ours.valid_actions(), "look", "inventory", "dance"])
+            real.step(command), ours.step(command)
+            pairs.append((real.state_key(), ours.state_key()))
+            if ours.won:
+                break
+        assert len({theirs for theirs, _ in pairs}) == len({mine for _, mine in pairs}) == len(set(pairs)), task_id
+        assert len(set(pairs)) < len(pairs) - 5, task_id  # the walk came back to states it had been in
+    env.close()
 
 
 @needs_engine

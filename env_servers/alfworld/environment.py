@@ -24,6 +24,7 @@ from gymwire.env_servers.alfworld.tasks import DEFAULT_TIERS, GeneratedTasks, pa
 from gymwire.env_servers.alfworld.text import Wording, wording_named
 from gymwire.env_servers.alfworld.world import Room, World
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk.state_keys import hash_state
 
 if TYPE_CHECKING:
     from gymwire.env_servers.alfworld.real_data import RealGames
@@ -94,6 +95,9 @@ class ALFWorldEpisode(Episode):
 
     def valid_actions(self) -> list[str]:
         return self.world.commands()
+
+    def state_key(self) -> str:
+        return hash_state({**self.world.state(), "won": self.won})
 
     def expert_action(self) -> str | None:
         if self.won:

@@ -41,12 +41,16 @@ from gymwire.env_servers.alfworld.goals import TASK_TYPES
 from gymwire.env_servers.alfworld.parser import extract_action
 from gymwire.env_servers.alfworld.tasks import tier_table
 from gymwire.env_servers.alfworld.text import NOTHING_HAPPENS, Wording
-from gymwire.env_servers.sdk import Episode, StepOutcome, Task, UnknownTask
+from gymwire.env_servers.sdk import Episode, StepOutcome, Task, UnknownTask, hash_state
 
 SPLITS = ("train", "valid_seen", "valid_unseen")
 _SOLVABLE = re.compile(r'"solvable"\s*:\s*(true|false|null)')
 _WALKTHROUGH = re.compile(r'"walkthrough"\s*:\s*')
 _ARRIVE_LOC = re.compile(r"^You arrive at loc \d+\. ")
+# Facts that record the path, so no part of the state: ALFWorld's domain notes what was looked into,
+# examined or ever held (no precondition or goal reads them), and TextWorld keeps a `not_<fact>` for each
+# fact that once held and no longer does (the agent's every former location).
+_HISTORY_FACTS = frozenset({"checked", "examined", "wasinreceptacle"})
 _PLACE = re.compile(r"(?:put (\S+ \d+) (?:in/on|in|on|into) (\S+ \d+)|move (\S+ \d+) to (\S+ \d+))")
 
 ENGINE_MISSING = (
@@ -288,6 +292,14 @@ class RealEpisode(Episode):
 
     def valid_actions(self) -> list[str]:
         return list(self.state["admissible_commands"])
+
+    def state_key(self) -> str:
+        facts = {
+            str(fact)
+            for fact in self.state["facts"]
+            if not (fact.name.lower() in _HISTORY_FACTS or fact.name.startswith("not_"))
+        }
+        return hash_state({"facts": facts, "won": self.won})
 
     def expert_action(self) -> str | None:
         if self.won or self.proposal is None:

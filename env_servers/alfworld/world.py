@@ -259,6 +259,17 @@ class World:
             self.seen.add(recep)
         return self.describe_receptacle(recep)
 
+    def state(self) -> dict:
+        """What decides every later reply and admissible command: where each object is (None: held), each
+        object's states, which receptacles are open and where the agent stands. `seen` and `taken_from`
+        are left out: only the expert reads them, and they record the path."""
+        return {
+            "at": self.at,
+            "where": self.where,
+            "opened": self.opened,
+            "states": {thing: sorted(states) for thing, states in self.states.items() if states},
+        }
+
     # ----- queries used by goals and the expert ----------------------------------------------
 
     def of_kind(self, kind: str) -> list[str]:
