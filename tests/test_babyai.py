@@ -152,6 +152,28 @@ def test_turns_and_move_forward():
     assert episode.env.agent_dir == EAST
 
 
+def test_state_key_follows_the_world_not_the_path():
+    def keys(*turns: str) -> list[str]:
+        episode = room(((4, 3), Key("grey")), agent=(2, 2), facing=EAST)
+        return [episode.state_key()] + [(episode.step(turn), episode.state_key())[1] for turn in turns]
+
+    left = keys(*["turn left"] * 4, "turn right", "turn left", "check available actions", "dance")
+    right = keys(*["turn right"] * 4)
+    assert left[4] == right[4] == left[6] == left[7] == left[8]  # every way faced: the same cells seen
+    assert len({left[0], left[1], left[4], left[5]}) == 4  # another direction, or more of the room seen
+    moved = keys("pickup grey key 1", "drop")
+    there = keys("go to grey key 1")
+    assert moved[-1] == there[-1] and moved[1] not in (moved[0], moved[2])  # the key back where it lay
+
+
+def test_state_key_holds_a_sequenced_missions_progress():
+    episode = BabyAIEpisode("GoToSeq", 1)  # "go to a red door and go to a purple door"
+    episode.reset()
+    before = episode.state_key()
+    episode.env.instrs.a_done = "success"  # one door reached: the same cells and pose, half the mission done
+    assert episode.state_key() != before
+
+
 def test_barrier_ahead():
     episode = room(((2, 1), Ball("red")))
     outcome = episode.step("move forward")

@@ -24,7 +24,9 @@ from gymwire.env_servers.babyai.levels import make_level
 from gymwire.env_servers.babyai.macros import CHECK, Menu, Plan, build_menu, execute, extract_action
 from gymwire.env_servers.babyai.tasks import DEFAULT_TEST_SEED_START, TaskScheme, parse_task_id
 from gymwire.env_servers.babyai.text_view import View, describe, observe
+from gymwire.env_servers.babyai.world_state import world_state
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
+from gymwire.env_servers.sdk.state_keys import hash_state
 
 VERSION = "1.0.0"
 COMPLETED = "The task is completed."
@@ -148,6 +150,10 @@ class BabyAIEpisode(Episode):
 
     def valid_actions(self) -> list[str]:
         return [] if self.over else list(self.menu().plans)
+
+    def state_key(self) -> str:
+        over = [self.over, self.succeeded, self._reported_done]
+        return hash_state({**world_state(self.env, self.known), "over": over})
 
     def expert_action(self) -> str | None:
         if self.over:
