@@ -8,7 +8,8 @@
 // This file knows nothing about gRPC. It exposes the small interface that lib/service.js drives:
 //   describe()          -> static facts (name, version, prompt, grammar, turn limits, reward range)
 //   tasks               -> the catalogue: [{id, split, difficulty, category, metadata}], stable order
-//   start(task)         -> an Episode with reset(), step(rawTurn), validActions(), expertAction(), stats()
+//   start(task)         -> an Episode with reset(), step(rawTurn), validActions(), expertAction(), stateKey(),
+//                          stats()
 // Everything is deterministic in the task id: the same id gives the same board on any machine.
 
 const crypto = require('crypto');
@@ -282,6 +283,12 @@ class Episode {
     const left = popcount(plan);
     return `Thought: a shortest solution needs ${left} more press${left === 1 ? '' : 'es'}; ` +
       `one of them is row ${row}, column ${col}.\nAction: press ${row} ${col}`;
+  }
+
+  // Observation.state_key: the board is the whole state. The press count stays out: it counts the path
+  // (equal boards reached in more presses are the same state), as the turn does.
+  stateKey() {
+    return `board ${this.board.toString(16)}`;
   }
 
   // Extras for Observation.info.

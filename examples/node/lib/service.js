@@ -249,6 +249,7 @@ class EnvService {
 
   observation(session, fields) {
     const obs = { ...fields, turn: session.turn, valid_actions: [], valid_actions_included: false };
+    obs.state_key = this.guard(session, () => session.episode.stateKey());
     if (session.includeValidActions && !session.done) {
       obs.valid_actions = this.guard(session, () => session.episode.validActions()) || [];
       obs.valid_actions_included = true;

@@ -46,6 +46,20 @@ test('invalid actions leave the board and count as no press', () => {
   assert.ok(before.endsWith(e.status()));
 });
 
+test('the state key is the board, whatever the presses that made it', () => {
+  const play = (...turns) => {
+    const e = env.start(env.task('test-hard-torus-0007'));
+    e.reset();
+    return [e.stateKey(), ...turns.map((turn) => (e.step(turn), e.stateKey()))];
+  };
+  const one = play('press 1 1', 'press 2 2', 'nonsense', 'press 2 2');
+  const other = play('press 2 2', 'press 1 1');
+  assert.equal(one[2], other[2]); // presses commute: the same board
+  assert.equal(one[2], one[3]); // an invalid turn changes nothing
+  assert.equal(one[4], one[1]); // pressing a light twice undoes it
+  assert.equal(new Set([one[0], one[1], one[2], other[1]]).size, 4);
+});
+
 test('the solver finds a shortest solution on every board shape', () => {
   for (const [n, wrap] of [[3, false], [3, true], [5, false], [5, true]]) {
     const s = new Solver(n, wrap);
