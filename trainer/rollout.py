@@ -13,6 +13,7 @@ demonstrations open and continue the conversation identically, token for token.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import sys
@@ -85,10 +86,29 @@ def observation_text(obs: pb.Observation) -> str:
     return f"{obs.text}\nAvailable actions: {json.dumps(list(obs.valid_actions))}"
 
 
+TEXT_ANCHOR_PREFIX = "text:"
+
+
+def state_anchor(obs: pb.Observation) -> str:
+    """The state an observation shows, for grouping turns taken from it (trainer/turn_credit.py): the
+    server's state_key, or, when it sends none, "text:" and a hash of the text (GiGPO's own anchor is
+    the observation text: equal texts may still hide different states, which the key does not)."""
+    if obs.state_key:
+        return obs.state_key
+    return TEXT_ANCHOR_PREFIX + hashlib.sha1(obs.text.encode()).hexdigest()[:16]
+
+
 def step_record(
-    turn: int, obs: pb.Observation, *, generated_tokens: int = 0, generate_s: float = 0.0, step_s: float = 0.0
+    turn: int,
+    obs: pb.Observation,
+    *,
+    generated_tokens: int = 0,
+    generate_s: float = 0.0,
+    step_s: float = 0.0,
+    anchor: str = "",
 ) -> StepRecord:
-    """What the server said about one turn, with the info Struct as plain JSON types for the JSONL."""
+    """What the server said about one turn, with the info Struct as plain JSON types for the JSONL.
+    `anchor`: the state the turn acted from (`state_anchor` of the observation before it)."""
     return StepRecord(
         turn=turn,
         parsed_action=obs.parsed_action,
@@ -100,6 +120,7 @@ def step_record(
         generated_tokens=generated_tokens,
         generate_s=generate_s,
         step_s=step_s,
+        anchor=anchor,
     )
 
 
@@ -203,6 +224,7 @@ async def play_episode(
                 source.tokenizer, opening, max_total_tokens=max_total_tokens, history_turns=settings.history_turns
             )
         )
+        anchor = state_anchor(episode.observation)  # the state the next turn acts from
         while not conversation.done:
             started = time.perf_counter()
             turn = await source.next_turn(episode, conversation)
@@ -222,8 +244,10 @@ async def play_episode(
                     generated_tokens=conversation.generated_tokens - before,
                     generate_s=produced - started,
                     step_s=time.perf_counter() - produced,
+                    anchor=anchor,
                 )
             )
+            anchor = state_anchor(obs)
             if obs.terminated or obs.truncated:
                 trajectory.terminated, trajectory.truncated = obs.terminated, obs.truncated
                 trajectory.success = obs.success

@@ -53,6 +53,9 @@ class StepRecord:
     generated_tokens: int = 0  # the turn's tokens in the sequence (a text turn's too; 0 when kept as text only)
     generate_s: float = 0.0  # seconds spent producing the turn (model generation, or the expert's reply)
     step_s: float = 0.0  # seconds of the environment's Step call
+    # The state the turn acted from (the observation before it): the server's state_key, or "text:" and a
+    # hash of that observation's text when the server sends none; "" in records written before it existed.
+    anchor: str = ""
 
 
 @dataclass
