@@ -6,7 +6,8 @@ episodes left out) and takes one optimizer step of the token-level clipped polic
 tokens the model sampled (`loss_mask == 1`), in micro-batches packed to a token budget, optionally
 with a k3 KL penalty to a frozen reference policy. The sampler's own log-probs (`Trajectory.logprobs`)
 enter the loss as the PPO ratio's old policy or as a truncated importance weight (GRPOConfig's
-`old_logprobs` and `importance_sampling`).
+`old_logprobs` and `importance_sampling`). With `advantage: turn` each turn's tokens carry their own
+advantage instead, GiGPO's episode-plus-step credit (trainer/turn_credit.py).
 
 The loss is this project's own, not TRL's `GRPOTrainer`: TRL owns the training loop (it draws the
 prompts, so the schedule has no place), groups episodes in fixed-size blocks (an aborted one cannot be
@@ -73,6 +74,7 @@ from gymwire.trainer.microbatches import (
     validate_trajectory,
 )
 from gymwire.trainer.settings import GRPOConfig, LoRASettings
+from gymwire.trainer.turn_credit import turn_advantages
 from gymwire.trainer.types import Trajectory
 
 __all__ = [
@@ -215,6 +217,8 @@ class GRPOUpdater:
         started = time.perf_counter()
         adv = self._advantages(trajectories)
         scored = [t for t in trajectories if not t.aborted]
+        # What the tokens carry: the episodes' advantages, or with turn-level credit each turn's.
+        carried = [a for turns in adv.turn_advantages for a in turns] if adv.turn_advantages else adv.advantages
         metrics: dict[str, float] = {
             "step": float(self.global_step + 1),
             "groups": float(adv.groups),
@@ -224,10 +228,13 @@ class GRPOUpdater:
             "sequences": float(len(adv.trajectories)),
             "windowed_turns": float(sum(len(t.windowed_turns) for t in adv.trajectories)),
             "reward_mean": _mean([t.reward for t in scored if math.isfinite(t.reward)]),
-            "advantage_mean": _mean(adv.advantages),
-            "advantage_abs_mean": _mean([abs(a) for a in adv.advantages]),
+            "advantage_mean": _mean(carried),
+            "advantage_abs_mean": _mean([abs(a) for a in carried]),
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
+        if self.config.advantage == "turn":
+            metrics["step_only_groups"] = float(adv.step_only_groups)
+            metrics["anchor_groups"] = float(adv.anchor_groups)
         plans = self._plans(adv)
         tokens = sum(float(b.mask.sum()) for plan in plans for b in plan)
         metrics["tokens"] = tokens
@@ -485,7 +492,17 @@ class GRPOUpdater:
         return torch.autocast(device_type=self.device.type, enabled=False)
 
     def _advantages(self, trajectories: Sequence[Trajectory]) -> Advantages:
-        adv = group_advantages(trajectories, scale_rewards=self.config.scale_rewards, eps=self.config.advantage_eps)
+        cfg = self.config
+        if cfg.advantage == "turn":
+            adv = turn_advantages(
+                trajectories,
+                gamma=cfg.turn_gamma,
+                weight=cfg.turn_weight,
+                scale_rewards=cfg.scale_rewards,
+                eps=cfg.advantage_eps,
+            )
+        else:
+            adv = group_advantages(trajectories, scale_rewards=cfg.scale_rewards, eps=cfg.advantage_eps)
         for traj in adv.trajectories:
             validate_trajectory(traj)
         return adv

@@ -33,6 +33,11 @@ class Advantages:
     skipped_groups: int = 0  # all rewards equal (incl. a lone episode): zero advantage, nothing to learn
     aborted: int = 0  # infrastructure failures, excluded before grouping
     nonfinite_groups: int = 0  # a reward was NaN or infinite: the group is left out, never trained on
+    # Turn-level credit (trainer/turn_credit.py): per trajectory, one advantage per turn (its steps, in
+    # order); empty: every sampled token of an episode carries the episode's advantage.
+    turn_advantages: list[list[float]] = field(default_factory=list)
+    step_only_groups: int = 0  # equal episode rewards, kept for the turns' step-level signal alone
+    anchor_groups: int = 0  # groups of >= 2 turns taken from one state (the step-level baselines)
 
 
 def group_advantages(
@@ -88,7 +93,8 @@ def clipped_policy_loss(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token PPO-clip loss plus beta * k3 KL, zero wherever mask == 0.
 
-    Shapes: (B, T) for log-probs, mask and `is_weights`, (B,) or (B, 1) for advantages. Returns
+    Shapes: (B, T) for log-probs, mask and `is_weights`; advantages (B,) or (B, 1) per sequence, or
+    (B, T) per token (turn-level credit: each turn's tokens carry their turn's advantage). Returns
     (per_token_loss, per_token_kl, ratio, clipped), all (B, T). Mask-0 positions are selected away
     (`where`, not multiplied: inf * 0 is NaN) before exp, so whatever sits there (the 0.0
     placeholders of Trajectory.logprobs, garbage) can neither overflow nor leak a gradient.

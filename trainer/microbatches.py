@@ -18,6 +18,7 @@ import torch
 
 from gymwire.trainer.grpo_loss import Advantages
 from gymwire.trainer.shared_prefix import shared_length
+from gymwire.trainer.turn_credit import token_advantages
 from gymwire.trainer.types import Trajectory, TurnSample
 
 
@@ -51,7 +52,7 @@ class MicroBatch:
     positions: torch.Tensor  # (P,) scored positions: where any row of the micro-batch has mask 1
     mask: torch.Tensor  # (B, P) float
     sampler_logps: torch.Tensor  # (B, P); NaN where the sampler gave none
-    advantages: torch.Tensor  # (B,)
+    advantages: torch.Tensor  # (B,), or (B, P) when a row's turns carry their own (turn-level credit)
     weights: torch.Tensor  # (B, P): per-token share of its mini-batch's normalised loss
     trainer_old: torch.Tensor | None = None  # (B, P) trainer log-probs before the step's first update
     shared: int = 0  # leading tokens every row has: run once (trainer/shared_prefix.py)
@@ -82,14 +83,24 @@ class Row:
     advantage: float
     episode: int  # index of its episode in the step (for per-episode loss normalisation)
     group: int  # index of its GRPO group in the step: its rows start with the same prompt
+    token_advantages: list[float] | None = None  # per token, when its turns carry their own advantages
 
 
 def rows_of(adv: Advantages) -> list[Row]:
     rows = []
     groups: dict[str, int] = {}
     for e, (traj, a) in enumerate(zip(adv.trajectories, adv.advantages, strict=True)):
-        sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
         group = groups.setdefault(traj.group_id, len(groups))
+        if adv.turn_advantages:
+            # A windowed turn is a row of its own: it carries its turn's advantage whole.
+            per_token, windowed = token_advantages(traj, adv.turn_advantages[e])
+            rows.append(Row(traj.token_ids, traj.loss_mask, traj.logprobs, a, e, group, per_token))
+            rows += [
+                Row(s.token_ids, s.loss_mask, s.logprobs, w, e, group)
+                for s, w in zip(traj.windowed_turns, windowed, strict=True)
+            ]
+            continue
+        sequences: list[Trajectory | TurnSample] = [traj, *traj.windowed_turns]
         rows += [Row(seq.token_ids, seq.loss_mask, seq.logprobs, a, e, group) for seq in sequences]
     return rows
 
@@ -98,9 +109,10 @@ def split_minibatches(adv: Advantages, parts: int) -> list[Advantages]:
     """The step's episodes in `parts` mini-batches of whole episodes, in order (the last may be smaller)."""
     n = len(adv.trajectories)
     size = max(1, math.ceil(n / parts))
-    return [Advantages(adv.trajectories[i : i + size], adv.advantages[i : i + size]) for i in range(0, n, size)] or [
-        adv
-    ]
+    chunks = [Advantages(adv.trajectories[i : i + size], adv.advantages[i : i + size]) for i in range(0, n, size)]
+    for chunk, i in zip(chunks, range(0, n, size), strict=True):
+        chunk.turn_advantages = adv.turn_advantages[i : i + size]
+    return chunks or [adv]
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,8 @@ def build_microbatches(adv: Advantages, batching: Batching) -> list[MicroBatch]:
         attn = torch.zeros((rows, length), dtype=torch.long)
         mask = torch.zeros((rows, length), dtype=torch.float32)
         old = torch.full((rows, length), float("nan"), dtype=torch.float32)
+        per_token = any(seqs[i].token_advantages is not None for i in indices)
+        advantages = torch.zeros((rows, length) if per_token else (rows,), dtype=torch.float32)
         for row, i in enumerate(indices):
             seq, n = seqs[i], lengths[i]
             ids[row, :n] = torch.tensor(seq.token_ids[:n], dtype=torch.long)
@@ -152,6 +166,10 @@ def build_microbatches(adv: Advantages, batching: Batching) -> list[MicroBatch]:
             mask[row, :n] = torch.tensor(seq.loss_mask[:n], dtype=torch.float32)
             if seq.logprobs:
                 old[row, :n] = torch.tensor(seq.logprobs[:n], dtype=torch.float32)
+            if seq.token_advantages is not None:
+                advantages[row, :n] = torch.tensor(seq.token_advantages[:n], dtype=torch.float32)
+            else:
+                advantages[row] = seq.advantage
         mask[:, 0] = 0.0  # position 0 has no context and cannot be scored
         positions = torch.nonzero(mask.sum(dim=0) > 0).flatten()
         if positions.numel() == 0:
@@ -172,7 +190,7 @@ def build_microbatches(adv: Advantages, batching: Batching) -> list[MicroBatch]:
                 positions=positions.to(device),
                 mask=mask.to(device),
                 sampler_logps=old[:, positions].to(device),
-                advantages=torch.tensor([seqs[i].advantage for i in indices], dtype=torch.float32).to(device),
+                advantages=(advantages[:, positions] if per_token else advantages).to(device),
                 weights=weights.to(device),
                 shared=shared,
             )

@@ -55,6 +55,13 @@ class GRPOConfig:
     importance_cap: float = 2.0  # upper bound of the per-token sampler->trainer weight
     scale_rewards: bool = True  # divide by the group std; False = Dr. GRPO (mean-centred only)
     advantage_eps: float = 1e-4  # added to the group std
+    # episode: every token of an episode carries the episode's group-relative advantage (GRPO).
+    # turn: GiGPO's turn-level credit (trainer/turn_credit.py): each turn's tokens carry the episode's
+    # advantage plus turn_weight x the turn's discounted return (turn_gamma) relative to the group's
+    # turns taken from the same state (the environment's state keys, or the observation text).
+    advantage: Literal["episode", "turn"] = "episode"
+    turn_gamma: float = 0.95  # GiGPO's gamma
+    turn_weight: float = 1.0  # GiGPO's omega
     # "sequences": per-episode mean, then mean over episodes; every episode weighs the same.
     # "tokens" (verl's token-mean): every trained token weighs the same, so long episodes (in
     # multi-turn play often the failures, which run to the turn limit) weigh more. The recorded runs
@@ -95,6 +102,12 @@ class GRPOConfig:
             raise ValueError(
                 f"importance_sampling must be token_truncate, token_mask or none, got {self.importance_sampling!r}"
             )
+        if self.advantage not in ("episode", "turn"):
+            raise ValueError(f"advantage must be 'episode' or 'turn', got {self.advantage!r}")
+        if not 0.0 <= self.turn_gamma <= 1.0:
+            raise ValueError(f"turn_gamma must be within [0, 1] (GiGPO uses 0.95), got {self.turn_gamma!r}")
+        if not self.turn_weight >= 0.0 or self.turn_weight == float("inf"):
+            raise ValueError(f"turn_weight must be a finite number >= 0 (GiGPO uses 1), got {self.turn_weight!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.temperature <= 0:
