@@ -48,6 +48,31 @@ def test_env_exception_drops_only_that_session():
         assert client.health()
 
 
+class BadStateKeyEpisode(GuessEpisode):
+    def state_key(self):
+        return 7 if self.low_bound > 1 else super().state_key()  # not a string once a guess was too low
+
+
+class BadStateKeyEnvironment(GuessEnvironment):
+    def start(self, task):
+        return BadStateKeyEpisode(task)
+
+
+def test_state_keys_arrive_on_every_transport_and_a_bad_one_drops_the_session():
+    turns = ["guess 99", "nonsense", "guess 99", "guess 1"]  # too high; invalid; the same bounds again
+    with BackgroundServer(GuessEnvironment) as server, EnvClient(server.address) as client:
+        for transport in ("unary", "session", "multiplex"):
+            episode = client.reset("test-hard-3", transport=transport)
+            keys = [episode.observation.state_key] + [episode.step(turn).state_key for turn in turns]
+            assert keys[:4] == ["1-100", "1-98", "1-98", "1-98"] and keys[4].startswith("2-"), transport
+    with BackgroundServer(BadStateKeyEnvironment) as server, EnvClient(server.address) as client:
+        episode = client.reset("test-hard-3")
+        assert episode.observation.state_key == "1-100" and episode.step("guess 99").state_key == "1-98"
+        with pytest.raises(EpisodeAborted) as err:
+            episode.step("guess 1")
+        assert err.value.code == grpc.StatusCode.INTERNAL and "state_key() returned int" in err.value.message
+
+
 def test_unavailable_while_loading_over_the_wire():
     proc = LocalServer("tests.slow_env:SlowLoadingEnvironment", "-o", "delay=3")
     try:
