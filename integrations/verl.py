@@ -23,7 +23,15 @@ An episode that infrastructure aborts (its server died, its session was lost) is
 another replica (`abort_retries`). If it still cannot be played its response mask is all 0 (none of
 its tokens is trained on) and `extra_fields["gymwire_aborted"]` is 1. verl's own GRPO would still count
 its reward (0.0) in its group's baseline; the advantage estimator `gymwire_grpo` (registered here,
-`algorithm.adv_estimator: gymwire_grpo`) leaves such samples out of the baseline. verl's trainer
+`algorithm.adv_estimator: gymwire_grpo`) leaves such samples out of the baseline.
+
+Turn-level credit (GiGPO, as `grpo: {advantage: turn}` trains it: trainer/turn_credit.py) needs each
+turn's anchor state and reward, which every sample carries in `extra_fields` (`gymwire_anchors`,
+`gymwire_turn_rewards`, one entry per sampled run of its response mask) and so in the batch's
+`non_tensor_batch`. verl 0.9 hands a registered estimator only `token_level_rewards`, `response_mask`,
+the `uid`s and the algorithm config, never those fields: `compute_turn_advantage(data)` is the step a
+trainer's advantage computation calls instead, and the estimator registered as `gymwire_gigpo` refuses,
+saying so, when verl calls it without them. verl's trainer
 imports this module in its Ray workers through `ray_kwargs.ray_init.runtime_env.worker_process_setup_hook:
 gymwire.integrations.verl.setup`; the stage launcher sets both.
 
@@ -68,12 +76,14 @@ from gymwire.trainer.rollout import (
     RolloutEngine,
 )
 from gymwire.trainer.sequence import ConversationBuilder, end_of_turn_ids
-from gymwire.trainer.types import Generation, SamplingParams, Trajectory
+from gymwire.trainer.turn_credit import GIGPO_GAMMA, GIGPO_WEIGHT, turn_advantages
+from gymwire.trainer.types import Generation, SamplingParams, StepRecord, Trajectory
 
 from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
 from .verl_stages import ADVANTAGE_ESTIMATOR, AGENT_NAME
 
 ABORTED = ("aborted", "abort")  # a replica's stop reason for a request cut short by a weight update
+TURN_ADVANTAGE_ESTIMATOR = "gymwire_gigpo"  # GiGPO's episode-plus-step advantage (trainer/turn_credit.py)
 
 
 class ServerManagerPolicy(Policy):
@@ -293,10 +303,12 @@ def agent_loop_output(
     success = trajectory.success and kept == len(trajectory.steps)
     generate_s = sum(s.generate_s for s in trajectory.steps)
     step_s = sum(s.step_s for s in trajectory.steps)
+    mask = tokens.response_mask[:response_length]
+    anchors, turn_rewards = response_turns(trajectory, mask, kept)
     return AgentLoopOutput(
         prompt_ids=tokens.prompt_ids,
         response_ids=tokens.response_ids[:response_length],
-        response_mask=tokens.response_mask[:response_length],
+        response_mask=mask,
         response_logprobs=tokens.response_logprobs[:response_length],
         reward_score=0.0 if reward is None else float(reward),
         num_turns=len(trajectory.messages),
@@ -309,6 +321,9 @@ def agent_loop_output(
             "gymwire_success": int(success),
             "gymwire_env": trajectory.env,
             "turn_scores": [s.reward for s in trajectory.steps],
+            # One entry per sampled run of response_mask, for turn-level credit (compute_turn_advantage).
+            "gymwire_anchors": anchors,
+            "gymwire_turn_rewards": turn_rewards,
             "tool_rewards": [],
             "gymwire_seconds": time.perf_counter() - started,
             # The weight versions the episode was sampled with: verl's V1 trainer tags each sample
@@ -317,6 +332,15 @@ def agent_loop_output(
             "max_global_steps": int(global_steps[1]),
         },
     )
+
+
+def response_turns(trajectory: Trajectory, response_mask: Sequence[int], kept: int) -> tuple[list[str], list[float]]:
+    """The anchor and reward of each turn with tokens in the response, one per run of 1s in its mask; a
+    turn the response length cuts (the `kept` turns are whole) keeps its anchor, its reward is 0 as in the
+    episode's reward_score."""
+    runs = len(_runs_of_ones(response_mask))
+    turns = [(i, s) for i, s in enumerate(trajectory.steps) if s.generated_tokens > 0][:runs]
+    return [s.anchor for _, s in turns], [s.reward if i < kept else 0.0 for i, s in turns]
 
 
 def kept_turns(trajectory: Trajectory, response_length: int) -> int:
@@ -380,6 +404,93 @@ def gymwire_grpo_advantage(
             advantages[members] = advantage / (std + epsilon) if normalise else advantage
     advantages = advantages.unsqueeze(-1) * response_mask
     return advantages, advantages
+
+
+@register_adv_est(TURN_ADVANTAGE_ESTIMATOR)
+def gymwire_turn_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any,
+    epsilon: float = 1e-6,
+    config: Any = None,
+    anchors: Any = None,
+    turn_rewards: Any = None,
+    gamma: float = GIGPO_GAMMA,
+    weight: float = GIGPO_WEIGHT,
+    **_: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GiGPO's advantage per token (trainer/turn_credit.py: the episode's group-relative return plus
+    `weight` x the turn's discounted return relative to the group's turns from the same anchor state),
+    each sampled run of a response mask being one turn. `anchors` and `turn_rewards`: per sample, one
+    entry per run (the `gymwire_anchors` and `gymwire_turn_rewards` of its extra fields). A sample with no
+    trained token is left out, as by gymwire_grpo; the episode's return is its token_level_rewards' sum."""
+    if anchors is None or turn_rewards is None:
+        raise ValueError(
+            f"the {TURN_ADVANTAGE_ESTIMATOR} advantage needs each sample's turn anchors and rewards "
+            "(non_tensor_batch gymwire_anchors and gymwire_turn_rewards), which verl's compute_advantage does "
+            "not pass to a registered estimator: compute the advantages with "
+            "gymwire.integrations.verl.compute_turn_advantage(data) in the trainer's advantage step"
+        )
+    normalise = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
+    scores = token_level_rewards.sum(dim=-1)
+    runs = [_runs_of_ones(row.tolist()) for row in response_mask]
+    episodes: list[Trajectory] = []
+    for i, key in enumerate(index):
+        if len(anchors[i]) != len(runs[i]) or len(turn_rewards[i]) != len(runs[i]):
+            raise ValueError(
+                f"sample {i}: {len(anchors[i])} anchors and {len(turn_rewards[i])} turn rewards for "
+                f"{len(runs[i])} sampled runs in its response mask"
+            )
+        steps = [
+            StepRecord(k, "", True, float(r), False, False, anchor=str(a))
+            for k, (a, r) in enumerate(zip(anchors[i], turn_rewards[i], strict=True))
+        ]
+        episodes.append(
+            Trajectory(env="", task_id="", group_id=str(key), reward=float(scores[i]), steps=steps, aborted=not runs[i])
+        )
+    adv = turn_advantages(episodes, gamma=gamma, weight=weight, scale_rewards=normalise, eps=epsilon)
+    row = {id(t): i for i, t in enumerate(episodes)}
+    advantages = torch.zeros_like(token_level_rewards, dtype=torch.float32)
+    for traj, per_turn in zip(adv.trajectories, adv.turn_advantages, strict=True):
+        i = row[id(traj)]
+        for (start, end), value in zip(runs[i], per_turn, strict=True):
+            advantages[i, start:end] = value
+    return advantages, advantages
+
+
+def compute_turn_advantage(
+    data: Any, config: Any = None, *, gamma: float = GIGPO_GAMMA, weight: float = GIGPO_WEIGHT
+) -> Any:
+    """verl's advantage step for `gymwire_gigpo`: a DataProto (token_level_rewards, response_mask, and the
+    uid, gymwire_anchors and gymwire_turn_rewards of its non_tensor_batch) gets `advantages` and `returns`."""
+    batch, extra = data.batch, data.non_tensor_batch
+    for key in ("uid", "gymwire_anchors", "gymwire_turn_rewards"):
+        if key not in extra:
+            raise KeyError(f"non_tensor_batch has no {key!r}: were the samples played by the {AGENT_NAME} loop?")
+    advantages, returns = gymwire_turn_advantage(
+        batch["token_level_rewards"],
+        batch["response_mask"],
+        extra["uid"],
+        config=config,
+        anchors=extra["gymwire_anchors"],
+        turn_rewards=extra["gymwire_turn_rewards"],
+        gamma=gamma,
+        weight=weight,
+    )
+    batch["advantages"], batch["returns"] = advantages, returns
+    return data
+
+
+def _runs_of_ones(mask: Sequence[int]) -> list[tuple[int, int]]:
+    """[start, end) of each run of non-zero entries."""
+    runs, start = [], None
+    for i, m in enumerate([*mask, 0]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
 
 
 def setup() -> None:

@@ -495,3 +495,81 @@ def test_gymwire_grpo_is_verl_grpo_with_aborted_samples_left_out_of_the_baseline
     verls, _ = compute_grpo_outcome_advantage(rewards[keep], mask[keep], index[keep])
     assert torch.allclose(ours[keep], verls)  # the others see a group without it
     assert ours[1].abs().sum() == 0
+
+
+def test_gymwire_gigpo_advantage_credits_turns_from_a_verl_batch():
+    """Turn-level credit on a batch laid out as verl's agent-loop workers lay it out: right-padded responses,
+    the reward on the last response token, each extra field an object array in non_tensor_batch."""
+    import numpy as np
+    import torch
+    from verl import DataProto
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    from gymwire.integrations.verl import (
+        TURN_ADVANTAGE_ESTIMATOR,
+        agent_loop_output,
+        compute_turn_advantage,
+        setup,
+    )
+    from gymwire.trainer.turn_credit import turn_advantages
+    from gymwire.trainer.types import StepRecord, Trajectory
+
+    def played(turns: list[tuple[str, float]]) -> Trajectory:
+        """A prompt of 3 tokens, then per turn 2 sampled tokens and 2 of the environment's reply."""
+        t = Trajectory(env="corridor", task_id="c", group_id="g", prompt_length=3)
+        t.token_ids, t.loss_mask = [1, 2, 3], [0, 0, 0]
+        for k, (anchor, reward) in enumerate(turns):
+            t.token_ids += [10 + k, 20 + k, 7, 7]
+            t.loss_mask += [1, 1, 0, 0]
+            t.add_step(StepRecord(k, "east", True, reward, False, False, generated_tokens=2, anchor=anchor))
+        t.logprobs = [0.0] * len(t.token_ids)
+        return t
+
+    group = [
+        played([("room 0", 0.0), ("room 1", 1.0)]),
+        played([("room 0", 0.0), ("room 0", 0.0), ("room 1", 1.0)]),
+        played([("room 0", 0.0), ("room 2", 0.0)]),
+        played([("room 0", 0.0)]),  # aborted below: left out of every baseline
+    ]
+    group[3].aborted = True
+
+    def batch(response_length: int) -> DataProto:
+        outputs = [agent_loop_output(t, response_length, filler_id=0, started=0.0) for t in group]
+        width = max(len(o.response_ids) for o in outputs)
+        mask, rewards = torch.zeros(len(outputs), width), torch.zeros(len(outputs), width)
+        for i, o in enumerate(outputs):
+            mask[i, : len(o.response_mask)] = torch.tensor(o.response_mask, dtype=torch.float32)
+            rewards[i, len(o.response_ids) - 1] = o.reward_score
+        extra = {}
+        for key in outputs[0].extra_fields:
+            extra[key] = np.empty(len(outputs), dtype=object)
+            extra[key][:] = [o.extra_fields[key] for o in outputs]
+        extra["uid"] = np.array(["g"] * len(outputs), dtype=object)
+        return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors=extra)
+
+    setup()
+    data = batch(64)
+    # verl's own advantage step passes a registered estimator none of the per-turn fields: it says so.
+    with pytest.raises(ValueError, match="compute_turn_advantage"):
+        compute_advantage(data, TURN_ADVANTAGE_ESTIMATOR, config=AlgoConfig())
+    advantages = compute_turn_advantage(data, AlgoConfig()).batch["advantages"]
+    expected = turn_advantages(group, eps=1e-6)
+    for i, per_turn in enumerate(expected.turn_advantages):
+        # each turn's 2 tokens at 4k, 4k + 1 of the response carry its advantage; the replies carry 0
+        row = [a for k, a in enumerate(per_turn) for _ in range(2)]
+        assert advantages[i][data.batch["response_mask"][i] > 0].tolist() == pytest.approx(row, rel=1e-6)
+        assert advantages[i][data.batch["response_mask"][i] == 0].abs().sum() == 0
+    assert advantages[3].abs().sum() == 0
+    # Without std scaling, as verl's norm_adv_by_std_in_grpo: false asks.
+    unscaled = compute_turn_advantage(batch(64), AlgoConfig(norm_adv_by_std_in_grpo=False)).batch["advantages"]
+    assert unscaled[0, :2].tolist() == pytest.approx(
+        [turn_advantages(group, scale_rewards=False).turn_advantages[0][0]] * 2
+    )
+
+    # A response cut inside episode 1's last (winning) turn: that turn keeps its anchor, its reward is not
+    # in what verl trains, so the episode's turns are credited as a loss.
+    cut = batch(9)
+    assert cut.non_tensor_batch["gymwire_anchors"][1] == ["room 0", "room 0", "room 1"]
+    assert cut.non_tensor_batch["gymwire_turn_rewards"][1] == [0.0, 0.0, 0.0]
+    assert compute_turn_advantage(cut).batch["advantages"][1, 8] < 0
