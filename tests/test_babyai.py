@@ -164,6 +164,7 @@ def test_state_key_follows_the_world_not_the_path():
     moved = keys("pickup grey key 1", "drop")
     there = keys("go to grey key 1")
     assert moved[-1] == there[-1] and moved[1] not in (moved[0], moved[2])  # the key back where it lay
+    assert room(((4, 3), Box("green", Key("red")))).state_key() != room(((4, 3), Box("green"))).state_key()
 
 
 def test_state_key_holds_a_sequenced_missions_progress():

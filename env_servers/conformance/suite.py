@@ -483,7 +483,8 @@ def _state_keys(p: Probe) -> None:
     f = p.info.features
     task_id, limit = p.first_task().id, f.max_turns_limit
     first = p.reset(task_id, max_turns=limit, include_valid_actions=f.provides_valid_actions)
-    observations, path = [first.observation], []
+    observations: list[pb.Observation] = [first.observation]
+    path: list[str] = []
     while len(path) < min(limit // 2, STATE_KEY_PATH_TURNS) or not path:
         path.append(_path_action(p, first.session_id))
         observations.append(p.step(first.session_id, path[-1], len(path) - 1))
