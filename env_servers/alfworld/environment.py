@@ -20,7 +20,13 @@ from gymwire.env_servers.alfworld.expert import Expert
 from gymwire.env_servers.alfworld.generator import NoSuchTask, cached
 from gymwire.env_servers.alfworld.goals import Goal
 from gymwire.env_servers.alfworld.parser import canonical, extract_action
-from gymwire.env_servers.alfworld.tasks import DEFAULT_TIERS, GeneratedTasks, parse_generated_id
+from gymwire.env_servers.alfworld.tasks import (
+    DEFAULT_TIERS,
+    MAX_TURNS_LIMIT,
+    GeneratedTasks,
+    default_max_turns,
+    parse_generated_id,
+)
 from gymwire.env_servers.alfworld.text import Wording, wording_named
 from gymwire.env_servers.alfworld.world import Room, World
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
@@ -152,8 +158,8 @@ class ALFWorldEnvironment(Environment):
             action_grammar=ACTION_GRAMMAR,
             provides_valid_actions=True,
             provides_expert=True,
-            default_max_turns=30,
-            max_turns_limit=100,
+            default_max_turns=default_max_turns(self._catalogue.list("test")),  # every test task fits (tasks.py)
+            max_turns_limit=MAX_TURNS_LIMIT,
         )
 
     def catalogue(self) -> TaskCatalogue:

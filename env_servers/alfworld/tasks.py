@@ -7,7 +7,14 @@ seeds `0..per_scene-1` of each. The same id always builds the same room and goal
 
 Category = the task type. Difficulty = the tier whose task types include it; by default
 easy = pick_and_place_simple and hard = the other five (a parameter: any partition of the six).
-Every task carries `expert_turns`, the oracle's turns from the start, to size turn limits.
+Every task carries `expert_turns`, the oracle's turns from the start, and `max_turns`, its turn
+limit: a quarter more than the expert's turns for an agent's detours, never below `BASE_MAX_TURNS`
+(AgentGym's 30) nor above `MAX_TURNS_LIMIT` (`turn_limit`). The expert searches honestly (it knows
+only what it has been shown), so a task whose object hides in the last of a kitchen's 18 cabinets
+needs 50 turns: the limit follows the task instead of cutting it off. The server's default is the
+largest limit of a listed test task (`default_max_turns`), so a client that asks for the default
+never gets less than any test task states; a train task in a big kitchen may state more (up to 97
+turns), which a client asks for with Reset's `max_turns`.
 
 Splits are by scene, as ALFWorld's seen/unseen evaluation: the test split is ALFRED's held-out
 scenes from the wheel (`TEST_SCENE_NUMBERS`: FloorPlan 1-6, 201-206, 301-306, 401-406) unless
@@ -16,6 +23,7 @@ scenes from the wheel (`TEST_SCENE_NUMBERS`: FloorPlan 1-6, 201-206, 301-306, 40
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +41,21 @@ GEN_PREFIX = "gen:"
 DEFAULT_TIERS: Mapping[str, tuple[str, ...]] = {"easy": (SIMPLE,), "hard": tuple(t for t in TASK_TYPES if t != SIMPLE)}
 _GEN_ID = re.compile(r"gen:([a-z_]+):floorplan(\d{1,3}):(\d{1,9})", re.IGNORECASE)
 MAX_EXPERT_TURNS = 200
+BASE_MAX_TURNS = 30  # the turn limit of a task the expert solves in 24 turns or fewer
+MAX_TURNS_LIMIT = 100  # the largest turn limit a Reset may ask for
+
+
+def turn_limit(expert_turns: int) -> int:
+    """A task's turn limit: the expert's turns and a quarter more, within [BASE_MAX_TURNS, MAX_TURNS_LIMIT]."""
+    return min(MAX_TURNS_LIMIT, max(BASE_MAX_TURNS, math.ceil(1.25 * expert_turns)))
+
+
+def default_max_turns(tasks: Iterable[Task]) -> int:
+    """The server's default turn limit: the largest limit of a listed test task (or the base)."""
+    return max(
+        [int(t.metadata["max_turns"]) for t in tasks if t.split == "test" and "max_turns" in t.metadata],
+        default=BASE_MAX_TURNS,
+    )
 
 
 @dataclass(frozen=True)
@@ -108,8 +131,10 @@ class GeneratedTasks:
             "room_type": made.room.room_type,
             "object": goal.obj.lower(),
             "goal": goal.text,
-            "expert_turns": str(len(expert_plan(made))),
         }
+        turns = len(expert_plan(made))
+        metadata["expert_turns"] = str(turns)
+        metadata["max_turns"] = str(turn_limit(turns))
         if goal.recep:
             metadata["receptacle"] = goal.recep.lower()
         if goal.toggle:
