@@ -66,7 +66,9 @@ def test_describe(env):
     info = env.describe()
     assert info.name == "babyai"
     assert info.provides_valid_actions and info.provides_expert
-    assert info.default_max_turns == 20
+    # The default is the largest level limit (BossLevel's), so every listed test task fits it.
+    limits = [int(t.metadata["max_turns"]) for t in env.catalogue().list(split="test")]
+    assert info.default_max_turns == max(limits) == 140 and min(limits) == 20
     assert "Thought:" in info.instruction and "Action:" in info.instruction
     for phrase in ("go to <color> <type> <k>", "pickup", "toggle and go through", "check available actions"):
         assert phrase in info.instruction or phrase in info.action_grammar

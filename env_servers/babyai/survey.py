@@ -4,7 +4,8 @@
 Without `--episodes` only minigrid's bot is run, alone, from each initial state; that is fast and
 decides the oracle's success (its advice reaches the goal exactly when the bot alone would). With
 `--episodes` whole text episodes are played by the oracle's advice, counting turns. The failing seeds
-it prints are what `solvable.BOT_FAILURES` records.
+it prints are what `solvable.BOT_FAILURES` records; with `--limits` (and `--episodes`) it also prints
+each level's longest episode in the form of `turn_limits.LONGEST_ORACLE_EPISODE`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from gymwire.env_servers.babyai.environment import BabyAIEpisode
 from gymwire.env_servers.babyai.solvable import bot_solves
 from gymwire.env_servers.babyai.tasks import TEST, TRAIN, TaskScheme
+from gymwire.env_servers.babyai.turn_limits import level_limit
 
 
 @dataclass
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0:20", help="START:STOP seed range")
     parser.add_argument("--listed", default="", help="TRAIN:TEST - instead of --seeds, the first listed seeds")
     parser.add_argument("--episodes", action="store_true", help="play text episodes by the oracle, count turns")
+    parser.add_argument("--limits", action="store_true", help="with --episodes: print each level's longest episode")
     args = parser.parse_args(argv)
     scheme = TaskScheme()
     levels = args.levels.split(",") if args.levels else [lv for tier in scheme.tiers.values() for lv in tier]
@@ -105,6 +108,12 @@ def main(argv: list[str] | None = None) -> None:
             f", {sum(t <= 20 for t in turns)} within 20 turns, mean turns {statistics.mean(turns):.1f}" if turns else ""
         )
         print(f"tier {tier}: {solved}/{tasks} solved{within}")
+    if args.limits:
+        print("LONGEST_ORACLE_EPISODE = {")
+        for r in reports:
+            if r.turns:
+                print(f'    "{r.level}": {max(r.turns)},  # limit {level_limit(max(r.turns))}')
+        print("}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ ids therefore fall in train. The tier is the configured tier that holds the leve
 level in none). The listing holds, for each split and tiered level, the first `tasks_per_level[split]`
 seeds of the split's range that the oracle solves (see `solvable.oracle_problem`), with `<Level>:seed=<n>`
 ids; the category is the level name. Tasks the oracle cannot solve stay playable by id, marked
-`oracle: none` in their metadata.
+`oracle: none` in their metadata. A task of a surveyed level states its turn limit as `max_turns`
+(turn_limits.py: the level's longest oracle episode and a quarter more); the server's default is the
+largest limit of a level with listed test tasks (`TaskScheme.default_max_turns`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from gymwire.env_servers.babyai.levels import (
     known_levels,
 )
 from gymwire.env_servers.babyai.solvable import oracle_problem
+from gymwire.env_servers.babyai.turn_limits import default_max_turns, turn_limit
 from gymwire.env_servers.sdk import Task
 
 TRAIN, TEST = "train", "test"
@@ -106,6 +109,8 @@ class TaskScheme:
         metadata["oracle"] = "babyai_bot" if problem is None else "none"
         if problem is not None:
             metadata["oracle_problem"] = problem
+        if (limit := turn_limit(level)) is not None:
+            metadata["max_turns"] = str(limit)
         return Task(task_id or named_id(level, seed), self.split_of(seed), self.tier_of(level), level, metadata)
 
     def resolve(self, task_id: str) -> Task | None:
@@ -129,6 +134,13 @@ class TaskScheme:
                 chosen.append(seed)
             seed += 1
         return chosen
+
+    def default_max_turns(self) -> int:
+        """The server's default turn limit: the largest of a level with listed test tasks."""
+        listed = self.tasks_per_level.get(TEST, 0) > 0
+        return default_max_turns(
+            level for levels in self.tiers.values() for level in levels if listed and level not in EXCLUDED_LEVELS
+        )
 
     def listing(self) -> list[Task]:
         """The enumerable tasks: per split, per tier, per level, the first seeds the oracle solves.
