@@ -280,6 +280,9 @@ _QUIET_ENV = {
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # datasets' map/filter bars (TRL's dataset preparation)
     "TRANSFORMERS_VERBOSITY": "error",  # transformers' advice-level warnings
     "TQDM_DISABLE": "1",  # any other library's tqdm bar that does not set `disable` itself
+    # torch's C++ warnings (vLLM's CPU backend: "NUMA binding: Using MEMBIND policy..."): read when
+    # torch loads, so this holds only where torch was not imported yet (gymwire's CLI imports it late).
+    "TORCH_CPP_LOG_LEVEL": "ERROR",
 }
 _quiet = False
 
@@ -309,6 +312,8 @@ def quiet_libraries() -> None:
         disable_progress_bars()
     if "vllm" in sys.modules:
         logging.getLogger("vllm").setLevel(logging.ERROR)
+    # "Triton not available, find_triton_kernels = []", logged when vLLM loads on a CPU-only machine.
+    logging.getLogger("torch._library").setLevel(logging.ERROR)
 
 
 def libraries_quiet() -> bool:

@@ -1,7 +1,7 @@
 """The engines' settings, one dataclass each, read straight from a run config's sections.
 
 Each class is the object its engine takes (`GRPOUpdater(model, GRPOConfig)`, `VLLMPolicy(model,
-settings=VLLMSettings)`, the trainer's checkpointing), so a run config's `grpo:`, `vllm:` and
+settings=VLLMConfig)`, the trainer's checkpointing), so a run config's `grpo:`, `vllm:` and
 `checkpoint:` sections are parsed into them once and nothing copies fields from one to another.
 This module imports no torch: a config is validated without loading any engine.
 """
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from gymwire.trainer.renamed import renamed
 
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
 
 
 @dataclass
-class LoRASettings:
+class LoRAConfig:
     """LoRA adapters instead of full fine-tuning when rank > 0 (peft)."""
 
     rank: int = 0  # 0: full fine-tuning
@@ -87,13 +89,13 @@ class GRPOConfig:
     # bf16-mixed on CUDA, fp32 elsewhere.
     precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = "auto"
     gradient_checkpointing: bool = False
-    lora: LoRASettings = field(default_factory=LoRASettings)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
     cpu_offload: bool = False  # under FSDP: parameters, gradients and optimizer state live in CPU RAM
     device: str | None = None  # None -> cuda when available, else cpu
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
-            self.lora = LoRASettings(**self.lora)
+            self.lora = LoRAConfig(**self.lora)
         if self.loss_normalization not in ("tokens", "sequences"):
             raise ValueError(f"loss_normalization must be 'tokens' or 'sequences', got {self.loss_normalization!r}")
         if self.old_logprobs not in ("trainer", "sampler"):
@@ -134,7 +136,7 @@ class GRPOConfig:
 
 
 @dataclass
-class VLLMSettings:
+class VLLMConfig:
     """The vLLM engine of `model.backend: vllm` (in this process) or `openai` (a server).
 
     On one GPU shared with the update, keep `gpu_memory_utilization` low enough for the update or
@@ -147,7 +149,7 @@ class VLLMSettings:
     enable_sleep_mode: bool = False  # CUDA only
     dtype: str = "auto"  # auto: float32 on CPU (3-4x faster there than bf16), the model's own dtype on GPU
     enforce_eager: bool | None = None  # None: eager on CPU (compiling costs minutes), graphs on GPU
-    kv_cache_gib: int = 1  # CPU only: KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    kv_cache_gib: float = 1.0  # CPU only: the KV cache's size (vLLM's kv_cache_memory_bytes), fractions allowed
     max_num_seqs: int | None = None  # None: vLLM's default
     enable_prefix_caching: bool | None = None  # None: vLLM's default
     # backend openai: the server's URL, and how new weights reach it. nccl: over a NCCL group
@@ -168,6 +170,8 @@ class VLLMSettings:
             raise ValueError("tensor_parallel_size must be >= 1")
         if self.max_model_len < 16:
             raise ValueError("max_model_len must be >= 16")
+        if not self.kv_cache_gib > 0:
+            raise ValueError(f"kv_cache_gib must be > 0, got {self.kv_cache_gib}")
         if self.weight_sync not in ("auto", "memory", "nccl", "disk"):
             raise ValueError(f"weight_sync must be auto, memory, nccl or disk, got {self.weight_sync!r}")
 
@@ -182,7 +186,9 @@ class VLLMSettings:
             # top-p), the same definition as the transformers backend and the trainer.
             "logprobs_mode": "processed_logprobs",
         }
-        if not on_cpu:
+        if on_cpu:
+            args["kv_cache_memory_bytes"] = int(self.kv_cache_gib * (1 << 30))
+        else:
             args["gpu_memory_utilization"] = self.gpu_memory_utilization
             args["enable_sleep_mode"] = self.enable_sleep_mode
         if self.max_num_seqs is not None:
@@ -194,7 +200,7 @@ class VLLMSettings:
 
 
 @dataclass
-class CheckpointSettings:
+class CheckpointConfig:
     """Resume points in `checkpoints/step-N/`; `state.json` names the newest complete one."""
 
     every: int = 1  # steps between checkpoints (0: only at the end of each stage)
@@ -227,7 +233,7 @@ def parse_memory(value: int | float | str) -> int:
 
 
 @dataclass
-class HardwareSettings:
+class HardwareConfig:
     """The GPUs a run config is sized for: `gymwire plan` and `gymwire train` check its memory plan
     against them. `gpus`: the GPUs the update runs on (torchrun's processes, one each); a vLLM
     server of `model.backend: openai` runs on GPUs of its own, not counted here."""
@@ -246,3 +252,16 @@ class HardwareSettings:
     @property
     def gpu_memory_bytes(self) -> int:
         return parse_memory(self.gpu_memory)
+
+
+if not TYPE_CHECKING:  # the names before every config object took the suffix Config
+    __getattr__ = renamed(
+        __name__,
+        {
+            "LoRASettings": "LoRAConfig",
+            "VLLMSettings": "VLLMConfig",
+            "CheckpointSettings": "CheckpointConfig",
+            "HardwareSettings": "HardwareConfig",
+        },
+        globals(),
+    )

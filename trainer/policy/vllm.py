@@ -4,7 +4,7 @@ Requests from many rollout coroutines are gathered by the micro-batcher and hand
 `LLM.generate` as one list (vLLM schedules them with continuous batching inside), in a worker
 thread so the event loop keeps serving environment RPCs.
 
-The engine is built from one `VLLMSettings` (a run config's `vllm:` section): `LLM(**settings.
+The engine is built from one `VLLMConfig` (a run config's `vllm:` section): `LLM(**settings.
 engine_args(on_cpu=...), model=..., seed=...)`.
 
 Log-probabilities: the engine is started with `logprobs_mode="processed_logprobs"`, so the
@@ -32,8 +32,8 @@ cache (level 1) while the trainer updates; `update_weights` then wakes the weigh
 ones, and wakes the KV cache (vLLM resumes scheduling once everything is resident).
 
 CPU settings (measured, see DESIGN): float32 (bf16 is 3-4x slower there), eager mode (compiling
-costs minutes per start), the KV cache size from `kv_cache_gib` (VLLM_CPU_KVCACHE_SPACE; vLLM's
-CPU default claims most of the RAM), and the engine in this process (V1 multiprocessing off: 8-11 s
+costs minutes per start), the KV cache size from `kv_cache_gib` (kv_cache_memory_bytes, fractions allowed;
+vLLM's CPU default claims most of the RAM), and the engine in this process (V1 multiprocessing off: 8-11 s
 to start instead of 34-50 s, unless the user set VLLM_ENABLE_V1_MULTIPROCESSING).
 """
 
@@ -53,7 +53,7 @@ from typing import Any
 from ..console import libraries_quiet
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
-from ..settings import VLLMSettings
+from ..settings import VLLMConfig
 from ..types import Generation, SamplingParams
 from .base import (
     BUCKET_BYTES,
@@ -69,7 +69,7 @@ from .base import (
 
 
 class VLLMPolicy(BatchedPolicy):
-    """vLLM's `LLM` engine in this process, configured by `settings` (defaults: VLLMSettings())."""
+    """vLLM's `LLM` engine in this process, configured by `settings` (defaults: VLLMConfig())."""
 
     sync_bucket_bytes = BUCKET_BYTES  # tensors handed to the workers per collective_rpc call
     # vLLM's init_distributed_environment would take torchrun's process group for its own and wait
@@ -79,7 +79,7 @@ class VLLMPolicy(BatchedPolicy):
     def __init__(
         self,
         model: str | os.PathLike[str] = "smollm2",
-        settings: VLLMSettings | None = None,
+        settings: VLLMConfig | None = None,
         *,
         seed: int = 0,
         max_batch: int = 64,
@@ -87,7 +87,7 @@ class VLLMPolicy(BatchedPolicy):
         stop_token_ids: list[int] | None = None,
         name: str | None = None,
     ) -> None:
-        self.settings = settings = settings or VLLMSettings()
+        self.settings = settings = settings or VLLMConfig()
         if settings.weight_sync == "nccl":
             raise ValueError(
                 "weight_sync: nccl is for a vLLM server on other GPUs (backend openai); "
@@ -103,8 +103,8 @@ class VLLMPolicy(BatchedPolicy):
             raise ValueError(
                 "enable_sleep_mode needs CUDA: vLLM's CPU backend has no sleep mode; set it to false on this machine"
             )
-        if on_cpu:  # vLLM reads it when the engine is built; it overrides any engine argument
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(settings.kv_cache_gib)))
+        if on_cpu:  # vLLM's legacy whole-GiB setting would override kv_cache_memory_bytes (engine_args)
+            os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
         # vLLM 0.32's CPU runner crashes on per-request seeds once a prefill is split into chunks
         # ("CPU Generator does not use offset"); there the engine seed alone governs sampling.
         self._per_request_seeds = not on_cpu
