@@ -226,14 +226,14 @@ class Smoke:
         return {server.env: server.address for server in self.servers}
 
     def vllm_settings(self, *, big: bool = False) -> Any:
-        from gymwire.trainer.settings import VLLMSettings
+        from gymwire.trainer.settings import VLLMConfig
 
         if self.cpu:
-            return VLLMSettings(max_model_len=2048, kv_cache_gib=1)
+            return VLLMConfig(max_model_len=2048, kv_cache_gib=1)
         utilization = self.scale.big_gpu_memory_utilization if big else self.scale.gpu_memory_utilization
         # bf16 on purpose (the default "auto" would follow the checkpoint's dtype), so that the sync check
         # compares the trainer's bf16 maths with an engine in bf16.
-        return VLLMSettings(
+        return VLLMConfig(
             max_model_len=4096,
             gpu_memory_utilization=utilization,
             enable_sleep_mode=True,
@@ -708,14 +708,14 @@ def big_update(
     """One GRPO step on the big model (smoke.updater), its time and peak memory recorded; whether it
     updated, with a finite loss, and moved the probed weights by about the learning rate."""
     from gymwire.trainer.grpo import GRPOUpdater
-    from gymwire.trainer.settings import LoRASettings
+    from gymwire.trainer.settings import LoRAConfig
 
     mode = smoke.args.big_update
     # Pure bf16 AdamW: ~8 bytes a parameter (61 GB at 7.6B) instead of bf16-mixed's ~16 (122 GB);
     # beta 0: no reference copy (another 15 GB). LoRA: only the adapters train.
     overrides: dict[str, Any] = {"precision": "bf16", "beta": 0.0, "learning_rate": 1e-6, "token_budget": 8192}
     if mode == "lora":
-        overrides["lora"] = LoRASettings(rank=64)
+        overrides["lora"] = LoRAConfig(rank=64)
     config = smoke.grpo_config(**overrides)
     if smoke.cuda:
         import torch

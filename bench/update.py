@@ -59,14 +59,14 @@ def main() -> None:
 
     from gymwire.trainer.grpo import GRPOUpdater
     from gymwire.trainer.model import default_model_dir, set_threads
-    from gymwire.trainer.settings import GRPOConfig, LoRASettings
+    from gymwire.trainer.settings import GRPOConfig, LoRAConfig
 
     set_threads(args.threads)
     batch = episodes(args.groups, args.group_size, args.prompt, args.turns)
     common = {"learning_rate": 1e-5, "beta": 0.0, "token_budget": 4096, "gradient_checkpointing": True}
     configs = {"full rows": GRPOConfig(**common, share_prefix=False), "shared prompt": GRPOConfig(**common)}
     if args.lora:
-        lora = LoRASettings(rank=args.lora, alpha=2 * args.lora)
+        lora = LoRAConfig(rank=args.lora, alpha=2 * args.lora)
         configs["LoRA, shared prompt"] = GRPOConfig(**common, lora=lora)
         configs["LoRA, shared, no ckpt"] = GRPOConfig(**{**common, "gradient_checkpointing": False}, lora=lora)
     rows = []

@@ -15,7 +15,7 @@ import torch
 from gymwire.trainer.grpo import (
     GRPOConfig,
     GRPOUpdater,
-    LoRASettings,
+    LoRAConfig,
     clipped_policy_loss,
     group_advantages,
     importance_weights,
@@ -249,7 +249,7 @@ def test_sampler_logprobs_align_with_training_logprobs(base_model, group) -> Non
 @pytest.fixture(scope="module")
 def lora_updater(model_dir):
     torch.manual_seed(0)
-    return GRPOUpdater(model_dir, GRPOConfig(lora=LoRASettings(rank=4), learning_rate=1e-4))
+    return GRPOUpdater(model_dir, GRPOConfig(lora=LoRAConfig(rank=4), learning_rate=1e-4))
 
 
 @pytest.mark.slow
@@ -410,7 +410,7 @@ def test_full_checkpoint_resumes_same_step_and_weights(stepped_full, model_dir, 
 @pytest.mark.slow
 def test_lora_checkpoint_resumes_identically_and_exports_merged(model_dir, base_model, tokenizer, tmp_path) -> None:
     trained = sample_group(base_model, tokenizer, "g1", [0.0, 1.0, 0.5], seed=3)
-    config = GRPOConfig(lora=LoRASettings(rank=4), learning_rate=1e-4, beta=0.0)
+    config = GRPOConfig(lora=LoRAConfig(rank=4), learning_rate=1e-4, beta=0.0)
     torch.manual_seed(1)
     first = GRPOUpdater(model_dir, config)
     first.step(trained)
@@ -472,7 +472,7 @@ def test_updates_per_step_splits_the_batch_into_off_policy_minibatches(model_dir
     episodes = sample_group(base_model, tokenizer, "u0", [1.0, 0.0], seed=4)
     episodes += sample_group(base_model, tokenizer, "u1", [0.0, 1.0], seed=5)
     updater = GRPOUpdater(
-        model_dir, GRPOConfig(beta=0.0, learning_rate=3e-4, updates_per_step=2, lora=LoRASettings(rank=4))
+        model_dir, GRPOConfig(beta=0.0, learning_rate=3e-4, updates_per_step=2, lora=LoRAConfig(rank=4))
     )
     metrics = updater.step(episodes)
     assert metrics["optimizer_steps"] == 2.0 and metrics["microbatches"] >= 2
@@ -514,7 +514,7 @@ def test_engine_settings_from_a_config_are_in_the_built_updater(model_dir) -> No
 
 @pytest.mark.slow
 def test_named_weights_stream_the_merged_policy_in_hf_names(model_dir, base_model, group) -> None:
-    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=1e-3, lora=LoRASettings(rank=4)))
+    updater = GRPOUpdater(model_dir, GRPOConfig(beta=0.0, learning_rate=1e-3, lora=LoRAConfig(rank=4)))
     updater.step(group)
     streamed = dict(updater.named_weights())
     assert set(streamed) == set(base_model.state_dict())

@@ -21,7 +21,7 @@ from gymwire.trainer import model
 from gymwire.trainer.model import default_model_dir, set_threads
 from gymwire.trainer.policy import MicroBatcher, make_policy
 from gymwire.trainer.sequence import ConversationBuilder
-from gymwire.trainer.settings import VLLMSettings
+from gymwire.trainer.settings import VLLMConfig
 from gymwire.trainer.types import Generation, SamplingParams
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -272,7 +272,7 @@ def test_micro_batcher_gathers_within_its_window_and_propagates_errors():
 @pytest.fixture(scope="class")
 def vllm():
     started = time.perf_counter()
-    policy = make_policy("vllm", "smollm2", settings=VLLMSettings(max_model_len=1024, kv_cache_gib=1))
+    policy = make_policy("vllm", "smollm2", settings=VLLMConfig(max_model_len=1024, kv_cache_gib=1))
     print(f"vLLM engine ready in {time.perf_counter() - started:.1f} s")
     yield policy
     policy.close()
@@ -378,4 +378,4 @@ class TestOpenAIServer:
         with pytest.raises(ValueError, match="temperature 1"):
             policy.score(ids, 0.5)
         with pytest.raises(ValueError, match="memory"):
-            make_policy("openai", vllm_server, settings=VLLMSettings(weight_sync="memory"))
+            make_policy("openai", vllm_server, settings=VLLMConfig(weight_sync="memory"))

@@ -180,3 +180,23 @@ def test_paper_configs_fit_their_engines():
         run = load_config(path)
         assert run.vllm.max_model_len >= run.rollout.max_total_tokens, path.name
         assert run.grpo.precision == "bf16-mixed" and run.grpo.gradient_checkpointing, path.name
+
+
+RENAMED = [
+    ("gymwire.trainer.settings", "LoRASettings", "LoRAConfig"),
+    ("gymwire.trainer.settings", "VLLMSettings", "VLLMConfig"),
+    ("gymwire.trainer.settings", "CheckpointSettings", "CheckpointConfig"),
+    ("gymwire.trainer.settings", "HardwareSettings", "HardwareConfig"),
+    ("gymwire.trainer.grpo", "LoRASettings", "LoRAConfig"),
+]
+
+
+@pytest.mark.parametrize(("module", "old", "new"), RENAMED)
+def test_old_config_names_still_import_and_warn(module, old, new):
+    import importlib
+
+    namespace = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=f"{module}.{old} is deprecated .*; use {new}"):
+        assert getattr(namespace, old) is getattr(namespace, new)
+    with pytest.raises(AttributeError, match="has no attribute 'VLLMSetings'"):
+        namespace.VLLMSetings  # noqa: B018

@@ -15,13 +15,13 @@ from typing import Any
 from verl.workers.rollout.replica import TokenOutput
 
 from gymwire.trainer.policy.vllm import VLLMPolicy
-from gymwire.trainer.settings import VLLMSettings
+from gymwire.trainer.settings import VLLMConfig
 from gymwire.trainer.types import SamplingParams
 
 
 class VLLMCPUReplica:
     def __init__(self, model: str, max_model_len: int) -> None:
-        self.policy = VLLMPolicy(model, VLLMSettings(max_model_len=max_model_len, kv_cache_gib=1), seed=0)
+        self.policy = VLLMPolicy(model, VLLMConfig(max_model_len=max_model_len, kv_cache_gib=1), seed=0)
         self.requests: list[dict[str, Any]] = []
         self.global_steps = 0  # the weight version, as verl's replica reports it
         self.update: tuple[int, int] | None = None  # (next version, tokens a request keeps when aborted)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from gymwire.trainer.settings import CheckpointSettings, GRPOConfig, HardwareSettings, LoRASettings, VLLMSettings
+from gymwire.trainer.settings import CheckpointConfig, GRPOConfig, HardwareConfig, LoRAConfig, VLLMConfig
 
 
 class ConfigError(ValueError):
@@ -98,9 +98,9 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rollout: RolloutSection = field(default_factory=RolloutSection)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the updater's own config (trainer/settings.py)
-    vllm: VLLMSettings = field(default_factory=VLLMSettings)  # the engine's own settings
-    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
-    hardware: HardwareSettings | None = None  # the GPUs it is sized for (checked by `gymwire plan` / `train`)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  # the engine's own settings
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    hardware: HardwareConfig | None = None  # the GPUs it is sized for (checked by `gymwire plan` / `train`)
     warm_start: WarmStart | None = None
     eval: EvalSection = field(default_factory=EvalSection)
     save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl
@@ -296,7 +296,7 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
         token_budget=4096,
         precision="fp32",
         gradient_checkpointing=True,  # same weights; a 4,096-token micro-batch otherwise keeps ~6 GB
-        lora=LoRASettings(),
+        lora=LoRAConfig(),
         cpu_offload=False,
     )
     cpu.warm_start = None

@@ -32,7 +32,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -73,7 +73,8 @@ from gymwire.trainer.microbatches import (
     pack_microbatches,
     validate_trajectory,
 )
-from gymwire.trainer.settings import GRPOConfig, LoRASettings
+from gymwire.trainer.renamed import renamed
+from gymwire.trainer.settings import GRPOConfig, LoRAConfig
 from gymwire.trainer.turn_credit import turn_advantages
 from gymwire.trainer.types import Trajectory
 
@@ -85,7 +86,7 @@ __all__ = [
     "Advantages",
     "GRPOConfig",
     "GRPOUpdater",
-    "LoRASettings",
+    "LoRAConfig",
     "MicroBatch",
     "clipped_policy_loss",
     "group_advantages",
@@ -95,6 +96,9 @@ __all__ = [
     "token_logprobs",
     "validate_trajectory",
 ]
+
+if not TYPE_CHECKING:
+    __getattr__ = renamed(__name__, {"LoRASettings": "LoRAConfig"}, globals())
 
 log = logging.getLogger("gymwire.trainer")
 

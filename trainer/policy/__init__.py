@@ -37,7 +37,7 @@ def policy_class(backend: str) -> type[Policy]:
 def make_policy(backend: str, model: Any = "smollm2", **kwargs: Any) -> Policy:
     """Build a policy by backend name; `model` is a name/folder (or a base URL for "openai").
 
-    `settings=` (a VLLMSettings) is passed to the vllm and openai backends. For "openai", a
+    `settings=` (a VLLMConfig) is passed to the vllm and openai backends. For "openai", a
     `model` that is not a URL is the local model folder (for the tokenizer) and the server is
     `settings.server_url`.
     """

@@ -43,7 +43,7 @@ import aiohttp
 
 from ..model import resolve_model
 from ..sequence import end_of_turn_ids
-from ..settings import VLLMSettings
+from ..settings import VLLMConfig
 from ..types import Generation, SamplingParams
 from .base import ContextFull, Policy, WeightsSource, is_folder, save_weights, shm_dir
 from .vllm import prompt_scores, require_temperature_one
@@ -73,7 +73,7 @@ class OpenAIPolicy(Policy):
     def __init__(
         self,
         base_url: str,
-        settings: VLLMSettings | None = None,
+        settings: VLLMConfig | None = None,
         *,
         model: str | None = None,
         tokenizer: Any = None,
@@ -87,7 +87,7 @@ class OpenAIPolicy(Policy):
         nccl_address: str | None = None,
         nccl_port: int = 0,
     ) -> None:
-        self.settings = settings or VLLMSettings()
+        self.settings = settings or VLLMConfig()
         if self.settings.weight_sync == "memory":
             raise ValueError(
                 "weight_sync: memory needs the engine in this process (backend vllm); "
