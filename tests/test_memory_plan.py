@@ -176,3 +176,9 @@ def test_memory_sizes():
         parse_config({**OLD_PAPER, "hardware": {"gpu_memory": "lots"}})
     with pytest.raises(ValueError, match="hardware.gpus"):
         parse_config({**OLD_PAPER, "hardware": {"gpus": 0}})
+
+
+def test_the_plan_counts_the_log_softmax_chunk_the_update_uses():
+    from gymwire.trainer import grpo_loss, memory_plan
+
+    assert memory_plan.LOGSOFTMAX_CHUNK_BYTES == 4 * grpo_loss.LOGSOFTMAX_CHUNK_ELEMENTS
