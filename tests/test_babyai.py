@@ -66,9 +66,10 @@ def test_describe(env):
     info = env.describe()
     assert info.name == "babyai"
     assert info.provides_valid_actions and info.provides_expert
-    # The default is the largest level limit (BossLevel's), so every listed test task fits it.
+    # Every listed test task states its level's limit (a Reset without max_turns gets it); the
+    # default (AgentGym's 20) is for the levels outside the survey.
     limits = [int(t.metadata["max_turns"]) for t in env.catalogue().list(split="test")]
-    assert info.default_max_turns == max(limits) == 140 and min(limits) == 20
+    assert info.default_max_turns == 20 and max(limits) == 140 and min(limits) == 20
     assert "Thought:" in info.instruction and "Action:" in info.instruction
     for phrase in ("go to <color> <type> <k>", "pickup", "toggle and go through", "check available actions"):
         assert phrase in info.instruction or phrase in info.action_grammar

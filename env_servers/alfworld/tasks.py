@@ -11,10 +11,9 @@ Every task carries `expert_turns`, the oracle's turns from the start, and `max_t
 limit: a quarter more than the expert's turns for an agent's detours, never below `BASE_MAX_TURNS`
 (AgentGym's 30) nor above `MAX_TURNS_LIMIT` (`turn_limit`). The expert searches honestly (it knows
 only what it has been shown), so a task whose object hides in the last of a kitchen's 18 cabinets
-needs 50 turns: the limit follows the task instead of cutting it off. The server's default is the
-largest limit of a listed test task (`default_max_turns`), so a client that asks for the default
-never gets less than any test task states; a train task in a big kitchen may state more (up to 97
-turns), which a client asks for with Reset's `max_turns`.
+needs 50 turns: the limit follows the task instead of cutting it off. A Reset without max_turns gets
+the task's own limit (the SDK's rule); the server's default (`BASE_MAX_TURNS`) is for a task that
+states none (real game files).
 
 Splits are by scene, as ALFWorld's seen/unseen evaluation: the test split is ALFRED's held-out
 scenes from the wheel (`TEST_SCENE_NUMBERS`: FloorPlan 1-6, 201-206, 301-306, 401-406) unless
@@ -48,14 +47,6 @@ MAX_TURNS_LIMIT = 100  # the largest turn limit a Reset may ask for
 def turn_limit(expert_turns: int) -> int:
     """A task's turn limit: the expert's turns and a quarter more, within [BASE_MAX_TURNS, MAX_TURNS_LIMIT]."""
     return min(MAX_TURNS_LIMIT, max(BASE_MAX_TURNS, math.ceil(1.25 * expert_turns)))
-
-
-def default_max_turns(tasks: Iterable[Task]) -> int:
-    """The server's default turn limit: the largest limit of a listed test task (or the base)."""
-    return max(
-        [int(t.metadata["max_turns"]) for t in tasks if t.split == "test" and "max_turns" in t.metadata],
-        default=BASE_MAX_TURNS,
-    )
 
 
 @dataclass(frozen=True)

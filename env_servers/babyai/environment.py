@@ -24,7 +24,7 @@ from gymwire.env_servers.babyai.levels import make_level
 from gymwire.env_servers.babyai.macros import CHECK, Menu, Plan, build_menu, execute, extract_action
 from gymwire.env_servers.babyai.tasks import DEFAULT_TEST_SEED_START, TaskScheme, parse_task_id
 from gymwire.env_servers.babyai.text_view import View, describe, observe
-from gymwire.env_servers.babyai.turn_limits import MAX_TURNS_LIMIT
+from gymwire.env_servers.babyai.turn_limits import BASE_MAX_TURNS, MAX_TURNS_LIMIT
 from gymwire.env_servers.babyai.world_state import world_state
 from gymwire.env_servers.sdk import EnvDescription, Environment, Episode, StepOutcome, Task, TaskCatalogue, UnknownTask
 from gymwire.env_servers.sdk.state_keys import hash_state
@@ -243,7 +243,7 @@ class BabyAIEnvironment(Environment):
             action_grammar=ACTION_GRAMMAR,
             provides_valid_actions=True,
             provides_expert=True,
-            default_max_turns=self.scheme.default_max_turns(),  # every listed test task fits (turn_limits.py)
+            default_max_turns=BASE_MAX_TURNS,  # a task of a surveyed level states its own limit (turn_limits.py)
             max_turns_limit=MAX_TURNS_LIMIT,
         )
 

@@ -12,8 +12,8 @@ level in none). The listing holds, for each split and tiered level, the first `t
 seeds of the split's range that the oracle solves (see `solvable.oracle_problem`), with `<Level>:seed=<n>`
 ids; the category is the level name. Tasks the oracle cannot solve stay playable by id, marked
 `oracle: none` in their metadata. A task of a surveyed level states its turn limit as `max_turns`
-(turn_limits.py: the level's longest oracle episode and a quarter more); the server's default is the
-largest limit of a level with listed test tasks (`TaskScheme.default_max_turns`).
+(turn_limits.py: the level's longest oracle episode and a quarter more), which a Reset without
+max_turns gets; other tasks get the server's default (20).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gymwire.env_servers.babyai.levels import (
     known_levels,
 )
 from gymwire.env_servers.babyai.solvable import oracle_problem
-from gymwire.env_servers.babyai.turn_limits import default_max_turns, turn_limit
+from gymwire.env_servers.babyai.turn_limits import turn_limit
 from gymwire.env_servers.sdk import Task
 
 TRAIN, TEST = "train", "test"
@@ -134,13 +134,6 @@ class TaskScheme:
                 chosen.append(seed)
             seed += 1
         return chosen
-
-    def default_max_turns(self) -> int:
-        """The server's default turn limit: the largest of a level with listed test tasks."""
-        listed = self.tasks_per_level.get(TEST, 0) > 0
-        return default_max_turns(
-            level for levels in self.tiers.values() for level in levels if listed and level not in EXCLUDED_LEVELS
-        )
 
     def listing(self) -> list[Task]:
         """The enumerable tasks: per split, per tier, per level, the first seeds the oracle solves.

@@ -8,16 +8,14 @@ rounded up to a multiple of 5, never below `BASE_MAX_TURNS` (AgentGym's 20 turns
 `MAX_TURNS_LIMIT`: `level_limit`. `python -m gymwire.env_servers.babyai.survey --listed 40:10
 --episodes --limits` measures them again and prints this table.
 
-Every task of a tabled level states its level's limit as `max_turns` in its metadata; the server's
-default (`default_max_turns`) is the largest limit of a level with listed test tasks, so a client that
-asks for the default never gets less than a task states. A level outside the table (playable by id
-only) states no limit: the default applies.
+Every task of a tabled level states its level's limit as `max_turns` in its metadata, and a Reset
+that sets no max_turns gets it (the SDK's rule). A level outside the table (playable by id only)
+states no limit: the server's default (`BASE_MAX_TURNS`) applies.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 BASE_MAX_TURNS = 20
 MAX_TURNS_LIMIT = 200
@@ -75,8 +73,3 @@ def turn_limit(level: str) -> int | None:
     """The level's turn limit, or None for a level that was not surveyed."""
     longest = LONGEST_ORACLE_EPISODE.get(level)
     return None if longest is None else level_limit(longest)
-
-
-def default_max_turns(levels: Iterable[str]) -> int:
-    """The server's default: the largest limit among `levels` (those with listed test tasks)."""
-    return max((limit for level in levels if (limit := turn_limit(level)) is not None), default=BASE_MAX_TURNS)

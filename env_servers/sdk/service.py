@@ -183,7 +183,7 @@ class EnvService:
             raise ServiceError.unavailable("server is shutting down; start the episode on another replica")
         task = self._resolve_task(request)
         d = self.description
-        max_turns = request.options.max_turns or d.default_max_turns
+        max_turns = request.options.max_turns or stated_turn_limit(task) or d.default_max_turns
         if max_turns > d.max_turns_limit:
             raise ServiceError.invalid_argument(f"max_turns {max_turns} exceeds this env's limit {d.max_turns_limit}")
         include_valid_actions = request.options.include_valid_actions
@@ -325,3 +325,12 @@ class EnvService:
         if expired:
             self.metrics.session_closed(len(self.sessions))
         return len(expired)
+
+
+def stated_turn_limit(task: Task) -> int:
+    """The turn limit a task states in its metadata (`max_turns`), 0 where it states none: a Reset
+    without max_turns gets it, so tasks that need very different budgets each get their own."""
+    try:
+        return max(0, int(task.metadata.get("max_turns", 0)))
+    except ValueError:
+        return 0
