@@ -314,8 +314,7 @@ class Smoke:
 def step_rollouts(smoke: Smoke, result: StepResult) -> None:
     from gymwire.client import EnvPool
     from gymwire.trainer.policy import make_policy
-    from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
-    from gymwire.trainer.types import SamplingParams
+    from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine, TaskRef
 
     scale = smoke.scale
     addresses = smoke.addresses()
@@ -329,9 +328,9 @@ def step_rollouts(smoke: Smoke, result: StepResult) -> None:
             for env in sorted(addresses):
                 tasks = await pool.list_tasks(env, "train", "easy", limit=scale.tasks_per_env)
                 refs += [TaskRef(env, t.id) for t in tasks]
-            config = RolloutConfig(SamplingParams(max_new_tokens=scale.max_new_tokens, temperature=1.0), 2048)
+            config = RolloutConfig(max_new_tokens=scale.max_new_tokens, temperature=1.0, max_total_tokens=2048)
             engine = RolloutEngine(
-                pool, smoke.policy, config, {env: EnvSettings(max_turns=scale.max_turns) for env in addresses}
+                pool, smoke.policy, config, {env: EnvConfig(max_turns=scale.max_turns) for env in addresses}
             )
             began = time.perf_counter()
             groups = await engine.groups(refs, scale.group_size, base_seed=0)

@@ -29,8 +29,7 @@ from pathlib import Path
 from bench import write_rows
 from gymwire.client import EnvPool
 from gymwire.env_servers.local import LocalServer
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
-from gymwire.trainer.types import SamplingParams
+from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine, TaskRef
 
 BACKENDS = {"hf-demo": ("hf", 8), "hf": ("hf", None), "vllm": ("vllm", None)}  # name -> (backend, max batch)
 
@@ -39,8 +38,8 @@ async def measure(policy, address: str, episodes: int, group: int, max_turns: in
     async with EnvPool([address]) as pool:
         tasks = await pool.list_tasks("textcraft", "train", "easy", limit=episodes // group + 1)
         refs = [TaskRef("textcraft", t.id) for t in tasks]
-        settings = {"textcraft": EnvSettings(max_turns=max_turns)}
-        engine = RolloutEngine(pool, policy, RolloutConfig(SamplingParams(max_new_tokens=tokens), 1536), settings)
+        settings = {"textcraft": EnvConfig(max_turns=max_turns)}
+        engine = RolloutEngine(pool, policy, RolloutConfig(max_new_tokens=tokens, max_total_tokens=1536), settings)
         await engine.groups(refs[-1:], 2, base_seed=99)  # warm-up: first batches, connections
         busy_before = policy.busy_seconds
         started = time.perf_counter()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gymwire.trainer.rollout import EnvSettings, TaskRef
+from gymwire.trainer.rollout import EnvConfig, TaskRef
 from gymwire.trainer.types import Trajectory
 
 TASK_PREFIX = "gymwire:"
@@ -37,7 +37,7 @@ def parse_task_key(text: str) -> TaskRef:
     return TaskRef(env, task_id)
 
 
-def check_single_sequence(settings: EnvSettings) -> None:
+def check_single_sequence(settings: EnvConfig) -> None:
     """External trainers train one sequence per episode: a history window (turns generated from a
     context that is not a prefix of that sequence) cannot be expressed."""
     if settings.history_turns is not None:
@@ -56,9 +56,9 @@ def server_addresses(servers: Any) -> list[str]:
     return [str(a) for a in servers]
 
 
-def episode_settings(spec: Mapping[str, Any]) -> EnvSettings:
+def episode_settings(spec: Mapping[str, Any]) -> EnvConfig:
     """A row's `extra_info.gymwire` turn limit and action-list switch."""
-    return EnvSettings(
+    return EnvConfig(
         max_turns=int(spec.get("max_turns", 0) or 0), show_valid_actions=bool(spec.get("show_valid_actions", False))
     )
 

@@ -40,8 +40,7 @@ from typing import Any
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.client.loop_thread import LoopThread
 from gymwire.trainer.policy.base import Policy
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, RolloutStats, TaskRef
-from gymwire.trainer.types import SamplingParams
+from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine, RolloutStats, TaskRef
 
 from .episodes import EpisodeTokens, check_single_sequence, episode_tokens, parse_task_key, task_key
 
@@ -73,7 +72,7 @@ class GymwireRollout:
         *,
         max_turn_tokens: int = 64,
         max_total_tokens: int = 1024,
-        env_settings: Mapping[str, EnvSettings] | None = None,
+        env_settings: Mapping[str, EnvConfig] | None = None,
         system_prompt: str | None = None,
         abort_retries: int = 2,
         channel_options: ChannelOptions | None = None,
@@ -82,9 +81,11 @@ class GymwireRollout:
         self.env_settings = dict(env_settings or {})
         for settings in self.env_settings.values():
             check_single_sequence(settings)
-        self.max_turn_tokens = max_turn_tokens
         self.config = RolloutConfig(
-            max_total_tokens=max_total_tokens, abort_retries=abort_retries, system_prompt=system_prompt
+            max_new_tokens=max_turn_tokens,
+            max_total_tokens=max_total_tokens,
+            abort_retries=abort_retries,
+            system_prompt=system_prompt,
         )
         self._channel_options = channel_options
         self._loop = LoopThread("gymwire-trl-episodes")
@@ -130,17 +131,16 @@ class GymwireRollout:
             # TRL pushes the new weights from the main process only and returns at once on the others:
             # no process may sample before that push is done.
             trainer.accelerator.wait_for_everyone()
-        sampling = SamplingParams(
-            max_new_tokens=self.max_turn_tokens,
+        config = replace(
+            self.config,
             temperature=float(getattr(trainer, "temperature", 1.0)),
             top_p=float(getattr(trainer, "top_p", 1.0)),
         )
-        episodes = self._loop.run(self._play(refs, policy, sampling))
+        episodes = self._loop.run(self._play(refs, policy, config))
         return rollout_output(episodes)
 
-    async def _play(self, refs: list[TaskRef], policy: Policy, sampling: SamplingParams) -> list[EpisodeTokens]:
+    async def _play(self, refs: list[TaskRef], policy: Policy, config: RolloutConfig) -> list[EpisodeTokens]:
         pool = await self._connected()
-        config = replace(self.config, sampling=sampling)
         engine = RolloutEngine(pool, policy, config, self.env_settings)
         engine.stats = self.stats
         trajectories = await asyncio.gather(*(engine.episode(ref, f"trl/{i}") for i, ref in enumerate(refs)))

@@ -248,11 +248,9 @@ class GymwireAgentLoop(AgentLoopBase):
             resume_delay_s=self.resume_delay_s,
         )
         config = RolloutConfig(
-            sampling=SamplingParams(
-                max_new_tokens=self.max_turn_tokens,
-                temperature=float(sampling_params.get("temperature", 1.0)),
-                top_p=float(sampling_params.get("top_p", 1.0)),
-            ),
+            max_new_tokens=self.max_turn_tokens,
+            temperature=float(sampling_params.get("temperature", 1.0)),
+            top_p=float(sampling_params.get("top_p", 1.0)),
             max_total_tokens=self.prompt_length + self.response_length,
             abort_retries=self.abort_retries,
             system_prompt=self.system_prompt,

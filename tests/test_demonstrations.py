@@ -24,12 +24,12 @@ from gymwire.trainer.masks import PLAIN_OFF, PLAIN_ON
 from gymwire.trainer.model import resolve_model
 from gymwire.trainer.policy import Policy
 from gymwire.trainer.records import write_trajectory
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import Generation, SamplingParams, Trajectory
 from tests.conftest import gymwire_cli
 
 SYSTEM = "You are a careful agent."
-SETTINGS = {"textcraft": EnvSettings(), "guess": EnvSettings(show_valid_actions=True, history_turns=1)}
+SETTINGS = {"textcraft": EnvConfig(), "guess": EnvConfig(show_valid_actions=True, history_turns=1)}
 REFS = [
     TaskRef("textcraft", "goal:blue_dye"),
     TaskRef("textcraft", "goal:oak_planks"),
@@ -67,7 +67,7 @@ def played(tokenizer) -> list[tuple[Trajectory, Trajectory]]:
             async with EnvPool([textcraft.address, guess.address]) as pool:
                 demos = await collect_demonstrations(pool, REFS, tokenizer, SETTINGS, 2048, SYSTEM)
                 assert [(d.env, d.task_id) for d in demos] == [(r.env, r.task_id) for r in REFS]
-                config = RolloutConfig(SamplingParams(max_new_tokens=200), max_total_tokens=2048, system_prompt=SYSTEM)
+                config = RolloutConfig(max_new_tokens=200, max_total_tokens=2048, system_prompt=SYSTEM)
                 rollouts = []
                 for ref, demo in zip(REFS, demos, strict=True):
                     turns = [m["content"] for m in demo.messages if m["role"] == "assistant"]

@@ -17,7 +17,7 @@ from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.metrics import mean_ci, summarize
 from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.report import write_report
-from gymwire.trainer.rollout import EnvSettings
+from gymwire.trainer.rollout import EnvConfig
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_report_plots_intervals_over_tasks(servers, tmp_path):
                 spec,
                 out_dir=tmp_path / "eval" / "base",
                 progress=False,
-                env_settings={"guess": EnvSettings(max_turns=4)},
+                env_settings={"guess": EnvConfig(max_turns=4)},
             )
 
     result = asyncio.run(main())

@@ -17,7 +17,7 @@ from gymwire.env_servers.webshop import WebShopEnvironment
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.failures import NO_RECORDS, commits, tags
 from gymwire.trainer.report import write_report
-from gymwire.trainer.rollout import Conversation, EnvSettings, NoTurn, TaskRef, TurnSource, play_episode, text_turn
+from gymwire.trainer.rollout import Conversation, EnvConfig, NoTurn, TaskRef, TurnSource, play_episode, text_turn
 from gymwire.trainer.types import Generation, StepRecord, Trajectory
 
 EXPERT = None  # in a script: ask the server's expert for this turn
@@ -42,7 +42,7 @@ def play(address: str, env: str, task_id: str, turns: Sequence[str | None], max_
     async def main() -> Trajectory:
         async with EnvPool([address]) as pool:
             return await play_episode(
-                pool, TaskRef(env, task_id), ScriptedTurns(turns), EnvSettings(max_turns=max_turns), group_id="g"
+                pool, TaskRef(env, task_id), ScriptedTurns(turns), EnvConfig(max_turns=max_turns), group_id="g"
             )
 
     return asyncio.run(main())
@@ -137,7 +137,7 @@ def test_report_does_not_guess_without_records(guess_server, tmp_path: Path):
                 "random",
                 EvalSpec(split="test", tasks_per_env=2, k=1),
                 out_dir=tmp_path / "eval" / "base",
-                env_settings={"guess": EnvSettings(max_turns=1)},
+                env_settings={"guess": EnvConfig(max_turns=1)},
                 progress=False,
             )
 

@@ -19,12 +19,12 @@ from gymwire.env_servers.local import LocalServer
 from gymwire.integrations.episodes import parse_task_key, task_key
 from gymwire.integrations.trl import GymwireRollout, episode_reward
 from gymwire.trainer.model import resolve_model
-from gymwire.trainer.rollout import EnvSettings, TaskRef
+from gymwire.trainer.rollout import EnvConfig, TaskRef
 from tests.conftest import kill_when
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "trl" / "grpo_gymwire.py"
 TWO_PROCESSES = Path(__file__).resolve().parent / "trl_two_processes.py"
-SETTINGS = {"textcraft": EnvSettings(max_turns=4)}
+SETTINGS = {"textcraft": EnvConfig(max_turns=4)}
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_a_grpo_step_through_trl_moves_the_weights_on_sampled_tokens_only(textcr
     def shorter_is_better(completions, completion_ids, **_):
         return [-float(len(ids)) for ids in completion_ids]
 
-    rollout = GymwireRollout([textcraft.address], max_turn_tokens=16, env_settings={"textcraft": EnvSettings(2)})
+    rollout = GymwireRollout([textcraft.address], max_turn_tokens=16, env_settings={"textcraft": EnvConfig(2)})
     config = GRPOConfig(
         output_dir=str(tmp_path),
         max_steps=1,

@@ -13,7 +13,7 @@ from gymwire.client import EnvPool
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.judge import CATEGORIES, NO_ANSWER, UNPARSEABLE, Judge, parse_category
 from gymwire.trainer.model import default_model_dir
-from gymwire.trainer.rollout import EnvSettings
+from gymwire.trainer.rollout import EnvConfig
 from tests.conftest import gymwire_cli
 from tests.test_policy import needs_vllm
 
@@ -45,7 +45,7 @@ def failing_run(address: str, run_dir: Path) -> list[dict]:
                 EvalSpec(split="test", tasks_per_env=2, k=1),
                 progress=False,
                 out_dir=run_dir / "eval" / "base",
-                env_settings={"guess": EnvSettings(max_turns=1)},
+                env_settings={"guess": EnvConfig(max_turns=1)},
             )
 
     asyncio.run(main())

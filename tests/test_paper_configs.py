@@ -29,10 +29,10 @@ import yaml
 from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.registry import available
 from gymwire.trainer.agents import play_reference
-from gymwire.trainer.config import RunConfig, load_config, scale_for_cpu
+from gymwire.trainer.config import RunConfig, env_configs, load_config, scale_for_cpu
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.rollout import RolloutEngine, TaskRef
-from gymwire.trainer.train import TaskStream, Trainer, env_settings_for
+from gymwire.trainer.train import TaskStream, Trainer
 
 pytestmark = pytest.mark.slow
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs" / "paper").glob("*.yaml"))
@@ -131,7 +131,7 @@ async def _check_against_servers(config: RunConfig, policy) -> list:
         # model-free with the settings the trainer evaluates with.
         e = config.eval
         spec = EvalSpec(e.envs, e.split, e.difficulty, e.category, e.tasks_per_env, e.k, config.seed)
-        result = await evaluate(pool, "random", spec, env_settings=trainer._eval_settings(), progress=False)
+        result = await evaluate(pool, "random", spec, env_settings=config.eval_env_configs(), progress=False)
         expected = set()
         for env in e.envs or config.envs:
             tiers = (await pool.info(env)).catalogue.difficulties
@@ -146,7 +146,7 @@ async def _check_against_servers(config: RunConfig, policy) -> list:
             assert {r.env for r in drawn} == {m.env for m in stage.mix}, stage.name
             listed = {TaskRef(m.env, t) for m in stage.mix for t in await stream.tasks(m)}
             assert set(drawn) <= listed, stage.name
-            settings = env_settings_for(stage.mix)
+            settings = env_configs(stage.mix)
             for entry in stage.mix:
                 ref = TaskRef(entry.env, (await stream.tasks(entry))[0])
                 played = await play_reference(pool, ref, "random", settings[entry.env], seed=config.seed)
@@ -157,7 +157,7 @@ async def _check_against_servers(config: RunConfig, policy) -> list:
 
         # The first stage's rollouts as the trainer makes them, by the model being trained.
         first = config.stages[0]
-        engine = RolloutEngine(pool, policy, trainer._rollout_config(), env_settings_for(first.mix))
+        engine = RolloutEngine(pool, policy, config.rollout, env_configs(first.mix))
         refs = await TaskStream(pool, config.seed).draw(first.name, 0, first.mix, config.rollout.batch_tasks)
         return await engine.groups(refs, config.rollout.group_size, base_seed=config.seed * 7919)
     finally:

@@ -15,8 +15,7 @@ from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.env_servers.textcraft import TextCraftEnvironment
 from gymwire.trainer.model import set_threads
 from gymwire.trainer.policy.hf import HFPolicy
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
-from gymwire.trainer.types import SamplingParams
+from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine, TaskRef
 
 pytestmark = pytest.mark.slow
 TASK = TaskRef("textcraft", "goal:blue_dye")
@@ -30,7 +29,7 @@ def policy():
 
 
 def rollout_config(tokens: int = 24) -> RolloutConfig:
-    return RolloutConfig(SamplingParams(max_new_tokens=tokens, temperature=1.0), max_total_tokens=2048)
+    return RolloutConfig(max_new_tokens=tokens, temperature=1.0, max_total_tokens=2048)
 
 
 def test_multi_turn_masks_are_exact(policy):
@@ -38,7 +37,7 @@ def test_multi_turn_masks_are_exact(policy):
 
         async def main():
             async with EnvPool([server.address]) as pool:
-                engine = RolloutEngine(pool, policy, rollout_config(), {"textcraft": EnvSettings(max_turns=3)})
+                engine = RolloutEngine(pool, policy, rollout_config(), {"textcraft": EnvConfig(max_turns=3)})
                 return await engine.group(TASK, 2, base_seed=1)
 
         group = asyncio.run(main())
@@ -96,7 +95,7 @@ def test_dead_server_mid_batch_is_retried_not_scored(policy):
 
     async def main():
         async with EnvPool([healthy.address, doomed.address], cooloff=60) as pool:
-            engine = RolloutEngine(pool, killer, rollout_config(16), {"textcraft": EnvSettings(max_turns=2)})
+            engine = RolloutEngine(pool, killer, rollout_config(16), {"textcraft": EnvConfig(max_turns=2)})
             groups = await engine.groups([TASK, TaskRef("textcraft", "goal:oak_planks")], 3, base_seed=0)
             return groups, engine.stats
 

@@ -188,6 +188,7 @@ RENAMED = [
     ("gymwire.trainer.settings", "CheckpointSettings", "CheckpointConfig"),
     ("gymwire.trainer.settings", "HardwareSettings", "HardwareConfig"),
     ("gymwire.trainer.grpo", "LoRASettings", "LoRAConfig"),
+    ("gymwire.trainer.rollout", "EnvSettings", "EnvConfig"),
 ]
 
 

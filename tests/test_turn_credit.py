@@ -19,7 +19,7 @@ from gymwire.env_servers.sdk.background import BackgroundServer
 from gymwire.trainer.config import ConfigError, parse_config
 from gymwire.trainer.grpo_loss import group_advantages
 from gymwire.trainer.microbatches import Batching, build_microbatches, split_minibatches
-from gymwire.trainer.rollout import EnvSettings, NoTurn, TaskRef, TurnSource, play_episode, state_anchor, text_turn
+from gymwire.trainer.rollout import EnvConfig, NoTurn, TaskRef, TurnSource, play_episode, state_anchor, text_turn
 from gymwire.trainer.settings import GRPOConfig
 from gymwire.trainer.turn_credit import discounted_returns, token_advantages, turn_advantages
 from gymwire.trainer.types import StepRecord, Trajectory, TurnSample
@@ -310,7 +310,7 @@ class ScriptedTurns(TurnSource):
 SCRIPTS = [["east"] * 3, ["east", "wait", "east", "east"], ["wait"] * 4]
 
 
-def play_group(address: str, tokenizer, settings: EnvSettings, group_id: str = "g") -> list[Trajectory]:
+def play_group(address: str, tokenizer, settings: EnvConfig, group_id: str = "g") -> list[Trajectory]:
     async def main():
         async with EnvPool([address]) as pool:
             return await asyncio.gather(
@@ -347,7 +347,7 @@ def tokenizer(model_dir):
 @pytest.fixture(scope="module")
 def keyed_group(tokenizer) -> list[Trajectory]:
     with BackgroundServer(Corridor) as server:
-        return play_group(server.address, tokenizer, EnvSettings(max_turns=4))
+        return play_group(server.address, tokenizer, EnvConfig(max_turns=4))
 
 
 @pytest.mark.slow
@@ -363,7 +363,7 @@ def test_a_rollout_records_the_state_each_turn_acted_from(keyed_group, tokenizer
     # The same episodes from a server that sends no keys: anchors are the hashes of the texts the turns
     # acted from; "You walk east." from rooms 1 and 2 is one anchor, where the keys told them apart.
     with BackgroundServer(UnkeyedCorridor) as server:
-        unkeyed = play_group(server.address, tokenizer, EnvSettings(max_turns=4))
+        unkeyed = play_group(server.address, tokenizer, EnvConfig(max_turns=4))
     start = f"You are at the west end of a corridor. The exit is {ROOMS} rooms east."
 
     def text(s: str) -> str:
@@ -433,7 +433,7 @@ def test_grpo_trains_each_turn_with_its_own_advantage(model_dir, tokenizer, keye
 @pytest.mark.slow
 def test_windowed_turns_carry_their_turns_advantage(model_dir, tokenizer) -> None:
     with BackgroundServer(Corridor) as server:
-        group = play_group(server.address, tokenizer, EnvSettings(max_turns=4, history_turns=1))
+        group = play_group(server.address, tokenizer, EnvConfig(max_turns=4, history_turns=1))
     assert [len(t.windowed_turns) for t in group] == [1, 2, 2]  # turns after the first two
     from gymwire.trainer.grpo import GRPOUpdater
 

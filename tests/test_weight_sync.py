@@ -177,12 +177,11 @@ def _padding_for(tokenizer, prompt_tokens: int) -> str:
 
 
 def test_a_full_context_ends_the_episode_as_truncated(engine, guess_server):
-    sampling = SamplingParams(max_new_tokens=8, temperature=1.0)
     cases = {"fits one short turn": _padding_for(engine.tokenizer, MAX_MODEL_LEN - 3), "never fits": "Think. " * 300}
 
     async def play(system: str):
         async with EnvPool([guess_server.address]) as pool:
-            config = RolloutConfig(sampling, max_total_tokens=4096, system_prompt=system)
+            config = RolloutConfig(max_new_tokens=8, temperature=1.0, max_total_tokens=4096, system_prompt=system)
             return await RolloutEngine(pool, engine, config).episode(TaskRef("guess", "train-easy-0"), "g")
 
     for label, system in cases.items():

@@ -20,7 +20,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from gymwire.integrations.trl import GymwireRollout, episode_reward
 from gymwire.trainer.model import resolve_model
-from gymwire.trainer.rollout import EnvSettings
+from gymwire.trainer.rollout import EnvConfig
 
 
 def text_score(completions: list[Any], completion_ids: list[list[int]], **_: Any) -> list[float]:
@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-    rollout = GymwireRollout([args.server], max_turn_tokens=8, env_settings={"textcraft": EnvSettings(max_turns=1)})
+    rollout = GymwireRollout([args.server], max_turn_tokens=8, env_settings={"textcraft": EnvConfig(max_turns=1)})
     played: list[str] = []
 
     def rollout_func(prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:

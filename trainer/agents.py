@@ -12,7 +12,7 @@ import random
 from typing import Any
 
 from gymwire.client import AsyncEpisode, EnvPool
-from gymwire.trainer.rollout import Conversation, EnvSettings, NoTurn, TaskRef, TurnSource, play_episode, text_turn
+from gymwire.trainer.rollout import Conversation, EnvConfig, NoTurn, TaskRef, TurnSource, play_episode, text_turn
 from gymwire.trainer.types import Generation, Trajectory
 
 REFERENCE_AGENTS = ("oracle", "random")
@@ -50,7 +50,7 @@ async def play_reference(
     pool: EnvPool,
     ref: TaskRef,
     kind: str,
-    settings: EnvSettings = EnvSettings(),
+    settings: EnvConfig = EnvConfig(),
     seed: int = 0,
     group_id: str = "",
     *,

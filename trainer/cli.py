@@ -164,8 +164,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from gymwire.client import ChannelOptions, EnvPool
     from gymwire.trainer.evaluate import EvalSpec
     from gymwire.trainer.evaluate import evaluate as run_eval
-    from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine
-    from gymwire.trainer.types import SamplingParams
+    from gymwire.trainer.rollout import EnvConfig, RolloutConfig, RolloutEngine
 
     spec = EvalSpec(
         split=args.split,
@@ -178,13 +177,16 @@ def evaluate(args: argparse.Namespace) -> int:
 
     async def main() -> str:
         async with EnvPool(args.env, ChannelOptions(token=args.token)) as pool:
-            settings = {env: EnvSettings(args.max_turns, args.show_valid_actions) for env in pool.env_names}
+            settings = {env: EnvConfig(args.max_turns, args.show_valid_actions) for env in pool.env_names}
             policy = make_policy(args.policy, args.threads)
             agent = (
                 args.policy
                 if policy is None
                 else RolloutEngine(
-                    pool, policy, RolloutConfig(SamplingParams(args.max_new_tokens, args.temperature)), settings
+                    pool,
+                    policy,
+                    RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
+                    settings,
                 )
             )
             try:

@@ -12,29 +12,38 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from gymwire.trainer.settings import CheckpointConfig, GRPOConfig, HardwareConfig, LoRAConfig, VLLMConfig
+from gymwire.trainer.settings import (
+    CheckpointConfig,
+    EnvConfig,
+    GRPOConfig,
+    HardwareConfig,
+    LoRAConfig,
+    RolloutConfig,
+    VLLMConfig,
+)
 
 
 class ConfigError(ValueError):
     """The config is malformed; the message names the offending key."""
 
 
-@dataclass
-class MixEntry:
+@dataclass(frozen=True, kw_only=True)
+class MixEntry(EnvConfig):
+    """Which tasks (env, split, difficulty, category) a stage draws, how often (weight), and the env's
+    switches it plays them with: the entry is the env's EnvConfig, so rollouts take it as it is."""
+
     env: str
     split: str = "train"
     difficulty: str = ""
     category: str = ""
     weight: float = 1.0
-    max_turns: int = 0  # 0: the environment's default
-    show_valid_actions: bool = False
-    history_turns: int | None = None
 
 
 @dataclass
@@ -54,19 +63,7 @@ class ModelConfig:
 
 
 @dataclass
-class RolloutSection:
-    group_size: int = 8  # G: samples per task (the paper: 8)
-    batch_tasks: int = 16  # tasks per step (the paper: 16)
-    max_new_tokens: int = 200
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_total_tokens: int = 4096
-    abort_retries: int = 2
-    system_prompt: str | None = None
-
-
-@dataclass
-class WarmStart:
+class WarmStartConfig:
     """Behaviour cloning on expert episodes before RL (the AgentGym recipe)."""
 
     episodes: int = 64
@@ -76,7 +73,7 @@ class WarmStart:
 
 
 @dataclass
-class EvalSection:
+class EvalConfig:
     split: str = "test"
     difficulty: str = ""  # empty: every tier
     category: str = ""  # empty: every category; "a,b": either
@@ -96,13 +93,13 @@ class RunConfig:
     stages: list[Stage]
     run_dir: str = "runs/run"
     model: ModelConfig = field(default_factory=ModelConfig)
-    rollout: RolloutSection = field(default_factory=RolloutSection)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # what the rollout engine takes
     grpo: GRPOConfig = field(default_factory=GRPOConfig)  # the updater's own config (trainer/settings.py)
     vllm: VLLMConfig = field(default_factory=VLLMConfig)  # the engine's own settings
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     hardware: HardwareConfig | None = None  # the GPUs it is sized for (checked by `gymwire plan` / `train`)
-    warm_start: WarmStart | None = None
-    eval: EvalSection = field(default_factory=EvalSection)
+    warm_start: WarmStartConfig | None = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
     save_rollouts: bool = True  # each step's episodes, token-exact with masks: rollouts/stage-S-step-N.jsonl
     token: str | None = None  # bearer token for servers started with --auth-token (default: $GYMWIRE_TOKEN)
     seed: int = 0
@@ -111,6 +108,30 @@ class RunConfig:
 
     def addresses(self) -> list[str]:
         return [a for addresses in self.envs.values() for a in addresses]
+
+    def eval_rollout(self) -> RolloutConfig:
+        """Evaluation's rollouts: the run's, with evaluation's own turn budget and temperature."""
+        return replace(
+            self.rollout,
+            max_new_tokens=self.eval.max_new_tokens or self.rollout.max_new_tokens,
+            temperature=self.eval.temperature,
+        )
+
+    def eval_env_configs(self) -> dict[str, EnvConfig]:
+        """Evaluation uses each env's turn limit from the stages (first mention wins), its action lists
+        only where a stage trains with them, and the whole history; `eval.max_turns` caps every env."""
+        configs: dict[str, EnvConfig] = {}
+        for stage in self.stages:
+            for entry in stage.mix:
+                configs.setdefault(entry.env, replace(entry, history_turns=None))
+        if self.eval.max_turns:
+            return {env: replace(configs.get(env, EnvConfig()), max_turns=self.eval.max_turns) for env in self.envs}
+        return configs
+
+
+def env_configs(mix: Sequence[MixEntry]) -> dict[str, EnvConfig]:
+    """Each env's switches in a mix: its entry itself (of several entries of one env, the last)."""
+    return {entry.env: entry for entry in mix}
 
 
 def _build(tp: Any, value: Any, path: str) -> Any:
@@ -302,7 +323,6 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
     cpu.warm_start = None
     for stage in cpu.stages:
         stage.steps = min(stage.steps, steps)
-        for entry in stage.mix:
-            entry.max_turns = 1
+        stage.mix = [replace(entry, max_turns=1) for entry in stage.mix]
     cpu.eval = replace(config.eval, tasks_per_env=1, k=2, max_new_tokens=12, max_turns=1, every_steps=0, base=True)
     return cpu

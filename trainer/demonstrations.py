@@ -14,7 +14,7 @@ from typing import Any
 from gymwire.client import EnvPool
 from gymwire.trainer.agents import play_reference
 from gymwire.trainer.console import Phase
-from gymwire.trainer.rollout import EnvSettings, TaskRef
+from gymwire.trainer.rollout import EnvConfig, TaskRef
 from gymwire.trainer.types import Trajectory
 
 
@@ -22,7 +22,7 @@ async def collect_demonstrations(
     pool: EnvPool,
     refs: Sequence[TaskRef],
     tokenizer: Any,
-    env_settings: dict[str, EnvSettings] | None = None,
+    env_settings: dict[str, EnvConfig] | None = None,
     max_total_tokens: int = 4096,
     system: str | None = None,
     phase: Phase | None = None,
@@ -38,7 +38,7 @@ async def collect_demonstrations(
             pool,
             ref,
             "oracle",
-            settings.get(ref.env, EnvSettings()),
+            settings.get(ref.env, EnvConfig()),
             tokenizer=tokenizer,
             max_total_tokens=max_total_tokens,
             system=system,

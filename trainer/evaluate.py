@@ -12,7 +12,7 @@ import asyncio
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from gymwire.client import EnvPool
@@ -22,7 +22,7 @@ from gymwire.trainer.faults import kill_point
 from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.model import release_memory
 from gymwire.trainer.records import drop_cut_line, read_trajectories, write_trajectory
-from gymwire.trainer.rollout import EnvSettings, RolloutEngine, TaskRef
+from gymwire.trainer.rollout import EnvConfig, RolloutEngine, TaskRef
 from gymwire.trainer.types import Trajectory
 
 __all__ = ["REFERENCE_AGENTS", "EvalResult", "EvalSpec", "evaluate", "select_tasks"]
@@ -94,7 +94,7 @@ async def evaluate(
     spec: EvalSpec,
     *,
     out_dir: Path | None = None,
-    env_settings: dict[str, EnvSettings] | None = None,
+    env_settings: dict[str, EnvConfig] | None = None,
     progress: bool | Console = True,
     desc: str = "eval",
     store_tokens: bool = False,
@@ -127,7 +127,7 @@ async def evaluate(
         if isinstance(agent, RolloutEngine):
             trajectory = await agent.episode(ref, group, seed=seed)
         else:
-            trajectory = await play_reference(pool, ref, agent, settings.get(ref.env, EnvSettings()), seed, group)
+            trajectory = await play_reference(pool, ref, agent, settings.get(ref.env, EnvConfig()), seed, group)
         async with lock:
             if sink is not None:
                 write_trajectory(sink, trajectory, sample=sample, tokens=store_tokens)
@@ -183,7 +183,7 @@ def summary_line(rows: Sequence[EvalRow]) -> str:
 
 
 def _identity(
-    agent: RolloutEngine | str, name: str, spec: EvalSpec, settings: dict[str, EnvSettings], envs: Sequence[str]
+    agent: RolloutEngine | str, name: str, spec: EvalSpec, settings: dict[str, EnvConfig], envs: Sequence[str]
 ) -> dict:
     sampling = asdict(agent.config.sampling) if isinstance(agent, RolloutEngine) else None
     return json.loads(
@@ -192,8 +192,14 @@ def _identity(
                 "agent": name or (agent if isinstance(agent, str) else type(agent.policy).__name__),
                 "sampling": sampling,
                 "spec": asdict(spec),
-                "env_settings": {env: asdict(s) for env, s in sorted(settings.items())},
+                "env_settings": {env: _env_fields(s) for env, s in sorted(settings.items())},
                 "envs": sorted(envs),
             }
         )
     )
+
+
+def _env_fields(config: EnvConfig) -> dict:
+    """EnvConfig's own fields, also of a subclass: a run's env configs are its mix entries, whose
+    task selection and weight are not the evaluation's."""
+    return {f.name: getattr(config, f.name) for f in fields(EnvConfig)}

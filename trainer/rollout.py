@@ -8,6 +8,9 @@ or dropped and counted; they never enter training as reward 0.
 One episode loop (`play_episode`) serves every agent: a `TurnSource` gives each turn (the policy
 sampling tokens, or a reference agent writing text), so rollouts, evaluations and expert
 demonstrations open and continue the conversation identically, token for token.
+
+Its config objects, `RolloutConfig` and `EnvConfig`, live in trainer/settings.py with the run
+config's other sections (a config loads without gRPC) and import from here too.
 """
 
 from __future__ import annotations
@@ -22,38 +25,22 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 
 from gymwire.client import AsyncEpisode, EnvPool, EpisodeAborted
 from gymwire.trainer.policy.base import ContextFull, Policy
+from gymwire.trainer.renamed import renamed
 from gymwire.trainer.sequence import ConversationBuilder, Message, encode, opening_messages
+from gymwire.trainer.settings import EnvConfig, RolloutConfig, Transport
 from gymwire.trainer.types import Generation, SamplingParams, StepRecord, Trajectory
 from gymwire.v1 import environment_pb2 as pb
 
+if not TYPE_CHECKING:
+    __getattr__ = renamed(__name__, {"EnvSettings": "EnvConfig"}, globals())
+
 log = logging.getLogger("gymwire.trainer")
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """Per-environment switches a stage controls (the paper's action-list ablation among them)."""
-
-    max_turns: int = 0  # 0: the environment's default
-    show_valid_actions: bool = False  # put the legal actions into every observation the agent reads
-    history_turns: int | None = None  # keep only the last K exchanges in the prompt (None: all)
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    max_total_tokens: int = 4096
-    abort_retries: int = 2  # an aborted episode is started again this many times before it is dropped
-    system_prompt: str | None = None  # prepended to the env's own instruction when set
-    stream: bool = True  # one Session stream per episode: cheaper than unary calls, frees the session at once
-    # All episodes of a connection share one Multiplex stream (many steps per message): the cheapest path;
-    # servers without it get a Session stream per episode. `stream` applies when this is off.
-    multiplex: bool = True
 
 
 @dataclass(frozen=True)
@@ -193,16 +180,16 @@ async def play_episode(
     pool: EnvPool,
     ref: TaskRef,
     source: TurnSource,
-    settings: EnvSettings = EnvSettings(),
+    settings: EnvConfig = EnvConfig(),
     *,
     group_id: str,
     system: str | None = None,
     max_total_tokens: int | None = None,
-    stream: bool = True,
-    multiplex: bool = True,
+    transport: Transport = "multiplex",
 ) -> Trajectory:
     """The episode loop of rollouts, evaluation and demonstrations: open the conversation, then
-    turn, step, observation until the episode ends, the context is full or the source stops."""
+    turn, step, observation until the episode ends, the context is full or the source stops.
+    `transport`: how the episode reaches its server (RolloutConfig.transport)."""
     trajectory = Trajectory(env=ref.env, task_id=ref.task_id, group_id=group_id)
     episode = None
     try:
@@ -212,8 +199,7 @@ async def play_episode(
             ref.task_id,
             include_valid_actions=settings.show_valid_actions,
             max_turns=settings.max_turns,
-            stream=stream,
-            multiplex=multiplex,
+            transport=transport,
         )
         trajectory.info.update(task_info(episode.task))
         opening = opening_messages(observation_text(episode.observation), instruction=info.instruction, system=system)
@@ -295,7 +281,7 @@ class RolloutEngine:
         pool: EnvPool,
         policy: Policy,
         config: RolloutConfig = RolloutConfig(),
-        env_settings: dict[str, EnvSettings] | None = None,
+        env_settings: dict[str, EnvConfig] | None = None,
     ):
         self.pool = pool
         self.policy = policy
@@ -303,8 +289,8 @@ class RolloutEngine:
         self.env_settings = env_settings or {}
         self.stats = RolloutStats()
 
-    def settings(self, env: str) -> EnvSettings:
-        return self.env_settings.get(env, EnvSettings())
+    def settings(self, env: str) -> EnvConfig:
+        return self.env_settings.get(env, EnvConfig())
 
     async def episode(self, ref: TaskRef, group_id: str, seed: int | None = None) -> Trajectory:
         """One episode; retried on abort. Returns an aborted trajectory only when retries run out."""
@@ -334,8 +320,7 @@ class RolloutEngine:
             group_id=group_id,
             system=self.config.system_prompt,
             max_total_tokens=self.config.max_total_tokens,
-            stream=self.config.stream,
-            multiplex=self.config.multiplex,
+            transport=self.config.transport,
         )
 
     async def group(self, ref: TaskRef, size: int, base_seed: int | None = None) -> list[Trajectory]:

@@ -1,20 +1,65 @@
 """The engines' settings, one dataclass each, read straight from a run config's sections.
 
-Each class is the object its engine takes (`GRPOUpdater(model, GRPOConfig)`, `VLLMPolicy(model,
-settings=VLLMConfig)`, the trainer's checkpointing), so a run config's `grpo:`, `vllm:` and
-`checkpoint:` sections are parsed into them once and nothing copies fields from one to another.
-This module imports no torch: a config is validated without loading any engine.
+Each class is the object its engine takes (`RolloutEngine(pool, policy, RolloutConfig, {env:
+EnvConfig})`, `GRPOUpdater(model, GRPOConfig)`, `VLLMPolicy(model, settings=VLLMConfig)`, the
+trainer's checkpointing), so a run config's `rollout:`, `grpo:`, `vllm:` and `checkpoint:` sections
+(and each stage's mix entries, which are EnvConfigs) are parsed into them once and nothing copies
+fields from one to another. This module imports no torch and no gRPC: a config is validated without
+loading any engine.
 """
 
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from gymwire.trainer.renamed import renamed
+from gymwire.trainer.types import SamplingParams
 
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "bf16")
+# How an episode reaches its server, as the client's `reset(transport=...)` names it: "multiplex"
+# (every episode of a connection on one Multiplex stream, the cheapest path; a Session stream per
+# episode where the server has no Multiplex), "session" (a Session stream per episode, which frees the
+# session the moment it ends) or "unary" (one call per operation).
+Transport = Literal["multiplex", "session", "unary"]
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Per-environment switches a stage controls (the paper's action-list ablation among them)."""
+
+    max_turns: int = 0  # 0: the environment's default
+    show_valid_actions: bool = False  # put the legal actions into every observation the agent reads
+    history_turns: int | None = None  # keep only the last K exchanges in the prompt (None: all)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutConfig:
+    """How episodes are played: a run config's `rollout:` section, and what `RolloutEngine` takes.
+    group_size and batch_tasks are read by whoever draws the tasks (the trainer), not by the engine."""
+
+    group_size: int = 8  # G: samples per task (the paper: 8)
+    batch_tasks: int = 16  # tasks per step (the paper: 16)
+    max_new_tokens: int = 200  # per turn
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_total_tokens: int = 4096  # the whole conversation's budget
+    abort_retries: int = 2  # an aborted episode is started again this many times before it is dropped
+    system_prompt: str | None = None  # prepended to the env's own instruction when set
+    transport: Transport = "multiplex"
+
+    def __post_init__(self) -> None:
+        if self.transport not in typing.get_args(Transport):
+            raise ValueError(
+                f"transport must be one of {', '.join(typing.get_args(Transport))}, got {self.transport!r}"
+            )
+
+    @property
+    def sampling(self) -> SamplingParams:
+        """Each turn's sampling request (the engine adds a seed per episode)."""
+        return SamplingParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
 
 
 @dataclass

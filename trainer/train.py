@@ -17,20 +17,20 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gymwire.client import ChannelOptions, EnvPool
-from gymwire.trainer.config import MixEntry, RunConfig, Stage
+from gymwire.trainer.config import MixEntry, RunConfig, Stage, env_configs
 from gymwire.trainer.console import Console, duration, resolve
 from gymwire.trainer.evaluate import EvalSpec, evaluate
 from gymwire.trainer.faults import kill_point
 from gymwire.trainer.records import write_trajectory
 from gymwire.trainer.resume import set_aside_uncovered, write_position
-from gymwire.trainer.rollout import EnvSettings, RolloutConfig, RolloutEngine, TaskRef
+from gymwire.trainer.rollout import RolloutEngine, TaskRef
 from gymwire.trainer.trackers import Trackers
-from gymwire.trainer.types import SamplingParams, Trajectory
+from gymwire.trainer.types import Trajectory
 
 if TYPE_CHECKING:
     from gymwire.trainer.distributed import Distributed
@@ -61,10 +61,6 @@ class RunState:
         tmp = run_dir / "state.json.tmp"
         tmp.write_text(json.dumps(asdict(self), indent=2))
         os.replace(tmp, run_dir / "state.json")
-
-
-def env_settings_for(mix: list[MixEntry]) -> dict[str, EnvSettings]:
-    return {m.env: EnvSettings(m.max_turns, m.show_valid_actions, m.history_turns) for m in mix}
 
 
 class TaskStream:
@@ -123,32 +119,6 @@ class Trainer:
                 raise ValueError(f"envs.{name}: {wrong[0]} serves {actual.get(wrong[0])!r}, not {name!r}")
         return pool
 
-    def _rollout_config(self, for_eval: bool = False) -> RolloutConfig:
-        r, e = self.config.rollout, self.config.eval
-        sampling = SamplingParams(
-            max_new_tokens=(e.max_new_tokens or r.max_new_tokens) if for_eval else r.max_new_tokens,
-            temperature=e.temperature if for_eval else r.temperature,
-            top_p=r.top_p,
-        )
-        return RolloutConfig(
-            sampling=sampling,
-            max_total_tokens=r.max_total_tokens,
-            abort_retries=r.abort_retries,
-            system_prompt=r.system_prompt,
-        )
-
-    def _eval_settings(self) -> dict[str, EnvSettings]:
-        """Evaluation uses each env's turn limit from the stages (first mention wins); no action lists
-        unless a stage trains with them."""
-        settings: dict[str, EnvSettings] = {}
-        for stage in self.config.stages:
-            for entry in stage.mix:
-                settings.setdefault(entry.env, EnvSettings(entry.max_turns, entry.show_valid_actions, None))
-        cap = self.config.eval.max_turns
-        if cap:
-            settings = {env: replace(settings.get(env, EnvSettings()), max_turns=cap) for env in self.config.envs}
-        return settings
-
     async def _evaluate(self, pool: EnvPool, policy: Policy, label: str, trained: bool = True) -> None:
         """Evaluate and record `label`. `trained`: of GRPO-trained weights, whose position is stored
         beside the results so a resume from an older checkpoint sets them aside."""
@@ -164,7 +134,7 @@ class Trainer:
             k=e.k,
             seed=self.config.seed,
         )
-        engine = RolloutEngine(pool, policy, self._rollout_config(for_eval=True), self._eval_settings())
+        engine = RolloutEngine(pool, policy, self.config.eval_rollout(), self.config.eval_env_configs())
         out = self.run_dir / "eval" / label
         if trained:
             write_position(out, self.state.stage, self.state.step)
@@ -197,7 +167,7 @@ class Trainer:
                 pool,
                 refs,
                 tokenizer,
-                env_settings_for(mix),
+                env_configs(mix),
                 self.config.rollout.max_total_tokens,
                 self.config.rollout.system_prompt,
                 phase=phase,
@@ -372,7 +342,7 @@ class Trainer:
         from gymwire.trainer.model import release_memory
 
         cfg = self.config
-        engine = RolloutEngine(pool, policy, self._rollout_config(), env_settings_for(stage.mix))
+        engine = RolloutEngine(pool, policy, cfg.rollout, env_configs(stage.mix))
         while self.state.step < stage.steps:
             step = self.state.step
             phase = self.console.phase(f"GRPO {stage.name} {step + 1}/{stage.steps}")

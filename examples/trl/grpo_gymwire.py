@@ -17,7 +17,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from gymwire.integrations.trl import GymwireRollout, episode_reward, episode_success
 from gymwire.trainer.model import resolve_model
-from gymwire.trainer.rollout import EnvSettings
+from gymwire.trainer.rollout import EnvConfig
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
         args.server,
         max_turn_tokens=args.max_turn_tokens,
         max_total_tokens=args.max_total_tokens,
-        env_settings={args.env: EnvSettings(max_turns=args.max_turns)},
+        env_settings={args.env: EnvConfig(max_turns=args.max_turns)},
     )
     config = GRPOConfig(
         output_dir=args.output_dir,
