@@ -6,10 +6,14 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from google.protobuf.json_format import MessageToDict
 
 from gymwire.client import ChannelOptions, EnvClient
+
+if TYPE_CHECKING:
+    from gymwire.env_servers.sdk.server import ServerConfig
 
 
 def _options(args: argparse.Namespace) -> ChannelOptions:
@@ -17,28 +21,17 @@ def _options(args: argparse.Namespace) -> ChannelOptions:
     return ChannelOptions(token=args.token, tls=args.tls or roots is not None, root_certificates=roots)
 
 
-def serve(args: argparse.Namespace) -> int:
-    from gymwire.env_servers.registry import parse_options
-    from gymwire.env_servers.sdk.logs import configure_logging
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The server `gymwire serve` starts, from its options (whose defaults are ServerConfig's own)."""
     from gymwire.env_servers.sdk.server import ServerConfig
-    from gymwire.env_servers.sdk.server import serve as run
     from gymwire.env_servers.sdk.service import ServiceLimits
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ValueError("--tls-cert and --tls-key go together")
-    # `module:Class` is usually the user's own file here: import from the current directory as `python -m`
-    # and uvicorn do (the `gymwire` script puts only its own folder on the path). Spawned workers inherit
-    # sys.path, so they import it too.
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    if args.log_format:  # worker processes read it from the environment
-        os.environ["GYMWIRE_LOG_FORMAT"] = args.log_format
-    configure_logging()
     limits = ServiceLimits(
         max_sessions=args.max_sessions, session_ttl_seconds=args.session_ttl, max_action_bytes=args.max_action_bytes
     )
-    config = ServerConfig(
+    return ServerConfig(
         host=args.host,
         port=args.port,
         limits=limits,
@@ -52,6 +45,23 @@ def serve(args: argparse.Namespace) -> int:
         max_streams=args.max_streams,
         max_connections=args.max_connections,
     )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gymwire.env_servers.registry import parse_options
+    from gymwire.env_servers.sdk.logs import configure_logging
+    from gymwire.env_servers.sdk.server import serve as run
+
+    config = server_config(args)
+    # `module:Class` is usually the user's own file here: import from the current directory as `python -m`
+    # and uvicorn do (the `gymwire` script puts only its own folder on the path). Spawned workers inherit
+    # sys.path, so they import it too.
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    if args.log_format:  # worker processes read it from the environment
+        os.environ["GYMWIRE_LOG_FORMAT"] = args.log_format
+    configure_logging()
     run(args.env, parse_options(args.option), config)
     return 0
 

@@ -18,28 +18,53 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from gymwire.env_servers.sdk.server import ServerConfig
+
     parser = argparse.ArgumentParser(prog="gymwire", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # The options' defaults are the server's own (ServerConfig, ServiceLimits), never restated here.
+    server = ServerConfig()
     p = sub.add_parser("serve", help="serve an environment over gRPC")
     p.add_argument("env", help="registered name (see `gymwire envs`) or module:attribute (from the current folder)")
     p.add_argument(
         "--host",
-        default=os.environ.get("GYMWIRE_HOST", "127.0.0.1"),
-        help="listen address (default 127.0.0.1; containers set 0.0.0.0)",
+        default=os.environ.get("GYMWIRE_HOST", server.host),
+        help=f"listen address (default $GYMWIRE_HOST, else {server.host}; containers set 0.0.0.0)",
     )
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (use the cores)")
+    p.add_argument("--port", type=int, default=server.port, help="default %(default)s")
     p.add_argument(
-        "--threads", type=int, default=0, help="env code in N threads (0: on the event loop until a call takes 50 ms)"
+        "--workers",
+        type=int,
+        default=server.workers,
+        help="processes sharing the port (use the cores; default %(default)s)",
     )
-    p.add_argument("--max-sessions", type=int, default=4096)
     p.add_argument(
-        "--max-streams", type=int, default=4096, help="open Session/Multiplex streams; more are RESOURCE_EXHAUSTED"
+        "--threads",
+        type=int,
+        default=server.threads,
+        help="env code in N threads (0: on the event loop until a call takes 50 ms; default %(default)s)",
     )
-    p.add_argument("--max-connections", type=int, default=0, help="open client connections (default 0: no limit)")
-    p.add_argument("--session-ttl", type=float, default=600.0, help="seconds an idle session lives")
-    p.add_argument("--max-action-bytes", type=int, default=16 * 1024)
+    p.add_argument("--max-sessions", type=int, default=server.limits.max_sessions, help="default %(default)s")
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        default=server.max_streams,
+        help="open Session/Multiplex streams; more are RESOURCE_EXHAUSTED (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=server.max_connections,
+        help="open client connections (0: no limit; default %(default)s)",
+    )
+    p.add_argument(
+        "--session-ttl",
+        type=float,
+        default=server.limits.session_ttl_seconds,
+        help="seconds an idle session lives (default %(default)s)",
+    )
+    p.add_argument("--max-action-bytes", type=int, default=server.limits.max_action_bytes, help="default %(default)s")
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
     p.add_argument(
@@ -48,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="require this bearer token (or $GYMWIRE_AUTH_TOKEN)",
     )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    p.add_argument("--grace", type=float, default=10.0, help="drain seconds on SIGTERM")
+    p.add_argument(
+        "--grace", type=float, default=server.grace_seconds, help="drain seconds on SIGTERM (default %(default)s)"
+    )
     p.add_argument("--log-format", choices=("json", "text"), default=None)
     p.add_argument(
         "-o",

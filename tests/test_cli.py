@@ -6,7 +6,10 @@ import json
 
 import pytest
 
+from gymwire.cli.commands import server_config
+from gymwire.cli.main import build_parser
 from gymwire.env_servers.local import LocalServer
+from gymwire.env_servers.sdk.server import ServerConfig
 from gymwire.trainer.masks import PLAIN_ON
 from gymwire.trainer.model import default_model_dir
 from gymwire.trainer.records import read_trajectories
@@ -41,6 +44,16 @@ def test_unknown_environment_is_a_clear_error():
 
 def test_envs_lists_registered():
     assert "guess" in gymwire_cli("envs").stdout
+
+
+def test_serve_options_default_to_the_servers_own_settings(monkeypatch):
+    monkeypatch.delenv("GYMWIRE_HOST", raising=False)
+    monkeypatch.delenv("GYMWIRE_AUTH_TOKEN", raising=False)
+    assert server_config(build_parser().parse_args(["serve", "guess"])) == ServerConfig()
+    given = ["serve", "guess", "--max-sessions", "8", "--session-ttl", "5", "--max-streams", "3", "--grace", "1"]
+    config = server_config(build_parser().parse_args(given))
+    assert (config.limits.max_sessions, config.limits.session_ttl_seconds) == (8, 5.0)
+    assert (config.max_streams, config.grace_seconds, config.port) == (3, 1.0, ServerConfig().port)
 
 
 @pytest.mark.slow
