@@ -532,6 +532,35 @@ def test_named_weights_stream_the_merged_policy_in_hf_names(model_dir, base_mode
     )
 
 
+def _tiny_gpt2() -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=2, n_head=2))
+
+
+@pytest.mark.parametrize("model", ["smollm2", "gpt2 (Conv1D layers)"])
+def test_lora_stream_is_peft_merge_held_to_the_end(model, model_dir) -> None:
+    """An engine keeps a bucket of streamed tensors before loading it: every one must still hold the
+    merged weight once the stream is exhausted, and the live model must be left as it was."""
+    import copy
+
+    source = model_dir if model == "smollm2" else _tiny_gpt2()
+    updater = GRPOUpdater(source, GRPOConfig(beta=0.0, lora=LoRAConfig(rank=4, alpha=8)))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, param in updater.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.01)
+    live = {k: v.clone() for k, v in updater.model.state_dict().items()}
+    expected = copy.deepcopy(updater.model).merge_and_unload().state_dict()
+    streamed = list(updater.named_weights())  # held, as vLLM's buckets and the disk shards hold them
+    assert sorted(name for name, _ in streamed) == sorted(expected)
+    for name, tensor in streamed:
+        torch.testing.assert_close(tensor, expected[name], atol=1e-6, rtol=0, msg=name)
+    assert all(torch.equal(v, live[k]) for k, v in updater.model.state_dict().items())
+
+
 # ------------------------------------------------------------------------------------------------
 # Behaviour cloning
 # ------------------------------------------------------------------------------------------------

@@ -162,6 +162,33 @@ def test_disk_sync_removes_its_folder_on_error(engine):
     assert gymwire_folders() == before
 
 
+@pytest.mark.parametrize("sync", ["auto", "disk"])
+def test_lora_training_reaches_the_engine(engine, sequence, sync):
+    """What the trainer's weight sync streams with LoRA: the adapters merged into their layers.
+    The consumer holds a bucket of tensors past the end of the stream, and the trainer's own
+    model must come out of it unchanged."""
+    from gymwire.trainer.grpo import GRPOConfig, GRPOUpdater, LoRAConfig
+
+    updater = GRPOUpdater(default_model_dir(), GRPOConfig(beta=0.0, lora=LoRAConfig(rank=32, alpha=32)))
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():  # trained adapters: B is no longer zero
+        for name, param in updater.model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.01)
+    trained = updater.sequence_logprobs(sequence)
+    base = engine.score(sequence)
+    assert mean_gap(base, trained) > 0.05  # the adapters are visible
+    engine.settings.weight_sync = sync
+    try:
+        engine.update_weights(updater.named_weights())
+        assert mean_gap(engine.score(sequence), trained) < 1e-3
+        assert updater.sequence_logprobs(sequence) == trained  # the live model was not touched
+    finally:
+        engine.settings.weight_sync = "auto"
+        engine.update_weights(default_model_dir())
+    assert mean_gap(engine.score(sequence), base) < 1e-3
+
+
 def _padding_for(tokenizer, prompt_tokens: int) -> str:
     """A system prompt that makes the guess env's first prompt exactly `prompt_tokens` long (or just under)."""
     describe = GuessEnvironment().describe()

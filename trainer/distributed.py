@@ -323,11 +323,13 @@ def _lora_delta(layer: Any, tensors: dict[str, torch.Tensor], prefix: str) -> to
     for adapter in layer.active_adapters:
         if adapter not in layer.lora_A:
             continue
-        if getattr(layer, "use_dora", {}).get(adapter, False) or getattr(layer, "fan_in_fan_out", False):
-            raise NotImplementedError(f"{prefix}: only plain LoRA on Linear layers can be merged here")
+        if getattr(layer, "use_dora", {}).get(adapter, False):
+            raise NotImplementedError(f"{prefix}: only plain LoRA (not DoRA) can be merged here")
         a = tensors[f"{prefix}.lora_A.{adapter}.weight"].float()
         b = tensors[f"{prefix}.lora_B.{adapter}.weight"].float()
         term = (b @ a) * layer.scaling[adapter]
+        if getattr(layer, "fan_in_fan_out", False):  # Conv1D (GPT-2) stores its weight as (in, out)
+            term = term.T
         delta = term if delta is None else delta + term
     if delta is None:
         raise ValueError(f"{prefix}: no active LoRA adapter")

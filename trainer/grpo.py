@@ -324,28 +324,23 @@ class GRPOUpdater:
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """The current policy's tensors in Hugging Face naming, LoRA merged, one at a time: what an
         inference engine loads in memory (`Policy.update_weights`). The tensors are the live ones
-        (no copies); consume the iterator to the end before the next step. Under torchrun every rank
-        must consume it (each tensor is gathered from the shards); rank 0 uses the tensors."""
-        if self.dist.enabled:
-            tied = tied_keys(self._hf_model())
+        (no copies) except LoRA-merged weights, which are new tensors; consume the iterator to the end
+        before the next step. Under torchrun every rank must consume it (each tensor is gathered from
+        the shards); rank 0 uses the tensors."""
+        if self.dist.enabled or self.is_lora:
+            # LoRA is merged layer by layer into new tensors, never into the live weights: a consumer
+            # holds what it was given until it has a bucket's worth (vLLM, disk shards), past the
+            # end of this iterator, where an in-place merge would already have been undone.
+            tied = sorted(tied_keys(self._hf_model()))
+            embedding = _input_embedding_name(self._hf_model()) if tied else None
             for name, tensor in full_state_items(self.model, self.dist):
                 yield name, tensor
-                if name == "model.embed_tokens.weight":  # gathered once; the engine wants every name
-                    for key in sorted(tied):
+                if name == embedding:  # a tied weight comes once, as the embedding; the engine wants every name
+                    for key in tied:
                         yield key, tensor
             return
-        if not self.is_lora:
-            for name, tensor in self.model.state_dict().items():
-                yield name, tensor.detach()
-            return
-        base = self.model.get_base_model()
-        self.model.merge_adapter()
-        try:
-            for name, tensor in base.state_dict().items():
-                if "lora_" not in name:
-                    yield hf_name(name), tensor.detach()
-        finally:
-            self.model.unmerge_adapter()
+        for name, tensor in self.model.state_dict().items():
+            yield name, tensor.detach()
 
     def save(self, directory: str | os.PathLike[str], *, weights_only: bool = False) -> Path:
         """Checkpoint: weights (full model, or the LoRA adapter), tokenizer, optimizer, scheduler, step.
@@ -411,7 +406,7 @@ class GRPOUpdater:
                 write_hf_folder(out, weights, self._hf_model(), self.tokenizer)
             return out
         out.mkdir(parents=True, exist_ok=True)
-        if self.is_lora:  # the merged weights, copied before the adapters are unmerged again
+        if self.is_lora:  # the merged weights; the others copied (the model keeps its own)
             merged = {name: tensor.clone() for name, tensor in self.named_weights()}
             self.model.get_base_model().save_pretrained(str(out), state_dict=merged, safe_serialization=True)
         else:
@@ -596,6 +591,13 @@ class GRPOUpdater:
             "is_weight_mean": sums["is_weight_sum"] / denom if tokens else 1.0,
             "is_capped_fraction": sums["is_capped"] / denom,
         }
+
+
+def _input_embedding_name(model: Any) -> str:
+    """The Hugging Face name of the input embedding's weight (`model.embed_tokens.weight`,
+    `transformer.wte.weight`...): the name a tied lm_head is streamed under first."""
+    embeddings = model.get_input_embeddings()
+    return next(hf_name(f"{name}.weight") for name, module in model.named_modules() if module is embeddings)
 
 
 def _mean(values: Sequence[float]) -> float:
