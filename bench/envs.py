@@ -51,7 +51,7 @@ async def through_server(address: str, sessions: int, seconds: float) -> float:
         nonlocal steps
         client = clients[i % len(clients)]
         while time.perf_counter() < stop:
-            episode = await client.reset(tasks[i % len(tasks)].id, stream=True, max_turns=100)
+            episode = await client.reset(tasks[i % len(tasks)].id, transport="session", max_turns=100)
             while not episode.done and time.perf_counter() < stop:
                 await episode.step(TURN)
                 steps += 1

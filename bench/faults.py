@@ -259,7 +259,7 @@ async def _abuse(address: str, filters: int, sessions: int, cycle: int) -> None:
 
         async def abandon(i: int) -> None:
             async with semaphore:
-                episode = await client.reset(f"test-hard-{i % 50}", stream=i % 4 == 0)
+                episode = await client.reset(f"test-hard-{i % 50}", transport="session" if i % 4 == 0 else "unary")
                 await episode.step("guess 50")  # and never closed: streams end with the channel
 
         await asyncio.gather(*(abandon(i) for i in range(sessions)))
@@ -306,7 +306,7 @@ async def _play(pool: EnvPool, task_id: str, stream: bool, pace: float, result: 
     for attempt in range(2):  # one retry on another replica, as the trainer does
         episode = None
         try:
-            episode = await pool.reset("guess", task_id, stream=stream)
+            episode = await pool.reset("guess", task_id, transport="session" if stream else "unary")
             while not episode.done:
                 await asyncio.sleep(pace)
                 action = await episode.expert_action()
@@ -390,7 +390,7 @@ async def _nan_episodes(address: str, episodes: int) -> tuple[int, int, Counter]
     scored, non_finite, codes = 0, 0, Counter()
     async with EnvPool([address]) as pool:
         for i in range(episodes):
-            episode = await pool.reset("guess", f"test-hard-{i}", stream=i % 2 == 0)
+            episode = await pool.reset("guess", f"test-hard-{i}", transport="session" if i % 2 == 0 else "unary")
             try:
                 obs = await episode.step("nan" if i % 2 else "inf")
                 scored += 1

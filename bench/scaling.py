@@ -33,7 +33,7 @@ async def drive(address: str, sessions: int, channels: int, seconds: float) -> f
 
     async def play(client: AsyncEnvClient, i: int) -> None:
         nonlocal steps
-        episode = await client.reset(f"burn-{i % 8}", stream=True, max_turns=1000)
+        episode = await client.reset(f"burn-{i % 8}", transport="session", max_turns=1000)
         while time.perf_counter() < stop_at:
             await episode.step("hello")
             steps += 1

@@ -102,7 +102,7 @@ async def _episode(pool: EnvPool, ledger: Ledger, episode: int, rng: random.Rand
     for attempt in range(2):  # one retry on another replica, as the trainer's abort_retries
         handle = None
         try:
-            handle = await pool.reset("guess", task, multiplex=True)
+            handle = await pool.reset("guess", task, transport="multiplex")
             while not handle.done:
                 await asyncio.sleep(pace * (0.5 + rng.random()))  # the sampler's time, spread out
                 await handle.step(f"Action: guess {rng.randint(1, 10)}")
