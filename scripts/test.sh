@@ -11,9 +11,9 @@ python protos/generate.py --check
 ruff check .
 ruff format --check .
 
-# The slower checks are independent of each other (mypy is one busy core; the recipe replay and the
-# Node.js example mostly wait on package downloads and server starts): they run side by side, each
-# into its own log, shown in this order once all are done; any failure fails the command.
+# The slower checks are independent of each other and of the tests (mypy is one busy core; the recipe
+# replay and the Node.js example mostly wait on package downloads and server starts): they run beside
+# the tests, each into its own log, shown in this order after the tests; any failure fails the command.
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 declare -A pids
@@ -40,26 +40,29 @@ fi
 # and the static checks of compose and the Kubernetes manifests.
 check replay env REPLAY_TOOLS=1 bash docker/replay-recipe.sh
 # tests/test_docker_build_stage.py builds in a debootstrap'd Debian root, made once per machine (minutes of
-# downloads on a fresh one): made here, beside the checks above, where the tests will be able to use it.
+# downloads on a fresh one): started here, beside the checks above; the test waits on its lock and reuses it.
 if [[ $(id -u) -eq 0 ]] && command -v debootstrap >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1; then
   check clean-root python -c 'import runpy; runpy.run_path("docker/clean-root-build.py")["base_root"]()'
 fi
+set +e
+# Two workers, a module at a time each (module fixtures and Background stay in one process); the slow
+# modules go first (tests/conftest.py). GYMWIRE_TEST_WORKERS=0 runs everything in this process.
+workers=${GYMWIRE_TEST_WORKERS:-2}
+if [[ $workers -gt 0 ]]; then set -- -n "$workers" --dist loadfile "$@"; fi
+python -m pytest -q -p no:cacheprovider "$@"
+status=$?
+set -e
 failed=()
 for name in typecheck node replay clean-root; do
   [[ -n ${pids[$name]:-} ]] || continue
-  if wait "${pids[$name]}"; then status=ok; else status=FAILED; failed+=("$name"); fi
-  echo "== $name: $status ($(cat "$logs/$name.seconds" 2>/dev/null || echo '?') s)"
+  if wait "${pids[$name]}"; then result=ok; else result=FAILED; failed+=("$name"); fi
+  echo "== $name: $result ($(cat "$logs/$name.seconds" 2>/dev/null || echo '?') s)"
   cat "$logs/$name.log"
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "failed: ${failed[*]}" >&2
   exit 1
 fi
-
-set +e
-python -m pytest -q -p no:cacheprovider "$@"
-status=$?
-set -e
 if [[ $status -eq 5 ]]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1

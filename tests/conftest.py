@@ -20,6 +20,33 @@ from gymwire.env_servers.reference import GuessEnvironment
 from gymwire.env_servers.sdk.background import BackgroundServer
 
 os.environ.setdefault("GYMWIRE_LOG_LEVEL", "WARNING")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per worker (read when torch loads, after this): the workers share the cores, and
+    # more threads than cores only wait on each other at every op.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# The modules that take minutes (model loads, vLLM engines, trainer subprocesses), longest first: with
+# `-n 2 --dist loadfile` a worker takes a whole module at a time, so the long ones start at once and the
+# many short ones fill in around them instead of one long module running alone at the end.
+SLOW_MODULES = (
+    "test_integration_verl.py",
+    "test_resume.py",
+    "test_paper_configs.py",
+    "test_gpu_smoke.py",
+    "test_train.py",
+    "test_reliability.py",
+    "test_integration_trl.py",
+    "test_distributed.py",
+    "test_weight_sync.py",
+    "test_grpo.py",
+    "test_integration_skyrl.py",
+    "test_policy.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_MODULES)))  # stable: order within a module holds
 
 
 @pytest.fixture(scope="session")
