@@ -87,6 +87,7 @@ def test_log_records_and_errors_do_not_tear_the_line_in_place(monkeypatch, capsy
     out = Terminal()
     console = Console(out, tick=0)
     logger = logging.getLogger("gymwire.test-console")
+    logger.propagate = False  # only this handler: a `gymwire` command run earlier in this process set up its own
     handler = ConsoleHandler(console)
     logger.addHandler(handler)
     try:
