@@ -336,7 +336,7 @@ def response_turns(trajectory: Trajectory, response_mask: Sequence[int], kept: i
     """The anchor and reward of each turn with tokens in the response, one per run of 1s in its mask; a
     turn the response length cuts (the `kept` turns are whole) keeps its anchor, its reward is 0 as in the
     episode's reward_score."""
-    runs = len(_runs_of_ones(response_mask))
+    runs = len(runs_of_ones(response_mask))
     turns = [(i, s) for i, s in enumerate(trajectory.steps) if s.generated_tokens > 0][:runs]
     return [s.anchor for _, s in turns], [s.reward if i < kept else 0.0 for i, s in turns]
 
@@ -431,7 +431,7 @@ def gymwire_turn_advantage(
         )
     normalise = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
     scores = token_level_rewards.sum(dim=-1)
-    runs = [_runs_of_ones(row.tolist()) for row in response_mask]
+    runs = [runs_of_ones(row.tolist()) for row in response_mask]
     episodes: list[Trajectory] = []
     for i, key in enumerate(index):
         if len(anchors[i]) != len(runs[i]) or len(turn_rewards[i]) != len(runs[i]):
@@ -479,7 +479,7 @@ def compute_turn_advantage(
     return data
 
 
-def _runs_of_ones(mask: Sequence[int]) -> list[tuple[int, int]]:
+def runs_of_ones(mask: Sequence[int]) -> list[tuple[int, int]]:
     """[start, end) of each run of non-zero entries."""
     runs, start = [], None
     for i, m in enumerate([*mask, 0]):

@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 import yaml  # noqa: E402
 
 from gymwire.env_servers.local import LocalServer  # noqa: E402
+from gymwire.integrations.verl import runs_of_ones  # noqa: E402
 from gymwire.integrations.verl_stages import AGENT_NAME, stage_rows  # noqa: E402
 from gymwire.trainer.config import MixEntry, Stage  # noqa: E402
 from gymwire.trainer.model import resolve_model  # noqa: E402
@@ -142,17 +143,6 @@ def _sequences(output):
     return rows
 
 
-def _runs_of_ones(mask: list[int]) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for i, m in enumerate([*mask, 0]):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            runs.append((start, i))
-            start = None
-    return runs
-
-
 def _play(worker, batch):
     return asyncio.run(worker.generate_sequences(batch))
 
@@ -168,7 +158,7 @@ def test_verl_worker_plays_gymwire_episodes_with_token_exact_masks(replica, tmp_
     for prompt, response, mask, reward in _sequences(output):
         assert reward is not None  # rm_scores: the episode's return, at the last response token
         full = prompt + response
-        runs = _runs_of_ones(mask)
+        runs = runs_of_ones(mask)
         assert runs and runs[0][0] == 0  # the response opens with the model's first sampled turn
         for start, end in runs:  # each run of 1s is one engine answer to exactly the context before it
             at = len(prompt) + start
@@ -253,7 +243,7 @@ def test_a_turn_aborted_by_a_weight_update_is_resumed_not_taken_as_the_answer(re
     turn = cut["token_ids"] + resumed["token_ids"]
     start = len(cut["prompt_ids"]) - len(prompt)
     assert response[start : start + len(turn)] == turn
-    assert (start, start + len(turn)) in _runs_of_ones(mask)  # one sampled turn, across both versions
+    assert (start, start + len(turn)) in runs_of_ones(mask)  # one sampled turn, across both versions
     assert output.non_tensor_batch["gymwire_resumed"][0] == 1
     assert output.non_tensor_batch["min_global_steps"][0] == 5
     assert output.non_tensor_batch["max_global_steps"][0] == 6
@@ -344,7 +334,7 @@ def test_verl_v1_async_trainer_trains_gymwire_episodes_across_a_weight_update(re
         mask = data["response_mask"][i].tolist()
         assert len(response) <= response_length and data["advantages"][i].shape[0] == len(response)
         full, versions = prompt + response, set()
-        runs = _runs_of_ones(mask)
+        runs = runs_of_ones(mask)
         assert runs
         for start, end in runs:  # each sampled run is one whole turn of the engine: none was cut
             at = len(prompt) + start

@@ -50,14 +50,7 @@ def group_advantages(
     advantages (pure KL pull and wasted compute), so they are skipped and counted.
     """
     result = Advantages()
-    by_group: dict[str, list[Trajectory]] = defaultdict(list)
-    for traj in trajectories:
-        if traj.aborted:
-            result.aborted += 1
-        else:
-            by_group[traj.group_id].append(traj)
-    for members in by_group.values():
-        result.groups += 1
+    for members in scored_groups(trajectories, result):
         rewards = torch.tensor([float(t.reward) for t in members], dtype=torch.float64)
         if not bool(torch.isfinite(rewards).all()):
             result.nonfinite_groups += 1  # one NaN would make the whole group's advantages NaN
@@ -71,6 +64,19 @@ def group_advantages(
         result.trajectories.extend(members)
         result.advantages.extend(centred.tolist())
     return result
+
+
+def scored_groups(trajectories: Sequence[Trajectory], result: Advantages) -> list[list[Trajectory]]:
+    """The GRPO groups' non-aborted members, in order of first appearance; counts the aborted episodes
+    and the groups in `result`."""
+    by_group: dict[str, list[Trajectory]] = defaultdict(list)
+    for traj in trajectories:
+        if traj.aborted:
+            result.aborted += 1
+        else:
+            by_group[traj.group_id].append(traj)
+    result.groups += len(by_group)
+    return list(by_group.values())
 
 
 # ----------------------------------------------------------------------------------------------

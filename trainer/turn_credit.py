@@ -33,7 +33,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 
-from gymwire.trainer.grpo_loss import Advantages
+from gymwire.trainer.grpo_loss import Advantages, scored_groups
 from gymwire.trainer.types import Trajectory
 
 GIGPO_GAMMA = 0.95  # the paper's discount of the step-level return
@@ -75,14 +75,7 @@ def turn_advantages(
     (`turn_advantages`, in the order of its `steps`). Aborted episodes and groups with a non-finite reward
     are left out as in `group_advantages`; a group is skipped when every one of its turns' advantages is 0."""
     result = Advantages()
-    by_group: dict[str, list[Trajectory]] = defaultdict(list)
-    for traj in trajectories:
-        if traj.aborted:
-            result.aborted += 1
-        else:
-            by_group[traj.group_id].append(traj)
-    for members in by_group.values():
-        result.groups += 1
+    for members in scored_groups(trajectories, result):
         rewards = [float(t.reward) for t in members]
         if not all(math.isfinite(r) for t in members for r in (t.reward, *(s.reward for s in t.steps))):
             result.nonfinite_groups += 1
