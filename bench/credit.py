@@ -152,6 +152,7 @@ def main() -> None:
     root = args.run_dir or Path(f"runs/bench-credit-{args.env}")
     out = args.out or Path(f"bench/results/credit-{args.env}.json")
     started = time.time()
+    root.mkdir(parents=True, exist_ok=True)
     with LocalServer(args.env, log_path=root / "server.log") as server:
         for seed in args.seeds:
             for method in METHODS:
