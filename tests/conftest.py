@@ -49,6 +49,21 @@ def pytest_collection_modifyitems(config, items) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_MODULES)))  # stable: order within a module holds
 
 
+# The default model's folder and tokenizer, for the modules that train or sample with it.
+@pytest.fixture(scope="module")
+def model_dir():
+    from gymwire.trainer.model import default_model_dir
+
+    return default_model_dir()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
 @pytest.fixture(scope="session")
 def guess_server() -> Iterator[BackgroundServer]:
     with BackgroundServer(GuessEnvironment) as server:

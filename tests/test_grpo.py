@@ -133,20 +133,6 @@ def test_a_nonfinite_reward_leaves_its_group_out() -> None:
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    from gymwire.trainer.model import default_model_dir
-
-    return default_model_dir()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir))
-
-
-@pytest.fixture(scope="module")
 def base_model(model_dir):
     from transformers import AutoModelForCausalLM
 

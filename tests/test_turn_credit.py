@@ -331,20 +331,6 @@ def play_group(address: str, tokenizer, settings: EnvConfig, group_id: str = "g"
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    from gymwire.trainer.model import default_model_dir
-
-    return default_model_dir()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_dir):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir))
-
-
-@pytest.fixture(scope="module")
 def keyed_group(tokenizer) -> list[Trajectory]:
     with BackgroundServer(Corridor) as server:
         return play_group(server.address, tokenizer, EnvConfig(max_turns=4))
