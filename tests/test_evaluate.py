@@ -63,6 +63,25 @@ def test_eval_resumes_from_its_folder(servers, tmp_path):
     assert "| guess | test | easy |" in (tmp_path / "results.md").read_text()
 
 
+def test_a_run_configs_eval_section_is_its_spec(servers, tmp_path):
+    """The trainer evaluates with its config's eval section as it is; the folder records the spec's
+    own fields, so it is the same evaluation as the plain EvalSpec (and a resume of an older run's)."""
+    spec = EvalSpec(envs=["guess"], split="test", tasks_per_env=3, k=2, seed=5)
+    run_eval([servers["guess"]], "random", spec, tmp_path)
+    config = parse_config(
+        {
+            "envs": {"guess": servers["guess"]},
+            "stages": [{"name": "g", "steps": 1, "mix": [{"env": "guess"}]}],
+            "eval": {"envs": ["guess"], "tasks_per_env": 3, "k": 2, "every_steps": 4, "max_turns": 2},
+            "seed": 5,
+        }
+    )
+    lines = (tmp_path / "trajectories.jsonl").read_text()
+    run_eval([servers["guess"]], "random", config.eval, tmp_path)  # resumes: nothing left to play
+    assert (tmp_path / "trajectories.jsonl").read_text() == lines
+    assert json.loads((tmp_path / "results.json").read_text())["spec"] == json.loads(json.dumps(asdict(spec)))
+
+
 @pytest.mark.parametrize(
     ("agent", "spec", "differs"),
     [

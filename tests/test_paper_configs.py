@@ -30,7 +30,7 @@ from gymwire.env_servers.local import LocalServer
 from gymwire.env_servers.registry import available
 from gymwire.trainer.agents import play_reference
 from gymwire.trainer.config import RunConfig, env_configs, load_config, scale_for_cpu
-from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.evaluate import evaluate
 from gymwire.trainer.rollout import RolloutEngine, TaskRef
 from gymwire.trainer.train import TaskStream, Trainer
 
@@ -130,8 +130,7 @@ async def _check_against_servers(config: RunConfig, policy) -> list:
         # The evaluation after every stage: each environment and each tier its server lists, played
         # model-free with the settings the trainer evaluates with.
         e = config.eval
-        spec = EvalSpec(e.envs, e.split, e.difficulty, e.category, e.tasks_per_env, e.k, config.seed)
-        result = await evaluate(pool, "random", spec, env_settings=config.eval_env_configs(), progress=False)
+        result = await evaluate(pool, "random", e, env_settings=config.eval_env_configs(), progress=False)
         expected = set()
         for env in e.envs or config.envs:
             tiers = (await pool.info(env)).catalogue.difficulties

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
+
 import pytest
 import yaml
 
 from gymwire.trainer.config import ConfigError, load_config, parse_config
+from gymwire.trainer.settings import EvalSpec
 
 BASE = {
     "envs": {"webshop": "127.0.0.1:1", "textcraft": ["127.0.0.1:2", "127.0.0.1:3"]},
@@ -57,6 +60,7 @@ def test_curriculum_sequential_and_mixture_are_one_format(tmp_path):
         ({"grpo": {"lora": {"target_modules": 3}}}, "grpo.lora.target_modules"),
         ({"grpo": {"dual_clip": 0.5}}, "grpo.dual_clip"),
         ({"grpo": {"temperature": 0.7}}, "grpo.temperature: set rollout.temperature"),
+        ({"eval": {"seed": 3}}, "eval.seed: set the run's seed"),
         ({"grpo": {"importance_sampling": "sequence"}}, "grpo.importance_sampling"),
         ({"vllm": {"gpu_memory_utilization": 1.5}}, "vllm.gpu_memory_utilization"),
         ({"vllm": {"tensor_parallel_size": 0}}, "vllm.tensor_parallel_size"),
@@ -144,6 +148,8 @@ EVERY_SETTING = {
         "engine_kwargs": {"swap_space": 0},
     },
     "checkpoint": {"every": 10, "keep_last": 3, "weights_only": True},
+    "eval": {"envs": ["textcraft"], "difficulty": "hard", "category": "a,b", "tasks_per_env": 5, "k": 3},
+    "seed": 11,
 }
 
 
@@ -156,6 +162,11 @@ def test_every_engine_setting_reaches_its_engine_object():
     assert g.adam_betas == [0.9, 0.95] and g.updates_per_step == 2 and g.token_budget == 8192
     assert g.temperature == 0.9  # the sampling temperature, so the loss's log-probs are of the sampled p
     assert (run.checkpoint.every, run.checkpoint.keep_last, run.checkpoint.weights_only) == (10, 3, True)
+    # The eval section is the EvalSpec evaluate() takes, drawing its tasks with the run's seed.
+    assert isinstance(run.eval, EvalSpec)
+    assert asdict(EvalSpec(["textcraft"], "test", "hard", "a,b", 5, 3, 11)) == {
+        f.name: getattr(run.eval, f.name) for f in fields(EvalSpec)
+    }
     on_gpu = run.vllm.engine_args(on_cpu=False)
     assert on_gpu == {
         "dtype": "bfloat16",

@@ -22,6 +22,7 @@ import yaml
 from gymwire.trainer.settings import (
     CheckpointConfig,
     EnvConfig,
+    EvalSpec,
     GRPOConfig,
     HardwareConfig,
     LoRAConfig,
@@ -72,12 +73,11 @@ class WarmStartConfig:
     mix: list[MixEntry] = field(default_factory=list)  # empty: the first stage's mix
 
 
-@dataclass
-class EvalConfig:
-    split: str = "test"
-    difficulty: str = ""  # empty: every tier
-    category: str = ""  # empty: every category; "a,b": either
-    tasks_per_env: int = 16
+@dataclass(frozen=True)
+class EvalConfig(EvalSpec):
+    """The `eval:` section: the tasks `evaluate` plays (the config is its EvalSpec, drawn with the
+    run's seed) and when and how the trainer runs it."""
+
     k: int = 8  # avg@k / pass@k samples (the paper: 8)
     envs: list[str] = field(default_factory=list)  # empty: every listed env
     every_steps: int = 0  # also evaluate inside a stage every N steps (0: only after stages)
@@ -242,9 +242,12 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
         data["report_to"] = [] if data["report_to"] == "none" else [data["report_to"]]
     if isinstance(data.get("grpo"), dict) and "temperature" in data["grpo"]:
         raise ConfigError("grpo.temperature: set rollout.temperature; the update always uses the sampling one")
+    if isinstance(data.get("eval"), dict) and "seed" in data["eval"]:
+        raise ConfigError("eval.seed: set the run's seed; evaluation draws its tasks with it")
     config: RunConfig = _build(RunConfig, data, "")
     # The loss's log-probs must be of the distribution the sampler drew from.
     config.grpo.temperature = config.rollout.temperature
+    config.eval = replace(config.eval, seed=config.seed)
     _check(config)
     return config
 

@@ -23,20 +23,10 @@ from gymwire.trainer.metrics import EvalRow, markdown_table, summarize
 from gymwire.trainer.model import release_memory
 from gymwire.trainer.records import drop_cut_line, read_trajectories, write_trajectory
 from gymwire.trainer.rollout import EnvConfig, RolloutEngine, TaskRef
+from gymwire.trainer.settings import EvalSpec
 from gymwire.trainer.types import Trajectory
 
 __all__ = ["REFERENCE_AGENTS", "EvalResult", "EvalSpec", "evaluate", "select_tasks"]
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    envs: Sequence[str] = ()  # environment names in the pool; empty = all
-    split: str = "test"
-    difficulty: str = ""
-    category: str = ""  # one category, or several separated by commas
-    tasks_per_env: int = 16  # per env (and per difficulty when `difficulty` is empty); 0 = all listed
-    k: int = 4  # samples per task
-    seed: int = 0  # which tasks are drawn
 
 
 @dataclass
@@ -158,7 +148,7 @@ async def evaluate(
         (out_dir / "results.json").write_text(
             json.dumps(
                 {
-                    "spec": asdict(spec),
+                    "spec": _own_fields(spec, EvalSpec),
                     "rows": [r.as_dict() for r in result.rows],
                     "by_category": [r.as_dict() for r in result.by_category],
                 },
@@ -191,15 +181,16 @@ def _identity(
             {
                 "agent": name or (agent if isinstance(agent, str) else type(agent.policy).__name__),
                 "sampling": sampling,
-                "spec": asdict(spec),
-                "env_settings": {env: _env_fields(s) for env, s in sorted(settings.items())},
+                "spec": _own_fields(spec, EvalSpec),
+                "env_settings": {env: _own_fields(s, EnvConfig) for env, s in sorted(settings.items())},
                 "envs": sorted(envs),
             }
         )
     )
 
 
-def _env_fields(config: EnvConfig) -> dict:
-    """EnvConfig's own fields, also of a subclass: a run's env configs are its mix entries, whose
-    task selection and weight are not the evaluation's."""
-    return {f.name: getattr(config, f.name) for f in fields(EnvConfig)}
+def _own_fields(config: object, cls: type) -> dict:
+    """`cls`'s own fields of `config`, also of a subclass: a run's env configs are its mix entries, whose
+    task selection and weight are not the evaluation's, and its spec is its `eval:` section, whose
+    schedule is not either (its sampling and turn cap stand in `sampling` and `env_settings`)."""
+    return {f.name: getattr(config, f.name) for f in fields(cls)}

@@ -2,16 +2,17 @@
 
 Each class is the object its engine takes (`RolloutEngine(pool, policy, RolloutConfig, {env:
 EnvConfig})`, `GRPOUpdater(model, GRPOConfig)`, `VLLMPolicy(model, settings=VLLMConfig)`, the
-trainer's checkpointing), so a run config's `rollout:`, `grpo:`, `vllm:` and `checkpoint:` sections
-(and each stage's mix entries, which are EnvConfigs) are parsed into them once and nothing copies
-fields from one to another. This module imports no torch and no gRPC: a config is validated without
-loading any engine.
+trainer's checkpointing, `evaluate(pool, agent, EvalSpec)`), so a run config's `rollout:`, `grpo:`,
+`vllm:` and `checkpoint:` sections (each stage's mix entries, which are EnvConfigs, and the `eval:`
+section, an EvalSpec) are parsed into them once and nothing copies fields from one to another. This
+module imports no torch and no gRPC: a config is validated without loading any engine.
 """
 
 from __future__ import annotations
 
 import re
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +34,19 @@ class EnvConfig:
     max_turns: int = 0  # 0: the environment's default
     show_valid_actions: bool = False  # put the legal actions into every observation the agent reads
     history_turns: int | None = None  # keep only the last K exchanges in the prompt (None: all)
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Which tasks an evaluation plays and how often: what `evaluate` takes."""
+
+    envs: Sequence[str] = ()  # environment names in the pool; empty = all
+    split: str = "test"
+    difficulty: str = ""
+    category: str = ""  # one category, or several separated by commas
+    tasks_per_env: int = 16  # per env (and per difficulty when `difficulty` is empty); 0 = all listed
+    k: int = 4  # samples per task
+    seed: int = 0  # which tasks are drawn
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import MixEntry, RunConfig, Stage, env_configs
 from gymwire.trainer.console import Console, duration, resolve
-from gymwire.trainer.evaluate import EvalSpec, evaluate
+from gymwire.trainer.evaluate import evaluate
 from gymwire.trainer.faults import kill_point
 from gymwire.trainer.records import write_trajectory
 from gymwire.trainer.resume import set_aside_uncovered, write_position
@@ -124,22 +124,12 @@ class Trainer:
         beside the results so a resume from an older checkpoint sets them aside."""
         if label in self.state.evaluations:
             return
-        e = self.config.eval
-        spec = EvalSpec(
-            envs=e.envs,
-            split=e.split,
-            difficulty=e.difficulty,
-            category=e.category,
-            tasks_per_env=e.tasks_per_env,
-            k=e.k,
-            seed=self.config.seed,
-        )
         engine = RolloutEngine(pool, policy, self.config.eval_rollout(), self.config.eval_env_configs())
         out = self.run_dir / "eval" / label
         if trained:
             write_position(out, self.state.stage, self.state.step)
         result = await evaluate(
-            pool, engine, spec, out_dir=out, progress=self.console, desc=f"eval {label}", agent_name=label
+            pool, engine, self.config.eval, out_dir=out, progress=self.console, desc=f"eval {label}", agent_name=label
         )
         log.info("evaluation %s:\n%s", label, result.markdown())
         if self.trackers:
