@@ -312,7 +312,7 @@ def scale_for_cpu(config: RunConfig, *, steps: int = 1, model: str = "smollm2") 
     """The same experiment (envs, stages, mixes, switches) with tiny numbers for a CPU and the
     default model: what the test suite runs end to end for every config in configs/paper/."""
     cpu = copy.deepcopy(config)
-    cpu.model = ModelConfig(name=model, backend="hf", threads=config.model.threads)
+    cpu.model = replace(config.model, name=model, backend="hf")
     cpu.rollout = replace(config.rollout, group_size=2, batch_tasks=1, max_new_tokens=12, max_total_tokens=2048)
     # The default model trains in fp32 on a CPU; engine and sharding settings stay as configured.
     cpu.grpo = replace(
