@@ -21,8 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="the same stages with tiny numbers and the default model (a smoke run on a CPU)",
     )
-    p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
-    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
+    _console_options(p)
     p.set_defaults(run=train)
 
     p = sub.add_parser(
@@ -62,8 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads for a local model")
     p.add_argument("--token", default=os.environ.get("GYMWIRE_TOKEN"), help="bearer token (or $GYMWIRE_TOKEN)")
-    p.add_argument("--no-progress", action="store_true", help="only the summary line, no running updates")
-    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
+    _console_options(p, summary="only the summary line")
     p.set_defaults(run=evaluate)
 
     p = sub.add_parser("report", help="write the Markdown report (tables and plots) of a run folder")
@@ -96,9 +94,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run-dir", default="runs/demo")
     p.add_argument("--steps", type=int, default=5, help="GRPO steps")
-    p.add_argument("--no-progress", action="store_true", help="one summary line per phase, no running updates")
-    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
+    _console_options(p)
     p.set_defaults(run=demo)
+
+
+def _console_options(p: argparse.ArgumentParser, summary: str = "one summary line per phase") -> None:
+    """The options `_console` reads."""
+    p.add_argument("--no-progress", action="store_true", help=f"{summary}, no running updates")
+    p.add_argument("--verbose", action="store_true", help="also the libraries' log lines, progress bars and warnings")
 
 
 def _console(args: argparse.Namespace) -> None:
