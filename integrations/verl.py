@@ -50,12 +50,14 @@ into those datasets and successive verl runs.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 import uuid
 import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from verl.experimental.agent_loop.agent_loop import (
@@ -415,23 +417,23 @@ def gymwire_turn_advantage(
     turn_rewards: Any = None,
     gamma: float = GIGPO_GAMMA,
     weight: float = GIGPO_WEIGHT,
+    turn_masks: Any = None,
     **_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GiGPO's advantage per token (trainer/turn_credit.py: the episode's group-relative return plus
     `weight` x the turn's discounted return relative to the group's turns from the same anchor state),
     each sampled run of a response mask being one turn. `anchors` and `turn_rewards`: per sample, one
-    entry per run (the `gymwire_anchors` and `gymwire_turn_rewards` of its extra fields). A sample with no
+    entry per run (the `gymwire_anchors` and `gymwire_turn_rewards` of its extra fields); verl passes neither,
+    so inside V1's advantage step (`setup()` wraps it) they are those of the batch being computed. The runs
+    are those of `turn_masks` (per sample, the mask the agent loop returned; default `response_mask`), so
+    tokens that verl's rollout correction rejected split no turn: they only get advantage 0. A sample with no
     trained token is left out, as by gymwire_grpo; the episode's return is its token_level_rewards' sum."""
     if anchors is None or turn_rewards is None:
-        raise ValueError(
-            f"the {TURN_ADVANTAGE_ESTIMATOR} advantage needs each sample's turn anchors and rewards "
-            "(non_tensor_batch gymwire_anchors and gymwire_turn_rewards), which verl's compute_advantage does "
-            "not pass to a registered estimator: compute the advantages with "
-            "gymwire.integrations.verl.compute_turn_advantage(data) in the trainer's advantage step"
-        )
+        anchors, turn_rewards, turn_masks = _batch_turns(index)
     normalise = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
     scores = token_level_rewards.sum(dim=-1)
-    runs = [runs_of_ones(row.tolist()) for row in response_mask]
+    masks = response_mask.tolist() if turn_masks is None else turn_masks
+    runs = [runs_of_ones(list(row)) for row in masks]
     episodes: list[Trajectory] = []
     for i, key in enumerate(index):
         if len(anchors[i]) != len(runs[i]) or len(turn_rewards[i]) != len(runs[i]):
@@ -453,6 +455,7 @@ def gymwire_turn_advantage(
         i = row[id(traj)]
         for (start, end), value in zip(runs[i], per_turn, strict=True):
             advantages[i, start:end] = value
+    advantages = advantages * response_mask
     return advantages, advantages
 
 
@@ -491,6 +494,73 @@ def runs_of_ones(mask: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+class _BatchTurns(NamedTuple):
+    uids: list[str]
+    anchors: list[list[str]]
+    turn_rewards: list[list[float]]
+    response_masks: list[list[int]]  # as the agent loop returned them, before any rejection
+
+
+# The turns of the batch whose advantages V1's trainer is computing, for gymwire_gigpo (set around the call).
+_TURNS: contextvars.ContextVar[_BatchTurns | None] = contextvars.ContextVar("gymwire_batch_turns", default=None)
+
+
+def _batch_turns(index: Any) -> tuple[list[list[str]], list[list[float]], list[list[int]]]:
+    turns = _TURNS.get()
+    if turns is None:
+        raise ValueError(
+            f"the {TURN_ADVANTAGE_ESTIMATOR} advantage needs each sample's turn anchors and rewards, which verl "
+            "does not pass to a registered estimator: run gymwire.integrations.verl.setup() in the trainer's "
+            "process (the worker_process_setup_hook) for verl's V1 trainer, or call "
+            "gymwire.integrations.verl.compute_turn_advantage(data) in the trainer's advantage step"
+        )
+    if [str(u) for u in index] != turns.uids:
+        raise ValueError(
+            f"{TURN_ADVANTAGE_ESTIMATOR}: the advantage step's samples are not the {len(turns.uids)} samples "
+            "whose turns were read for it"
+        )
+    return turns.anchors, turns.turn_rewards, turns.response_masks
+
+
+def _with_batch_turns(compute_advantage: Any) -> Any:
+    """V1's `PPOTrainer._compute_advantage`, which under gymwire_gigpo first reads the batch's turns from
+    TransferQueue (the extra fields the agent loop returned): verl reads only its own fields there."""
+
+    @functools.wraps(compute_advantage)
+    def wrapped(self: Any, batch: Any, metrics: dict) -> Any:
+        if self.config.algorithm.adv_estimator != TURN_ADVANTAGE_ESTIMATOR:
+            return compute_advantage(self, batch, metrics)
+        import transfer_queue as tq
+
+        fields = ["uid", "extra_fields", "response_mask"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        extras = [getattr(e, "data", e) for e in data["extra_fields"].tolist()]
+        missing = [key for key, e in zip(batch.keys, extras, strict=True) if "gymwire_anchors" not in e]
+        if missing:
+            raise KeyError(f"samples {missing[:3]} have no gymwire_anchors: were they played by the {AGENT_NAME} loop?")
+        turns = _BatchTurns(
+            [str(u) for u in data["uid"].tolist()],
+            [list(e["gymwire_anchors"]) for e in extras],
+            [list(e["gymwire_turn_rewards"]) for e in extras],
+            [row.tolist() for row in data["response_mask"]],
+        )
+        token = _TURNS.set(turns)
+        try:
+            return compute_advantage(self, batch, metrics)
+        finally:
+            _TURNS.reset(token)
+
+    wrapped.gymwire_batch_turns = True  # type: ignore[attr-defined]
+    return wrapped
+
+
 def setup() -> None:
     """Ray's `worker_process_setup_hook`: importing this module registers the agent loop and the
-    advantage estimator in every Ray worker, the trainer's driver actor among them."""
+    advantage estimators in every Ray worker, the trainer's driver actor among them; and V1's advantage
+    step is wrapped so that `gymwire_gigpo` gets each sample's turns (every other estimator runs as is)."""
+    try:
+        from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+    except ImportError:  # no V1 trainer (its TransferQueue is not installed): gymwire_gigpo refuses, saying why
+        return
+    if not getattr(PPOTrainer._compute_advantage, "gymwire_batch_turns", False):
+        PPOTrainer._compute_advantage = _with_batch_turns(PPOTrainer._compute_advantage)

@@ -487,60 +487,68 @@ def test_gymwire_grpo_is_verl_grpo_with_aborted_samples_left_out_of_the_baseline
     assert ours[1].abs().sum() == 0
 
 
-def test_gymwire_gigpo_advantage_credits_turns_from_a_verl_batch():
-    """Turn-level credit on a batch laid out as verl's agent-loop workers lay it out: right-padded responses,
-    the reward on the last response token, each extra field an object array in non_tensor_batch."""
+def _played(turns: list[tuple[str, float]]):
+    """A prompt of 3 tokens, then per turn 2 sampled tokens and 2 of the environment's reply."""
+    from gymwire.trainer.types import StepRecord, Trajectory
+
+    t = Trajectory(env="corridor", task_id="c", group_id="g", prompt_length=3)
+    t.token_ids, t.loss_mask = [1, 2, 3], [0, 0, 0]
+    for k, (anchor, reward) in enumerate(turns):
+        t.token_ids += [10 + k, 20 + k, 7, 7]
+        t.loss_mask += [1, 1, 0, 0]
+        t.add_step(StepRecord(k, "east", True, reward, False, False, generated_tokens=2, anchor=anchor))
+    t.logprobs = [0.0] * len(t.token_ids)
+    return t
+
+
+def _corridor_group():
+    """Four episodes of one GRPO group; the last aborted, so left out of every baseline."""
+    group = [
+        _played([("room 0", 0.0), ("room 1", 1.0)]),
+        _played([("room 0", 0.0), ("room 0", 0.0), ("room 1", 1.0)]),
+        _played([("room 0", 0.0), ("room 2", 0.0)]),
+        _played([("room 0", 0.0)]),
+    ]
+    group[3].aborted = True
+    return group
+
+
+def _legacy_batch(group, response_length: int):
+    """The group laid out as verl's legacy agent-loop workers lay it out: right-padded responses, the reward
+    on the last response token, each extra field an object array in non_tensor_batch."""
     import numpy as np
     import torch
     from verl import DataProto
+
+    from gymwire.integrations.verl import agent_loop_output
+
+    outputs = [agent_loop_output(t, response_length, filler_id=0, started=0.0) for t in group]
+    width = max(len(o.response_ids) for o in outputs)
+    mask, rewards = torch.zeros(len(outputs), width), torch.zeros(len(outputs), width)
+    for i, o in enumerate(outputs):
+        mask[i, : len(o.response_mask)] = torch.tensor(o.response_mask, dtype=torch.float32)
+        rewards[i, len(o.response_ids) - 1] = o.reward_score
+    extra = {}
+    for key in outputs[0].extra_fields:
+        extra[key] = np.empty(len(outputs), dtype=object)
+        extra[key][:] = [o.extra_fields[key] for o in outputs]
+    extra["uid"] = np.array(["g"] * len(outputs), dtype=object)
+    return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors=extra)
+
+
+def test_gymwire_gigpo_advantage_credits_turns_from_a_verl_batch():
+    """Turn-level credit on a batch laid out as verl's legacy agent-loop workers lay it out."""
     from verl.trainer.config import AlgoConfig
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
-    from gymwire.integrations.verl import (
-        TURN_ADVANTAGE_ESTIMATOR,
-        agent_loop_output,
-        compute_turn_advantage,
-        setup,
-    )
+    from gymwire.integrations.verl import TURN_ADVANTAGE_ESTIMATOR, compute_turn_advantage, setup
     from gymwire.trainer.turn_credit import turn_advantages
-    from gymwire.trainer.types import StepRecord, Trajectory
 
-    def played(turns: list[tuple[str, float]]) -> Trajectory:
-        """A prompt of 3 tokens, then per turn 2 sampled tokens and 2 of the environment's reply."""
-        t = Trajectory(env="corridor", task_id="c", group_id="g", prompt_length=3)
-        t.token_ids, t.loss_mask = [1, 2, 3], [0, 0, 0]
-        for k, (anchor, reward) in enumerate(turns):
-            t.token_ids += [10 + k, 20 + k, 7, 7]
-            t.loss_mask += [1, 1, 0, 0]
-            t.add_step(StepRecord(k, "east", True, reward, False, False, generated_tokens=2, anchor=anchor))
-        t.logprobs = [0.0] * len(t.token_ids)
-        return t
-
-    group = [
-        played([("room 0", 0.0), ("room 1", 1.0)]),
-        played([("room 0", 0.0), ("room 0", 0.0), ("room 1", 1.0)]),
-        played([("room 0", 0.0), ("room 2", 0.0)]),
-        played([("room 0", 0.0)]),  # aborted below: left out of every baseline
-    ]
-    group[3].aborted = True
-
-    def batch(response_length: int) -> DataProto:
-        outputs = [agent_loop_output(t, response_length, filler_id=0, started=0.0) for t in group]
-        width = max(len(o.response_ids) for o in outputs)
-        mask, rewards = torch.zeros(len(outputs), width), torch.zeros(len(outputs), width)
-        for i, o in enumerate(outputs):
-            mask[i, : len(o.response_mask)] = torch.tensor(o.response_mask, dtype=torch.float32)
-            rewards[i, len(o.response_ids) - 1] = o.reward_score
-        extra = {}
-        for key in outputs[0].extra_fields:
-            extra[key] = np.empty(len(outputs), dtype=object)
-            extra[key][:] = [o.extra_fields[key] for o in outputs]
-        extra["uid"] = np.array(["g"] * len(outputs), dtype=object)
-        return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors=extra)
-
+    group = _corridor_group()
     setup()
-    data = batch(64)
-    # verl's own advantage step passes a registered estimator none of the per-turn fields: it says so.
+    data = _legacy_batch(group, 64)
+    # Outside V1's advantage step (which setup() wraps), verl passes a registered estimator none of the
+    # per-turn fields: it says so.
     with pytest.raises(ValueError, match="compute_turn_advantage"):
         compute_advantage(data, TURN_ADVANTAGE_ESTIMATOR, config=AlgoConfig())
     advantages = compute_turn_advantage(data, AlgoConfig()).batch["advantages"]
@@ -552,14 +560,86 @@ def test_gymwire_gigpo_advantage_credits_turns_from_a_verl_batch():
         assert advantages[i][data.batch["response_mask"][i] == 0].abs().sum() == 0
     assert advantages[3].abs().sum() == 0
     # Without std scaling, as verl's norm_adv_by_std_in_grpo: false asks.
-    unscaled = compute_turn_advantage(batch(64), AlgoConfig(norm_adv_by_std_in_grpo=False)).batch["advantages"]
-    assert unscaled[0, :2].tolist() == pytest.approx(
+    unscaled = compute_turn_advantage(_legacy_batch(group, 64), AlgoConfig(norm_adv_by_std_in_grpo=False))
+    assert unscaled.batch["advantages"][0, :2].tolist() == pytest.approx(
         [turn_advantages(group, scale_rewards=False).turn_advantages[0][0]] * 2
     )
 
     # A response cut inside episode 1's last (winning) turn: that turn keeps its anchor, its reward is not
     # in what verl trains, so the episode's turns are credited as a loss.
-    cut = batch(9)
+    cut = _legacy_batch(group, 9)
     assert cut.non_tensor_batch["gymwire_anchors"][1] == ["room 0", "room 0", "room 1"]
     assert cut.non_tensor_batch["gymwire_turn_rewards"][1] == [0.0, 0.0, 0.0]
     assert compute_turn_advantage(cut).batch["advantages"][1, 8] < 0
+
+
+def test_gymwire_gigpo_in_verls_v1_advantage_step_gives_turn_credit(cluster, tmp_path):
+    """`algorithm.adv_estimator=gymwire_gigpo` on verl's default trainer: main_ppo's TaskRunnerV1 builds
+    `get_trainer_cls(trainer.v1.trainer_mode)`, whose `_compute_advantage` reads the batch from TransferQueue
+    (where AgentLoopWorkerTQ puts each AgentLoopOutput.as_dict()) and calls the registered estimator. With
+    the setup hook, that step gives compute_turn_advantage's advantages, not GRPO's."""
+    import torch
+    import transfer_queue as tq
+    from tensordict import TensorDict
+    from verl.trainer.ppo.v1 import get_trainer_cls
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from gymwire.integrations.verl import agent_loop_output, compute_turn_advantage, setup
+
+    setup()  # what Ray's worker_process_setup_hook runs in the trainer's actor
+    tq.init()
+    group = _corridor_group()
+    # As AgentLoopWorkerTQ._agent_loop_postprocess stores a session's output: key {uid}_{session}_{index}, the
+    # output's as_dict() with the sample's kwargs.
+    keys, fields = [], []
+    for session, trajectory in enumerate(group):
+        output = agent_loop_output(trajectory, 64, filler_id=0, started=0.0)
+        keys.append(f"corridor-g_{session}_0")
+        fields.append({**output.as_dict(), "uid": "corridor-g", "session_id": session, "global_steps": 1})
+    stored = tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(fields))
+    masks = [f["response_mask"].tolist() for f in fields]
+
+    def advantages(estimator: str, *overrides: str, bypass: bool = True) -> list[list[float]]:
+        overrides = (
+            f"algorithm.adv_estimator={estimator}",
+            f"actor_rollout_ref.rollout.n={len(group)}",
+            f"algorithm.rollout_correction.bypass_mode={bypass}",
+            *overrides,
+        )
+        config = _config(tmp_path, ["localhost:1"], list(overrides))
+        assert config.trainer.use_v1 and config.trainer.v1.trainer_mode == "sync"  # verl's defaults
+        trainer = get_trainer_cls(config.trainer.v1.trainer_mode)(config)
+        meta = trainer._compute_old_log_prob(stored, {}) if bypass else stored  # as the trainer's fit does first
+        meta = trainer._compute_advantage(meta, {})
+        data = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages"])
+        return [row.tolist() for row in data["advantages"]]
+
+    turn, grpo = advantages("gymwire_gigpo"), advantages("grpo")
+    expected = compute_turn_advantage(_legacy_batch(group, 64), config=None).batch["advantages"]
+    for i, row in enumerate(turn):
+        assert row == pytest.approx(expected[i, : len(row)].tolist(), rel=1e-6, abs=1e-7)
+    # Episode 1 took two turns from room 0 with different returns: its tokens' advantages differ by turn,
+    # where GRPO gives every sampled token of an episode the same one.
+    sampled = [a for a, m in zip(turn[1], masks[1], strict=True) if m]
+    grpo_sampled = [a for a, m in zip(grpo[1], masks[1], strict=True) if m]
+    assert len(set(grpo_sampled)) == 1 and len(set(sampled)) > 1
+    assert turn[0] != pytest.approx(grpo[0])
+
+    # verl's rollout correction (decoupled mode) rejects episode 1's first turn, whose trainer log-probs are
+    # far from the sampler's: its tokens get 0, and the turns after it keep their own anchors and advantages.
+    old = [f["rollout_log_probs"].clone() for f in fields]
+    old[1][:2] = -3.0
+    tq.kv_batch_put(
+        keys=keys,
+        partition_id="train",
+        fields=TensorDict({"old_log_probs": torch.nested.as_nested_tensor(old, layout=torch.jagged)}, batch_size=4),
+    )
+    rejected = advantages(
+        "gymwire_gigpo",
+        "algorithm.rollout_correction.rollout_rs=token_k1",
+        "algorithm.rollout_correction.rollout_rs_threshold=0.5_2.0",
+        bypass=False,
+    )
+    assert turn[1][:2] != [0.0, 0.0] and rejected[1][:2] == [0.0, 0.0]
+    assert rejected[1][2:] == pytest.approx(turn[1][2:], rel=1e-6, abs=1e-7)
+    assert rejected[0] == pytest.approx(turn[0], rel=1e-6, abs=1e-7)
