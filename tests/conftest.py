@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +80,21 @@ def gymwire_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
         timeout=kwargs.pop("timeout", 300),
         **kwargs,
     )
+
+
+def json_in_fresh_process(script: str, *args: str, hash_seed: str) -> Any:
+    """What `script` prints as JSON when run with `args` in a new interpreter whose string hashes are
+    seeded with `hash_seed`: for checks that an environment's text does not depend on set order or on
+    the process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def kill_when(ready: Callable[[], bool], server: LocalServer, timeout: float = 300.0) -> threading.Thread:

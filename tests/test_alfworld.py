@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -33,6 +30,7 @@ from gymwire.env_servers.alfworld.world import ReceptacleSpec, Room, ThingSpec, 
 from gymwire.env_servers.conformance import RULES, run_suite  # noqa: E402
 from gymwire.env_servers.sdk import UnknownTask  # noqa: E402
 from gymwire.env_servers.sdk.background import BackgroundServer  # noqa: E402
+from tests.conftest import json_in_fresh_process  # noqa: E402
 
 ENGINE = all(importlib.util.find_spec(m) for m in ("textworld", "fast_downward", "jericho", "tatsu"))
 needs_engine = pytest.mark.skipif(not ENGINE, reason="ALFWorld's engine (textworld[pddl]) is not installed")
@@ -450,17 +448,10 @@ print(json.dumps(out))
 
 
 def test_same_first_observation_across_processes():
-    runs = []
-    for hash_seed in ("0", "12345"):
-        proc = subprocess.run(
-            [sys.executable, "-c", DETERMINISM_SCRIPT, json.dumps(DETERMINISM_IDS)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "PYTHONHASHSEED": hash_seed},
-        )
-        assert proc.returncode == 0, proc.stderr
-        runs.append(json.loads(proc.stdout))
+    runs = [
+        json_in_fresh_process(DETERMINISM_SCRIPT, json.dumps(DETERMINISM_IDS), hash_seed=hash_seed)
+        for hash_seed in ("0", "12345")
+    ]
     env = ALFWorldEnvironment(per_scene=0)
     here = {}
     for task_id in DETERMINISM_IDS:

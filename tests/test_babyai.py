@@ -7,9 +7,6 @@ mission is "go to the red ball") so that each message has a known cause.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -27,6 +24,7 @@ from gymwire.env_servers.babyai.macros import (
 )
 from gymwire.env_servers.babyai.solvable import BOT_FAILURES, never_succeeds
 from gymwire.env_servers.sdk import UnknownTask
+from tests.conftest import json_in_fresh_process
 
 EAST, SOUTH = 0, 1
 
@@ -498,14 +496,5 @@ def test_same_first_observation_in_a_fresh_process(env):
         "env = BabyAIEnvironment(tasks_per_level={'train': 1, 'test': 1})\n"
         "print(json.dumps([env.start(env.catalogue().get(i)).reset() for i in sys.argv[1:]]))\n"
     )
-    environ = {**os.environ, "PYTHONHASHSEED": "12345"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, *SAMPLE_IDS],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=120,
-        check=True,
-    )
     here = [env.start(env.catalogue().get(i)).reset() for i in SAMPLE_IDS]
-    assert json.loads(result.stdout) == here
+    assert json_in_fresh_process(script, *SAMPLE_IDS, hash_seed="12345") == here

@@ -4,10 +4,7 @@ splits, determinism across processes, the index cache, the real-data loader, and
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from gymwire.env_servers.searchqa.knowledge import TYPES, KnowledgeBase
 from gymwire.env_servers.searchqa.questions import CATEGORIES
 from gymwire.env_servers.searchqa.store import format_information
 from gymwire.env_servers.searchqa.tasks import DEFAULT_TIERS, GeneratedTasks
+from tests.conftest import json_in_fresh_process
 
 SAMPLES_PER_CATEGORY = 100
 
@@ -357,15 +355,8 @@ def test_determinism_across_processes(env: SearchQAEnvironment, tmp_path: Path) 
     for task_id in DETERMINISM_IDS:
         episode = env.start(env.catalogue().get(task_id))
         here.append([episode.reset(), episode.step(episode.expert_action()).observation])
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_OBSERVATIONS, str(tmp_path), *DETERMINISM_IDS],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "PYTHONHASHSEED": "4242"},
-    )  # and a fresh cache: a fresh build
-    assert json.loads(result.stdout) == here
+    # and a fresh cache: a fresh build
+    assert json_in_fresh_process(_PRINT_OBSERVATIONS, str(tmp_path), *DETERMINISM_IDS, hash_seed="4242") == here
 
 
 # --- BM25 and the cache ------------------------------------------------------------------------------

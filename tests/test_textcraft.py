@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from gymwire.env_servers.textcraft import TextCraftEnvironment
 from gymwire.env_servers.textcraft.generator import GenSpec, generate
 from gymwire.env_servers.textcraft.oracle import plan
 from gymwire.env_servers.textcraft.world import extract_action
+from tests.conftest import json_in_fresh_process
 
 
 @pytest.fixture(scope="module")
@@ -487,12 +485,5 @@ def test_same_task_same_first_observation(env: TextCraftEnvironment) -> None:
 
 def test_first_observation_is_the_same_in_a_fresh_process(env: TextCraftEnvironment) -> None:
     here = [env.start(env.catalogue().get(i)).reset() for i in DETERMINISM_IDS]
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_OBSERVATIONS, *DETERMINISM_IDS],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "PYTHONHASHSEED": "12345"},  # set order must not leak into the text
-    )
-    assert json.loads(result.stdout) == here
+    # set order must not leak into the text
+    assert json_in_fresh_process(_PRINT_OBSERVATIONS, *DETERMINISM_IDS, hash_seed="12345") == here

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from gymwire.env_servers.webshop.reward import score, title_nouns
 from gymwire.env_servers.webshop.shop import parse_action
 from gymwire.env_servers.webshop.tasks import TIERS
 from gymwire.env_servers.webshop.vocabulary import OPTION_SETS, PRODUCT_TYPES
+from tests.conftest import json_in_fresh_process
 
 N_PRODUCTS = 500
 SEP = " [SEP] "
@@ -546,14 +544,10 @@ print(json.dumps(out))
 
 
 def test_determinism_across_processes(tmp_path):
-    runs = []
-    for name in ("a", "b"):  # separate caches: each process builds its own catalogue and index
-        env = {**os.environ, "PYTHONHASHSEED": "1" if name == "a" else "2"}
-        proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(tmp_path / name)], capture_output=True, text=True, timeout=120, env=env
-        )
-        assert proc.returncode == 0, proc.stderr
-        runs.append(json.loads(proc.stdout))
+    # separate caches: each process builds its own catalogue and index
+    runs = [
+        json_in_fresh_process(_CHILD, str(tmp_path / name), hash_seed=seed) for name, seed in (("a", "1"), ("b", "2"))
+    ]
     assert runs[0] == runs[1] and len(runs[0]) == 18
 
 
