@@ -82,10 +82,9 @@ from gymwire.trainer.turn_credit import GIGPO_GAMMA, GIGPO_WEIGHT, turn_advantag
 from gymwire.trainer.types import Generation, SamplingParams, StepRecord, Trajectory
 
 from .episodes import episode_settings, episode_tokens, parse_task_key, server_addresses
-from .verl_stages import ADVANTAGE_ESTIMATOR, AGENT_NAME
+from .verl_stages import ADVANTAGE_ESTIMATOR, AGENT_NAME, TURN_ADVANTAGE_ESTIMATOR
 
 ABORTED = ("aborted", "abort")  # a replica's stop reason for a request cut short by a weight update
-TURN_ADVANTAGE_ESTIMATOR = "gymwire_gigpo"  # GiGPO's episode-plus-step advantage (trainer/turn_credit.py)
 
 
 class ServerManagerPolicy(Policy):

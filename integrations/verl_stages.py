@@ -10,7 +10,8 @@ For each stage, in order:
 2. `python -m verl.trainer.main_ppo` runs with the user's verl config plus the stage's overrides:
    its data file, `rollout.n` = the group size, `train_batch_size` = tasks per step, the agent loop
    (its servers, and `max_new_tokens` as each turn's token limit), the `gymwire_grpo` advantage
-   estimator (GRPO that leaves aborted episodes out of the baseline), `trainer.total_training_steps`
+   estimator (GRPO that leaves aborted episodes out of the baseline; `gymwire_gigpo` under
+   `grpo: {advantage: turn}`), `trainer.total_training_steps`
    = the steps of this and every earlier stage, and the run config's checkpoint policy
    (`checkpoint.every` -> `save_freq`, `keep_last` -> `max_actor_ckpt_to_keep`, `weights_only` ->
    no optimizer state in the checkpoints).
@@ -39,6 +40,7 @@ import yaml
 from gymwire.client import ChannelOptions, EnvPool
 from gymwire.trainer.config import RunConfig, Stage, load_config
 from gymwire.trainer.train import TaskStream
+from gymwire.trainer.turn_credit import GIGPO_GAMMA, GIGPO_WEIGHT
 
 from .episodes import task_key
 
@@ -46,6 +48,7 @@ from .episodes import task_key
 # where verl need not be importable, and imported there.
 AGENT_NAME = "gymwire_agent"
 ADVANTAGE_ESTIMATOR = "gymwire_grpo"  # GRPO whose group baselines leave out aborted episodes
+TURN_ADVANTAGE_ESTIMATOR = "gymwire_gigpo"  # GiGPO's episode-plus-step advantage (trainer/turn_credit.py)
 SETUP_HOOK = "gymwire.integrations.verl.setup"  # imported by every Ray worker of the verl run
 
 
@@ -113,6 +116,19 @@ def write_agent_loop_config(config: RunConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump([entry], sort_keys=False))
 
 
+def advantage_estimator(config: RunConfig) -> str:
+    """verl's estimator for the run config's `grpo.advantage`; gymwire_gigpo has GiGPO's gamma and weight."""
+    grpo = config.grpo
+    if grpo.advantage != "turn":
+        return ADVANTAGE_ESTIMATOR
+    if (grpo.turn_gamma, grpo.turn_weight) != (GIGPO_GAMMA, GIGPO_WEIGHT):
+        raise ValueError(
+            f"under verl, {TURN_ADVANTAGE_ESTIMATOR} uses turn_gamma {GIGPO_GAMMA} and turn_weight {GIGPO_WEIGHT}; "
+            f"the run config sets {grpo.turn_gamma} and {grpo.turn_weight}"
+        )
+    return TURN_ADVANTAGE_ESTIMATOR
+
+
 def stage_overrides(config: RunConfig, data_file: Path, total_steps: int, agent_loops: Path, out: Path) -> list[str]:
     """The hydra overrides that make one verl run train one gymwire stage."""
     rollout = config.rollout
@@ -126,7 +142,7 @@ def stage_overrides(config: RunConfig, data_file: Path, total_steps: int, agent_
         f"data.train_batch_size={rollout.batch_tasks}",
         "data.shuffle=False",
         "data.return_raw_chat=True",
-        f"algorithm.adv_estimator={ADVANTAGE_ESTIMATOR}",
+        f"algorithm.adv_estimator={advantage_estimator(config)}",
         f"++ray_kwargs.ray_init.runtime_env.worker_process_setup_hook={SETUP_HOOK}",
         f"actor_rollout_ref.rollout.n={rollout.group_size}",
         f"actor_rollout_ref.rollout.temperature={rollout.temperature}",

@@ -461,6 +461,28 @@ def test_the_fully_async_example_is_a_config_verls_separate_async_trainer_accept
     assert config.trainer.use_v1 and config.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
 
 
+def test_the_launcher_trains_turn_level_credit_with_gymwire_gigpo(tmp_path):
+    from gymwire.integrations.verl_stages import stage_overrides
+    from gymwire.trainer.config import load_config
+
+    def estimator(grpo: dict) -> str:
+        run = {
+            "envs": {"textcraft": "localhost:50052"},
+            "grpo": grpo,
+            "stages": [{"name": "s", "steps": 1, "mix": [{"env": "textcraft"}]}],
+        }
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+        config = load_config(tmp_path / "run.yaml")
+        overrides = stage_overrides(config, tmp_path / "s.parquet", 1, tmp_path / "loops.yaml", tmp_path)
+        (chosen,) = [o.split("=", 1)[1] for o in overrides if o.startswith("algorithm.adv_estimator=")]
+        return chosen
+
+    assert estimator({}) == "gymwire_grpo"
+    assert estimator({"advantage": "turn"}) == "gymwire_gigpo"
+    with pytest.raises(ValueError, match="turn_weight"):  # verl's estimator has GiGPO's own weight
+        estimator({"advantage": "turn", "turn_weight": 0.5})
+
+
 def test_gymwire_grpo_is_verl_grpo_with_aborted_samples_left_out_of_the_baseline():
     import numpy as np
     import torch
