@@ -25,15 +25,19 @@ its tokens is trained on) and `extra_fields["gymwire_aborted"]` is 1. verl's own
 its reward (0.0) in its group's baseline; the advantage estimator `gymwire_grpo` (registered here,
 `algorithm.adv_estimator: gymwire_grpo`) leaves such samples out of the baseline.
 
-Turn-level credit (GiGPO, as `grpo: {advantage: turn}` trains it: trainer/turn_credit.py) needs each
-turn's anchor state and reward, which every sample carries in `extra_fields` (`gymwire_anchors`,
-`gymwire_turn_rewards`, one entry per sampled run of its response mask) and so in the batch's
-`non_tensor_batch`. verl 0.9 hands a registered estimator only `token_level_rewards`, `response_mask`,
-the `uid`s and the algorithm config, never those fields: `compute_turn_advantage(data)` is the step a
-trainer's advantage computation calls instead, and the estimator registered as `gymwire_gigpo` refuses,
-saying so, when verl calls it without them. verl's trainer
-imports this module in its Ray workers through `ray_kwargs.ray_init.runtime_env.worker_process_setup_hook:
-gymwire.integrations.verl.setup`; the stage launcher sets both.
+Turn-level credit (GiGPO, as `grpo: {advantage: turn}` trains it: trainer/turn_credit.py):
+`algorithm.adv_estimator: gymwire_gigpo`. It needs each turn's anchor state and reward, which every
+sample carries in `extra_fields` (`gymwire_anchors`, `gymwire_turn_rewards`, one entry per sampled run
+of its response mask). verl 0.9.1 hands a registered estimator only `token_level_rewards`,
+`response_mask`, the `uid`s and the algorithm config, and its V1 trainer's advantage step
+(`PPOTrainer._compute_advantage`) reads only its own fields from TransferQueue; so `setup()` wraps that
+step: under `gymwire_gigpo` alone it first reads the batch's turns for the estimator, and every other
+estimator runs untouched. verl's legacy trainer (`use_v1: false`) is not wrapped: there the estimator
+refuses, and `compute_turn_advantage(data)` computes the same advantages from its batch.
+
+verl's trainer imports this module in its Ray workers through
+`ray_kwargs.ray_init.runtime_env.worker_process_setup_hook: gymwire.integrations.verl.setup`; the stage
+launcher sets it, and the estimator from the run config's `grpo.advantage`.
 
 Which servers: the agent-loop YAML (`actor_rollout_ref.rollout.agent.agent_loop_config_path`) names
 them, e.g.
