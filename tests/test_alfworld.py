@@ -559,6 +559,16 @@ def test_real_games_need_the_engine_and_say_which_package(monkeypatch, tmp_path)
         real_data.require_engine()
 
 
+def test_placing_commands_take_either_alfworld_wording():
+    """Games of ALFWorld 0.3 admit `put X in/on Y`, of 0.4 `move X to Y`: a placing command is sent in
+    the wording the game admits, and the expert reads its own."""
+    from gymwire.env_servers.alfworld.real_data import _as_03, _as_04
+
+    for command in ("put mug 2 in/on cabinet 3", "put mug 2 in cabinet 3", "move mug 2 to cabinet 3"):
+        assert _as_03(command) == "put mug 2 in/on cabinet 3" and _as_04(command) == "move mug 2 to cabinet 3"
+    assert _as_03("take mug 2 from cabinet 3") == _as_04("take mug 2 from cabinet 3") == "take mug 2 from cabinet 3"
+
+
 CROSS_CHECK = [
     ("pick_clean_then_place_in_recep", 2, 0, "train", "0.3"),
     ("look_at_obj_in_light", 301, 0, "valid_unseen", "0.3"),

@@ -213,20 +213,21 @@ class RealGames:
         self.pool.clear()
 
 
-def _as_04(command: str) -> str:
+def _placing(command: str, wording: str) -> str:
+    """A placing command (`put X in/on Y`, `move X to Y`, ...) in `wording`; any other as it is."""
     m = _PLACE.fullmatch(command)
     if not m:
         return command
     obj, recep = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    return f"move {obj} to {recep}"
+    return wording.format(obj=obj, recep=recep)
+
+
+def _as_04(command: str) -> str:
+    return _placing(command, "move {obj} to {recep}")
 
 
 def _as_03(command: str) -> str:
-    m = _PLACE.fullmatch(command)
-    if not m:
-        return command
-    obj, recep = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-    return f"put {obj} in/on {recep}"
+    return _placing(command, "put {obj} in/on {recep}")
 
 
 class RealEpisode(Episode):
