@@ -566,4 +566,4 @@ def setup() -> None:
     except ImportError:  # no V1 trainer (its TransferQueue is not installed): gymwire_gigpo refuses, saying why
         return
     if not getattr(PPOTrainer._compute_advantage, "gymwire_batch_turns", False):
-        PPOTrainer._compute_advantage = _with_batch_turns(PPOTrainer._compute_advantage)
+        PPOTrainer._compute_advantage = _with_batch_turns(PPOTrainer._compute_advantage)  # type: ignore[method-assign]
