@@ -99,6 +99,7 @@ def make_sft_trainer(
         # episodes are long, and without it the saved activations of one batch (4 x 1,500 tokens of
         # the 135M default model: ~10 GB) dwarf the model; recomputing them costs ~30% more time.
         "bf16": torch.cuda.is_bf16_supported() if on_gpu else cpu_has_bf16_matmul(),
+        "use_cpu": not on_gpu,  # transformers refuses bf16 on a machine without a GPU unless told so
         "gradient_checkpointing": True,
         "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "dataloader_pin_memory": on_gpu,
