@@ -133,7 +133,9 @@ class MicroBatcher(Generic[Request, Result]):
     A batch starts with the first waiting request and takes every request that arrives within
     `window_s` of it, up to `max_batch`. There is no other delay: under load the next batch is
     whatever queued while the previous one ran. `run_batch` returns one result per request, in
-    order; if it raises, every request of that batch gets the exception.
+    order; if it raises, every request of that batch gets the exception. With `overlap`, a batch
+    does not wait for the previous one to finish (an engine that batches continuously inside takes
+    new requests while it runs others).
 
     Bound to the event loop of its first use; used from a new loop (e.g. another asyncio.run), it
     starts afresh there.
@@ -145,12 +147,15 @@ class MicroBatcher(Generic[Request, Result]):
         *,
         max_batch: int = 8,
         window_s: float = 0.005,
+        overlap: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._run_batch = run_batch
         self.max_batch = max_batch
         self.window_s = window_s
+        self.overlap = overlap
+        self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Pending[Request, Result]] | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -188,31 +193,41 @@ class MicroBatcher(Generic[Request, Result]):
             if not batch:
                 continue
             self.batch_sizes.append(len(batch))
-            started = loop.time()
-            try:
-                results = await self._run_batch([p.request for p in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
-            except Exception as exc:  # noqa: BLE001 - delivered to every waiting caller
-                self.busy_seconds += loop.time() - started
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            self.busy_seconds += loop.time() - started
-            for p, result in zip(batch, results, strict=True):
+            if self.overlap:
+                task = loop.create_task(self._deliver(batch))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            else:
+                await self._deliver(batch)
+
+    async def _deliver(self, batch: list[_Pending[Request, Result]]) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            results = await self._run_batch([p.request for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} requests")
+        except Exception as exc:  # noqa: BLE001 - delivered to every waiting caller
+            for p in batch:
                 if not p.future.done():
-                    p.future.set_result(result)
+                    p.future.set_exception(exc)
+            return
+        finally:
+            self.busy_seconds += asyncio.get_running_loop().time() - started
+        for p, result in zip(batch, results, strict=True):
+            if not p.future.done():
+                p.future.set_result(result)
 
     def close(self) -> None:
-        if self._worker is not None and not self._worker.done():
-            loop = self._worker.get_loop()
+        for task in [self._worker, *self._running]:
+            if task is None or task.done():
+                continue
+            loop = task.get_loop()
             if loop.is_closed():
-                return
+                continue
             if loop.is_running():
-                loop.call_soon_threadsafe(self._worker.cancel)
+                loop.call_soon_threadsafe(task.cancel)
             else:
-                self._worker.cancel()
+                task.cancel()
         self._worker = None
 
 
@@ -221,8 +236,8 @@ class BatchedPolicy(Policy):
 
     _batcher: MicroBatcher
 
-    def _start_batching(self, max_batch: int, window_s: float) -> None:
-        self._batcher = MicroBatcher(self._run_batch, max_batch=max_batch, window_s=window_s)
+    def _start_batching(self, max_batch: int, window_s: float, overlap: bool = False) -> None:
+        self._batcher = MicroBatcher(self._run_batch, max_batch=max_batch, window_s=window_s, overlap=overlap)
 
     @abstractmethod
     async def _run_batch(self, batch: list[tuple[list[int], SamplingParams]]) -> list[Generation]:

