@@ -76,7 +76,7 @@ def test_plan_of_the_old_paper_config_by_hand():
         3 * h + 2 * i
     )
     # bf16 logits and their gradient, plus three fp32 chunks of 2^26 logits.
-    assert rows["logits"].update == 2 * tokens * vocab * 2 + 3 * 4 * 2**26
+    assert rows["logits"].update == 2 * tokens * vocab * 2 + 3 * 4 * 2**24
     assert rows["vLLM (in process)"].rollouts == int(0.35 * 80 * GIB) and rows["vLLM (in process)"].update == GIB
     assert result.rollouts == 14 * p + int(0.35 * 80 * GIB) + GIB
     assert (

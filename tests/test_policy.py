@@ -313,6 +313,28 @@ class TestVLLM:
         vllm.update_weights(default_model_dir())
         assert run(vllm.generate(prompts[2], greedy)).token_ids == original
 
+    def test_a_request_joins_the_running_engine(self, vllm, hf, prompts):
+        """A turn that arrives while others decode runs beside them, not after them: a 2-token
+        request submitted once long answers are under way finishes while they still run (one
+        generate call per list made it wait for the whole list)."""
+        story = ConversationBuilder.start(hf.tokenizer, "Write a long story about a dragon and a city.").prompt_ids
+
+        async def both() -> tuple[int, int]:
+            long = [
+                asyncio.ensure_future(vllm.generate(story, SamplingParams(max_new_tokens=300, seed=i)))
+                for i in range(4)
+            ]
+            await asyncio.sleep(0.5)
+            short = await vllm.generate(prompts[2], SamplingParams(max_new_tokens=2, temperature=0.0))
+            still_running = sum(not task.done() for task in long)
+            lengths = [len(gen.token_ids) for gen in await asyncio.gather(*long)]
+            assert len(short.token_ids) == 2 and min(lengths) > 0
+            return still_running, max(lengths)
+
+        still_running, longest = run(both())
+        assert longest > 100, "the long answers must outlast the short request for this test to mean anything"
+        assert still_running > 0
+
 
 # ---- OpenAI-compatible server (vLLM's own) -----------------------------------------------------
 

@@ -146,7 +146,7 @@ PRECISION_BYTES = {
 }
 CUDA_CONTEXT = 1 * GIB  # per process: CUDA context, cuBLAS workspaces, NCCL buffers (estimate)
 VLLM_ASLEEP = 1 * GIB  # vLLM after sleep(): its CUDA graphs and buffers stay (estimate)
-LOGSOFTMAX_CHUNK_BYTES = 4 * (1 << 26)  # trainer/grpo_loss.py's LOGSOFTMAX_CHUNK_ELEMENTS in fp32, ~3 alive at once
+LOGSOFTMAX_CHUNK_BYTES = 4 * (1 << 24)  # trainer/grpo_loss.py's LOGSOFTMAX_CHUNK_ELEMENTS in fp32, ~3 alive at once
 
 
 class PlanError(ValueError):

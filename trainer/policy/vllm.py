@@ -177,29 +177,52 @@ class VLLMPolicy(BatchedPolicy):
 
     def _pump(self) -> None:
         """Engine thread: add arriving requests, step the engine, resolve finished ones; returns
-        once nothing is queued or running (the next request starts another pump)."""
+        once nothing is queued or running (the next request starts another pump).
+
+        A prompt equal to one still in its prefill waits until that prefill is done: vLLM caches
+        a prompt's KV only once computed, so a group's samples started in the same step would each
+        compute their shared first prompt (a main-job evaluation: 116 first prompts, 29 distinct).
+        """
         from vllm.inputs import TokensPrompt
 
         engine = self.llm.llm_engine
         running: dict[str, tuple[asyncio.Future, Any, SamplingParams]] = {}
+        prefilling: dict[str, tuple[int, ...]] = {}  # request -> its prompt, until its first token
+        held: dict[tuple[int, ...], list[tuple[list[int], SamplingParams, asyncio.Future, Any]]] = {}
         started = time.perf_counter()
+
+        def add(ids: list[int], params: SamplingParams, future: asyncio.Future, loop: Any) -> None:
+            prompt = tuple(ids)
+            if prompt in held:
+                held[prompt].append((ids, params, future, loop))
+                return
+            request_id = f"gymwire-{next(self._request_ids)}"
+            engine.add_request(request_id, TokensPrompt(prompt_token_ids=ids), self._vllm_params(params))
+            running[request_id] = (future, loop, params)
+            prefilling[request_id] = prompt
+            held[prompt] = []
+
+        def prefilled(request_id: str) -> None:
+            prompt = prefilling.pop(request_id, None)
+            if prompt is not None:
+                for request in held.pop(prompt, []):
+                    add(*request)
+
         try:
             with self._lock:
                 self._wake_fully()
                 while True:
                     while True:
                         try:
-                            ids, params, future, loop = self._incoming.get_nowait()
+                            add(*self._incoming.get_nowait())
                         except queue.Empty:
                             break
-                        request_id = f"gymwire-{next(self._request_ids)}"
-                        engine.add_request(request_id, TokensPrompt(prompt_token_ids=ids), self._vllm_params(params))
-                        running[request_id] = (future, loop, params)
                     gone = [rid for rid, (future, _, _) in running.items() if future.done()]  # cancelled
                     if gone:
                         engine.abort_request(gone)
                         for rid in gone:
                             del running[rid]
+                            prefilled(rid)
                     if not running:
                         with self._pump_guard:
                             if self._incoming.empty():
@@ -207,7 +230,10 @@ class VLLMPolicy(BatchedPolicy):
                                 return
                         continue
                     for out in engine.step():
-                        if out.finished and out.request_id in running:
+                        if out.request_id not in running:
+                            continue
+                        prefilled(out.request_id)
+                        if out.finished:
                             future, loop, params = running.pop(out.request_id)
                             try:
                                 outcome: Any = self._generation(out.outputs[0], params)
@@ -218,6 +244,7 @@ class VLLMPolicy(BatchedPolicy):
             if running:
                 engine.abort_request(list(running))
             failed = [(future, loop) for future, loop, _ in running.values()]
+            failed += [(future, loop) for waiting in held.values() for _, _, future, loop in waiting]
             with self._pump_guard:
                 while not self._incoming.empty():
                     _, _, future, loop = self._incoming.get_nowait()
