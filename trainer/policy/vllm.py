@@ -229,7 +229,8 @@ class VLLMPolicy(BatchedPolicy):
                                 self._pumping = False
                                 return
                         continue
-                    for out in engine.step():
+                    step: list[Any] = engine.step()  # RequestOutputs: this engine only generates
+                    for out in step:
                         if out.request_id not in running:
                             continue
                         prefilled(out.request_id)
