@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import write_json
+from bench.credit import episodes as episodes_of
 from bench.credit import final_label, interval, verdict
 from gymwire.client import EnvPool
 from gymwire.env_servers.local import LocalServer
@@ -33,7 +34,6 @@ from gymwire.trainer.config import parse_config
 from gymwire.trainer.demo import demo_config
 from gymwire.trainer.evaluate import evaluate
 from gymwire.trainer.policy import make_policy
-from gymwire.trainer.records import read_trajectories
 from gymwire.trainer.rollout import EnvConfig, RolloutEngine
 from gymwire.trainer.settings import EvalSpec
 
@@ -82,10 +82,9 @@ def main() -> None:
         for server in servers:
             server.stop()
 
-    def played(label: str) -> list[Any]:
-        return [t for _, t in read_trajectories(args.run_dir / "eval" / label / "trajectories.jsonl")]
-
-    trained = metrics.paired_gain(played("warm_start"), played(final_label(args.run_dir)))
+    trained = metrics.paired_gain(
+        episodes_of(args.run_dir, "warm_start"), episodes_of(args.run_dir, final_label(args.run_dir))
+    )
     rows = [{"target": "textcraft easy depth-1 (trained)", **interval(trained)}]
     for name in TARGETS:
         before, after = episodes["warm_start"][name], episodes["final"][name]
