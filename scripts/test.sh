@@ -4,6 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-venv.sh "all,train,vllm,trl,verl,skyrl,dev"
 . .venv/bin/activate
+# One folder for the run's temporary files, emptied by pytest at the start of the next run, so runs do
+# not pile up; the suite needs about $need_gb GB free there while it runs (checkpoints of the tiny model).
+basetemp="${TMPDIR:-/tmp}/gymwire-tests"
+need_gb=8
+free_gb=$(df -P -BG "$(dirname "$basetemp")" | awk 'NR == 2 {print int($4)}')
+if [[ $free_gb -lt $need_gb ]]; then
+  echo "only ${free_gb} GB free under $(dirname "$basetemp"); the tests need about ${need_gb} GB" >&2
+  exit 1
+fi
 python protos/generate.py --check
 (cd protos && buf lint)
 # The newest released contract (protos/releases, see protos/generate.py --release) still holds.
@@ -49,7 +58,7 @@ set +e
 # modules go first (tests/conftest.py). GYMWIRE_TEST_WORKERS=0 runs everything in this process.
 workers=${GYMWIRE_TEST_WORKERS:-2}
 if [[ $workers -gt 0 ]]; then set -- -n "$workers" --dist loadfile "$@"; fi
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --basetemp "$basetemp" "$@"
 status=$?
 set -e
 failed=()
