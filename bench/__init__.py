@@ -9,12 +9,14 @@ some of them measure their own memory.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,26 @@ def running(argv: list[str], *, grace: float = 15.0, **popen: Any) -> Iterator[s
         yield proc
     finally:
         stop(proc, grace)
+
+
+async def wait_ready(
+    probe: Callable[[], Awaitable[bool]],
+    proc: subprocess.Popen,
+    name: str,
+    timeout: float = 60.0,
+    last_words: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll `probe` (its errors count as not yet) until it answers True; a clear error when the server
+    process exits first (with `last_words()`, e.g. its log's tail) or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} server exited with {proc.returncode}:\n{last_words()}")
+        with contextlib.suppress(Exception):
+            if await probe():
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{name} server not ready within {timeout:.0f} s")
 
 
 def json_child(args: list[str], timeout: float = 3600) -> dict[str, Any]:

@@ -45,14 +45,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 
-from bench import ROOT, cpu_seconds, percentile, print_targets, running, write_json
+from bench import ROOT, cpu_seconds, percentile, print_targets, running, wait_ready, write_json
 from gymwire.client.aio import AsyncEnvClient, AsyncEpisode
 from gymwire.env_servers.local import free_port
 from gymwire.env_servers.reference import GuessEnvironment
@@ -257,27 +257,12 @@ def _subprocess(argv: list[str], name: str, cpus: list[int] | None = None) -> It
 _logs: dict[int, Any] = {}  # server pid -> its stderr file, for the message when it dies
 
 
-def _died(proc: subprocess.Popen, name: str) -> RuntimeError:
+def _last_words(proc: subprocess.Popen) -> str:
     log = _logs.get(proc.pid)
-    err = ""
-    if log is not None:
-        log.seek(0)
-        err = log.read().decode(errors="replace")[-2000:]
-    return RuntimeError(f"{name} server exited with {proc.returncode}:\n{err}")
-
-
-async def _wait_ready(
-    probe: Callable[[], Awaitable[bool]], proc: subprocess.Popen, name: str, timeout: float = 60.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise _died(proc, name)
-        with contextlib.suppress(Exception):
-            if await probe():
-                return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"{name} server not ready within {timeout:.0f} s")
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")[-2000:]
 
 
 def gymwire_argv(port: int) -> list[str]:
@@ -566,10 +551,12 @@ async def start_server(variant: str, settings: Settings, stack: contextlib.ExitS
                 async with probe_session.get(f"http://127.0.0.1:{port}/health") as r:
                     return r.status == 200
 
-            await _wait_ready(probe, proc, variant)
+            await wait_ready(probe, proc, variant, last_words=lambda: _last_words(proc))
     else:
         async with AsyncEnvClient(f"127.0.0.1:{port}") as probe_client:
-            await _wait_ready(lambda: probe_client.health(timeout=1.0), proc, variant)
+            await wait_ready(
+                lambda: probe_client.health(timeout=1.0), proc, variant, last_words=lambda: _last_words(proc)
+            )
     return Server(variant, proc, port)
 
 
@@ -583,7 +570,7 @@ async def measure(server: Server, concurrency: int, settings: Settings) -> Cell:
     finally:
         await driver.aclose()
     if server.proc.poll() is not None:
-        raise _died(server.proc, server.variant)
+        raise RuntimeError(f"{server.variant} server exited with {server.proc.returncode}:\n{_last_words(server.proc)}")
     return cell
 
 

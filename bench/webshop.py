@@ -42,7 +42,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import ROOT, cpu_seconds, json_child, percentile, status_kb, stop, write_json
+from bench import ROOT, cpu_seconds, json_child, percentile, status_kb, stop, wait_ready, write_json
 from gymwire.env_servers.local import free_port
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "webshop.json"
@@ -88,18 +88,13 @@ def build(products: int, cache: Path) -> dict:
     return json_child(["-c", _BUILD_CHILD, str(products), str(cache)])
 
 
-async def _wait_serving(address: str, proc: subprocess.Popen, timeout: float) -> None:
+async def _wait_serving(address: str, proc: subprocess.Popen) -> None:
     from gymwire.client.aio import AsyncEnvClient
 
-    deadline = time.monotonic() + timeout
     async with AsyncEnvClient(address) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-            if await client.health(timeout=0.5):
-                return
-            await asyncio.sleep(0.02)
-    raise TimeoutError(f"{address} not SERVING within {timeout} s")
+        await wait_ready(
+            lambda: client.health(timeout=0.5), proc, address, timeout=300, last_words=lambda: proc.stderr.read()
+        )
 
 
 def start_server(products: int, cache: Path) -> tuple[subprocess.Popen, str, float]:
@@ -127,7 +122,7 @@ def start_server(products: int, cache: Path) -> tuple[subprocess.Popen, str, flo
         text=True,
         env={**os.environ, "GYMWIRE_LOG_LEVEL": "WARNING"},
     )
-    asyncio.run(_wait_serving(address, proc, 300))
+    asyncio.run(_wait_serving(address, proc))
     return proc, address, time.perf_counter() - started
 
 
