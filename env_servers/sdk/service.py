@@ -7,6 +7,7 @@ failure the contract names, so both transports report identical codes and messag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ PROTOCOL_VERSION = "1.0"
 INLINE_BUDGET_SECONDS = 0.05
 log = logging.getLogger("gymwire.server")
 T = TypeVar("T")
+_UNLOCKED = contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -81,15 +83,13 @@ class EnvService:
         self.draining = False  # set on shutdown: open episodes continue, new ones are refused
         self._info = self._build_info()
 
-    async def _run(self, fn: Callable[..., T], *args) -> T:
-        if self._executor is None:
-            started = time.perf_counter()
-            try:
-                return fn(*args)
-            finally:
-                if time.perf_counter() - started > INLINE_BUDGET_SECONDS:
-                    self._move_off_the_loop()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def _inline(self, fn: Callable[..., T], *args) -> T:
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            if time.perf_counter() - started > INLINE_BUDGET_SECONDS:
+                self._move_off_the_loop()
 
     def _move_off_the_loop(self) -> None:
         # Env code on the event loop is fastest for quick envs, but a slow call there stalls health checks
@@ -206,7 +206,7 @@ class EnvService:
         return episode, obs
 
     async def step(self, request: pb.StepRequest) -> pb.Observation:
-        started = time.perf_counter()
+        started = time.perf_counter() if self.metrics.enabled else 0.0
         session = self.sessions.get(request.session_id)
         if (
             len(request.action) > self.limits.max_action_bytes // 4
@@ -216,7 +216,9 @@ class EnvService:
                 f"action is {len(request.action.encode())} bytes; this server accepts at most "
                 f"{self.limits.max_action_bytes}"
             )
-        async with session.lock:
+        # Env code on the loop runs a step without suspending, so no other call can interleave: the lock
+        # is only needed when env code runs in a thread, or when a call that took it is still running.
+        async with session.lock if self._executor is not None or session.lock.locked() else _UNLOCKED:
             try:
                 if request.HasField("step_index"):
                     if request.step_index == session.turn - 1 and session.last_reply is not None:
@@ -236,7 +238,8 @@ class EnvService:
                 session.last_reply = obs
             finally:
                 session.last_used = time.monotonic()  # idle time counts from the end of the request
-        self.metrics.step_done(time.perf_counter() - started)
+        if started:
+            self.metrics.step_done(time.perf_counter() - started)
         return obs
 
     def _play(self, session: Session, action: str) -> pb.Observation:
@@ -309,7 +312,9 @@ class EnvService:
     async def _guard(self, session: Session | None, fn: Callable[..., T], *args) -> T:
         """Run env code; an exception is a bug in the env: drop the session, answer INTERNAL, keep serving."""
         try:
-            return await self._run(fn, *args)
+            if self._executor is None:
+                return self._inline(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except Exception as exc:
             sid = session.id if session else "(new)"
             log.exception("environment error in session %s", sid)

@@ -57,10 +57,11 @@ class SessionStore:
         session = self._sessions.get(session_id)
         if session is None:
             raise ServiceError.not_found(self._unknown_message(session_id))
-        if self._expired(session, time.monotonic()):
+        now = time.monotonic()
+        if self._expired(session, now):
             del self._sessions[session_id]
             raise ServiceError.not_found(f"session {echo(session_id)} expired after {self.ttl_seconds:g} s idle")
-        session.last_used = time.monotonic()
+        session.last_used = now
         return session
 
     def remove(self, session_id: str) -> bool:
