@@ -1,10 +1,11 @@
 """Turn-level credit against episode-level GRPO: the same warm start, seeds and tasks, paired by task.
 
-For one environment tier, one warm start (behaviour cloning on expert episodes, then its held-out
-evaluation) is shared by every point; each point is (seed, advantage) with `grpo.advantage` set to
-`episode` (GRPO) or `turn` (GiGPO's two-level estimate from the servers' state keys). A seed fixes the
-tasks drawn and the sampler's seed, so the two methods of one seed start from the same first
-rollouts. The settings are the main job's (trainer/demo.py) unless overridden here.
+For one environment tier, one warm start (behaviour cloning on expert episodes) is shared by every
+point; each point is (seed, advantage) with `grpo.advantage` set to `episode` (GRPO) or `turn`
+(GiGPO's two-level estimate from the servers' state keys). A seed fixes the held-out tasks drawn and
+the sampler's seed, so the two methods of one seed start from the same first rollouts and are
+evaluated on the same tasks; the warm start is evaluated once per seed, on that seed's tasks. The
+settings are the main job's (trainer/demo.py) unless overridden here.
 
 Reported, each with a 95% Student's t interval over held-out tasks (the independent unit):
 - every point's gain over the warm start (paired by task);
@@ -21,17 +22,22 @@ back, an unfinished run resumes from its checkpoint).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import write_json
+from gymwire.client import EnvPool
 from gymwire.env_servers.local import LocalServer
 from gymwire.trainer import metrics
 from gymwire.trainer.config import parse_config
 from gymwire.trainer.demo import demo_config
+from gymwire.trainer.evaluate import evaluate
+from gymwire.trainer.policy import make_policy
 from gymwire.trainer.records import read_trajectories
+from gymwire.trainer.rollout import RolloutEngine
 from gymwire.trainer.train import RunState, Trainer
 
 # The trained tier of each environment: the train split of (difficulty, category), evaluated on its test split.
@@ -54,21 +60,38 @@ def point_config(env: str, address: str, run_dir: Path, args: argparse.Namespace
     return config
 
 
+def warm_eval_dir(root: Path, seed: int) -> Path:
+    """The folder whose eval/warm_start holds the warm start's evaluation on `seed`'s tasks."""
+    return root / "warm" / f"seed{seed}"
+
+
+async def evaluate_warm_start(config: Any, model: Path, out: Path) -> None:
+    """The shared warm start's model on this seed's held-out tasks, evaluated as the trainer does."""
+    with make_policy("vllm", model, settings=config.vllm, seed=config.seed) as policy:
+        async with EnvPool([a for addresses in config.envs.values() for a in addresses]) as pool:
+            engine = RolloutEngine(pool, policy, config.eval_rollout(), config.eval_env_configs())
+            desc = f"eval warm_start (seed {config.seed})"
+            await evaluate(pool, engine, config.eval, out_dir=out, desc=desc, agent_name="warm_start")
+
+
 def run_point(env: str, address: str, root: Path, args: argparse.Namespace, seed: int, method: str) -> Path:
-    """Train one point; every point after the first starts from the first one's warm start and its evaluation."""
+    """Train one point. The first point behaviour-clones and keeps its warm start (and that evaluation,
+    for its seed) for the others; every later point starts from it, evaluated on its own seed's tasks."""
     run_dir = root / f"seed{seed}-{method}"
-    if RunState.load(run_dir).phase == "done":
-        return run_dir
+    config = parse_config(point_config(env, address, run_dir, args, seed, method))
     warm = root / "warm"
-    if (warm / "state.json").exists() and not (run_dir / "state.json").exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(warm / "eval", run_dir / "eval")
-        state = RunState.load(warm)
-        state.save(run_dir)
-    Trainer(parse_config(point_config(env, address, run_dir, args, seed, method)), progress=True).run_sync()
+    if (warm / "state.json").exists():
+        seed_eval = warm_eval_dir(root, seed) / "eval" / "warm_start"
+        if not (seed_eval / "results.json").exists():  # written when the evaluation is complete
+            asyncio.run(evaluate_warm_start(config, Path(RunState.load(warm).rl_init_model), seed_eval))
+        if not (run_dir / "state.json").exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(seed_eval, run_dir / "eval" / "warm_start")
+            RunState.load(warm).save(run_dir)
+    if RunState.load(run_dir).phase != "done":
+        Trainer(config, progress=True).run_sync()
     if not (warm / "state.json").exists():  # the first point: keep its warm start for the others
-        warm.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(run_dir / "eval" / "warm_start", warm / "eval" / "warm_start")
+        shutil.copytree(run_dir / "eval" / "warm_start", warm_eval_dir(root, seed) / "eval" / "warm_start")
         state = RunState.load(run_dir)
         state.phase, state.stage, state.step, state.checkpoint = "warm_started", 0, 0, ""
         state.evaluations = ["warm_start"]
@@ -89,7 +112,6 @@ def interval(gain: metrics.PairedGain) -> dict[str, float]:
 
 
 def summarise(root: Path, seeds: list[int]) -> dict[str, Any]:
-    warm = episodes(root / "warm", "warm_start")
     points, per_seed = [], []
     finals: dict[str, dict[int, list[Any]]] = {m: {} for m in METHODS}
     for seed in seeds:
@@ -99,8 +121,9 @@ def summarise(root: Path, seeds: list[int]) -> dict[str, Any]:
                 continue
             final = episodes(run_dir, final_label(run_dir))
             finals[method][seed] = final
-            gain = metrics.paired_gain(warm, final)
-            points.append({"seed": seed, "advantage": method, "vs_warm_start": interval(gain)})
+            if (warm_eval_dir(root, seed) / "eval" / "warm_start" / "results.json").exists():
+                gain = metrics.paired_gain(episodes(warm_eval_dir(root, seed), "warm_start"), final)
+                points.append({"seed": seed, "advantage": method, "vs_warm_start": interval(gain)})
         if seed in finals["episode"] and seed in finals["turn"]:
             gain = metrics.paired_gain(finals["episode"][seed], finals["turn"][seed])
             per_seed.append({"seed": seed, "turn_minus_episode": interval(gain)})
