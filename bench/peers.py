@@ -21,6 +21,17 @@ step (user + system of every process and thread), peak RSS of server and clients
 multi-process server each worker's share of the steps. Ratios are to openenv-best of the same rep and
 session count, measured minutes apart at most, so machine noise hits both alike.
 
+At 1024 sessions both sides need the whole machine (gymwire: ~20 us of server and ~17 us of client
+CPU per step), so whatever else runs decides the numbers more than at 1 session. Beside a training
+run at normal priority (this benchmark at nice 19) one afternoon's points spread over gymwire 7,400-
+46,000 and OpenEnv 2,300-7,000 steps/s, ratios 3.3-12.6x, against 4.8-5.8x in peers.json's quieter
+run. A harness that finds 2.4-2.7x (gymwire 20,000-21,500, OpenEnv 7,900-8,400) sees OpenEnv as
+peers.json does and gymwire as a loaded run does. What lowers gymwire's point alone: load while that
+point runs (points run a minute apart), a client that does more per step than this one (the client is
+half of gymwire's CPU at 1024 sessions), a client per session instead of one EnvPool (a stream per
+session, no batching: gymwire-stream's numbers). Compare ratios within a run, over reps, and read
+each point's load_average.
+
     python -m bench.peers                      # the full comparison (~20 min on 2 cores)
     python -m bench.peers --quick              # smoke run (~1 min)
     python -m bench.peers --sessions 1024 --variants gymwire-multiplex,openenv-best --reps 1
