@@ -63,7 +63,6 @@ class MultiplexStream:
         self.on_error = on_error
         self.ready: list[pb.MultiplexResult] = []  # results not sent yet
         self.wake = asyncio.Event()
-        self.writing = False  # a write is under way: results that come meanwhile wait for the next one
         self.closing = False  # the client finished writing: the writer ends once all is sent
         self.tails: dict[int, asyncio.Task] = {}  # slot -> its suspended operation, to keep slot order
         self.tasks: set[asyncio.Task] = set()
@@ -77,7 +76,7 @@ class MultiplexStream:
         try:
             pending = coro.send(None)
         except StopIteration as done:
-            self.ready.append(done.value)  # the reader flushes it: no need to wake the writer
+            self._deliver(done.value)
             return
         self._spawn(op.slot, _Resume(coro, pending))
 
@@ -120,19 +119,6 @@ class MultiplexStream:
         results, self.ready = self.ready, []
         return [pb.MultiplexResponse(results=chunk) for chunk in chunks(results)]
 
-    async def flush(self, context: grpc.aio.ServicerContext) -> None:
-        """Send what is ready, unless a write is under way (its writer sends the rest when it ends).
-        One writer at a time keeps results in the order they became ready, so each slot's stay in order."""
-        if self.writing:
-            return
-        self.writing = True
-        try:
-            while self.ready:
-                for message in self.take():
-                    await context.write(message)
-        finally:
-            self.writing = False
-
     def close_all(self) -> None:
         for task in list(self.tasks):
             task.cancel()
@@ -163,9 +149,6 @@ async def serve_multiplex(
                 )
             for op in request.ops:
                 stream.submit(op)
-            # Results of operations that completed eagerly go out now, from this task: waking the writer
-            # task instead would cost a loop round on every turn, and the next read would be posted first.
-            await stream.flush(context)
         if stream.tasks:  # the client is done writing: finish what runs, then end the stream
             await asyncio.gather(*stream.tasks, return_exceptions=True)
         stream.closing = True
@@ -187,9 +170,10 @@ def parse_request(data: bytes) -> pb.MultiplexRequest | DecodeError:
 async def _write_results(stream: MultiplexStream, context: grpc.aio.ServicerContext) -> None:
     """One writer per stream: whatever is ready when it gets to write goes out as one message."""
     while True:
-        if stream.ready and not stream.writing:
-            await stream.flush(context)
-        elif stream.closing and not stream.writing:
+        if stream.ready:
+            for message in stream.take():
+                await context.write(message)
+        elif stream.closing:
             return
         else:
             stream.wake.clear()
