@@ -313,6 +313,11 @@ class TestVLLM:
         vllm.update_weights(default_model_dir())
         assert run(vllm.generate(prompts[2], greedy)).token_ids == original
 
+    def test_episodes_in_flight_are_bounded_by_its_kv_cache(self, vllm):
+        cache = vllm.llm.llm_engine.vllm_config.cache_config
+        assert vllm.admission is not None
+        assert vllm.admission.capacity == cache.num_gpu_blocks * cache.block_size > 0
+
     def test_a_request_joins_the_running_engine(self, vllm, hf, prompts):
         """A turn that arrives while others decode runs beside them, not after them: a 2-token
         request submitted once long answers are under way finishes while they still run (one

@@ -311,6 +311,16 @@ class RolloutEngine:
         return PolicyTurns(self.policy, sampling)
 
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
+        admission = getattr(self.policy, "admission", None)  # engines driven by scripted turns have no policy
+        if admission is None:
+            return await self._play_now(ref, group_id, seed)
+        budget = min(self.config.max_total_tokens, self.policy.max_model_len or self.config.max_total_tokens)
+        async with admission.slot(budget) as slot:
+            trajectory = await self._play_now(ref, group_id, seed)
+            slot.tokens = len(trajectory.token_ids)
+        return trajectory
+
+    async def _play_now(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
         sampling = self.config.sampling if seed is None else replace(self.config.sampling, seed=seed)
         return await play_episode(
             self.pool,

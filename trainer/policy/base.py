@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from ..types import Generation, SamplingParams
+from .admission import KVAdmission
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
@@ -57,6 +58,9 @@ class Policy(ABC):
     needs_weight_sync: bool = True
     # Why it cannot sample beside an update sharded over torchrun's ranks; None: it can.
     torchrun_conflict: ClassVar[str | None] = None
+    # Episodes in flight are limited to what the engine's KV cache holds (policy/admission.py); None:
+    # no limit (no cache of a known size, or one the backend manages across many clients).
+    admission: KVAdmission | None = None
 
     @abstractmethod
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> Generation:

@@ -62,6 +62,7 @@ from ..model import resolve_model
 from ..sequence import end_of_turn_ids
 from ..settings import VLLMConfig
 from ..types import Generation, SamplingParams
+from .admission import KVAdmission
 from .base import (
     BUCKET_BYTES,
     BatchedPolicy,
@@ -131,6 +132,9 @@ class VLLMPolicy(BatchedPolicy):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-engine")
         self._lock = threading.Lock()  # generate, score and weight loads take turns
         self.llm = self._executor.submit(LLM, **args).result()
+        cache = self.llm.llm_engine.vllm_config.cache_config
+        if cache.num_gpu_blocks:  # the engine's KV cache holds this many tokens at once
+            self.admission = KVAdmission(cache.num_gpu_blocks * cache.block_size)
         # Requests for the engine thread: (prompt ids, params, future, its loop).
         self._incoming: queue.SimpleQueue[tuple[list[int], SamplingParams, asyncio.Future, Any]] = queue.SimpleQueue()
         self._pumping = False  # an engine-thread loop is stepping the engine (guarded by _pump_guard)
