@@ -3,9 +3,10 @@
 An evaluation starts every episode at once. When their conversations need more KV than the vLLM
 engine holds, each turn evicts another's prefix and recomputes its own (trainer/policy/admission.py).
 This plays the same held-out episodes (BabyAI hard, each task's own turn limit, the main job's
-1,536-token budget) on one engine with the main job's settings, admitted against its cache and then
-all at once (the order alternates over reps), and prints wall time, generated tokens/s and the ratio.
-A variant that runs past --limit minutes is stopped there and reported as at least that long.
+1,536-token budget) on one engine with the main job's settings, admitted against its cache
+(`rollout.kv_admission`) and all at once (the default), the order alternating over reps, and prints
+wall time, generated tokens/s and the ratio. A variant that runs past --limit minutes is stopped
+there and reported as at least that long.
 
     python -m bench.kv_admission                      # results/kv_admission.json (~15 min on 2 cores)
     python -m bench.kv_admission --tasks 4 --reps 1   # smoke run
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench import write_rows
@@ -28,22 +30,18 @@ from gymwire.trainer.rollout import EnvConfig, RolloutEngine, TaskRef
 
 
 async def play(policy, address: str, args: argparse.Namespace, admitted: bool, config) -> dict:
-    held = policy.admission
-    policy.admission = held if admitted else None
-    try:
-        async with EnvPool([address]) as pool:
-            tasks = await pool.list_tasks("babyai", "test", "hard", limit=args.tasks)
-            engine = RolloutEngine(pool, policy, config.eval_rollout(), {"babyai": EnvConfig()})
-            jobs = [(TaskRef("babyai", t.id), k) for t in tasks for k in range(args.k)]
-            started = time.perf_counter()
-            episodes = [engine.episode(ref, f"kv/{ref.task_id}", seed=k) for ref, k in jobs]
-            try:
-                done = await asyncio.wait_for(asyncio.gather(*episodes), timeout=60 * args.limit)
-            except TimeoutError:
-                done = None
-            wall = time.perf_counter() - started
-    finally:
-        policy.admission = held
+    async with EnvPool([address]) as pool:
+        tasks = await pool.list_tasks("babyai", "test", "hard", limit=args.tasks)
+        rollout = replace(config.eval_rollout(), kv_admission=admitted)
+        engine = RolloutEngine(pool, policy, rollout, {"babyai": EnvConfig()})
+        jobs = [(TaskRef("babyai", t.id), k) for t in tasks for k in range(args.k)]
+        started = time.perf_counter()
+        episodes = [engine.episode(ref, f"kv/{ref.task_id}", seed=k) for ref, k in jobs]
+        try:
+            done = await asyncio.wait_for(asyncio.gather(*episodes), timeout=60 * args.limit)
+        except TimeoutError:
+            done = None
+        wall = time.perf_counter() - started
     row = {"variant": "admitted" if admitted else "all at once", "episodes": len(jobs), "wall_s": round(wall, 1)}
     if done is None:
         row["stopped_after_s"] = round(wall, 1)

@@ -311,7 +311,8 @@ class RolloutEngine:
         return PolicyTurns(self.policy, sampling)
 
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
-        admission = getattr(self.policy, "admission", None)  # engines driven by scripted turns have no policy
+        # (engines driven by scripted turns have no policy)
+        admission = getattr(self.policy, "admission", None) if self.config.kv_admission else None
         if admission is None:
             return await self._play_now(ref, group_id, seed)
         budget = min(self.config.max_total_tokens, self.policy.max_model_len or self.config.max_total_tokens)

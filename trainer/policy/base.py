@@ -58,8 +58,8 @@ class Policy(ABC):
     needs_weight_sync: bool = True
     # Why it cannot sample beside an update sharded over torchrun's ranks; None: it can.
     torchrun_conflict: ClassVar[str | None] = None
-    # Episodes in flight are limited to what the engine's KV cache holds (policy/admission.py); None:
-    # no limit (no cache of a known size, or one the backend manages across many clients).
+    # With `rollout.kv_admission`, episodes in flight are limited to what the engine's KV cache holds
+    # (policy/admission.py); None: no limit (no cache of a known size, or one shared with other clients).
     admission: KVAdmission | None = None
 
     @abstractmethod
