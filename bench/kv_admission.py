@@ -2,13 +2,14 @@
 
 An evaluation starts every episode at once. When their conversations need more KV than the vLLM
 engine holds, each turn evicts another's prefix and recomputes its own (trainer/policy/admission.py).
-This plays the same held-out episodes (BabyAI hard, each task's own turn limit, the main job's
-1,536-token budget) on one engine with the main job's settings, admitted against its cache
-(`rollout.kv_admission`) and all at once (the default), the order alternating over reps, and prints
-wall time, generated tokens/s and the ratio. A variant that runs past --limit minutes is stopped
-there and reported as at least that long.
+This plays the same held-out episodes (BabyAI hard, each task's own turn limit; or the main job's
+TextCraft depth-1 goals, 5 turns; both with the main job's 1,536-token budget) on one engine with the
+main job's settings, admitted against its cache (`rollout.kv_admission`, the default) and all at
+once, the order alternating over reps, and prints wall time, generated tokens/s and the ratio.
+A variant that runs past --limit minutes is stopped there and reported as at least that long.
 
     python -m bench.kv_admission                      # results/kv_admission.json (~15 min on 2 cores)
+    python -m bench.kv_admission --env textcraft -k 4 --reps 2 --out bench/results/kv_admission-textcraft.json
     python -m bench.kv_admission --tasks 4 --reps 1   # smoke run
 """
 
@@ -28,13 +29,17 @@ from gymwire.trainer.demo import demo_config
 from gymwire.trainer.policy import make_policy
 from gymwire.trainer.rollout import EnvConfig, RolloutEngine, TaskRef
 
+# environment -> (difficulty, category, turn limit; 0: each task's own)
+WORKLOADS = {"babyai": ("hard", "", 0), "textcraft": ("easy", "depth-1", 5)}
+
 
 async def play(policy, address: str, args: argparse.Namespace, admitted: bool, config) -> dict:
     async with EnvPool([address]) as pool:
-        tasks = await pool.list_tasks("babyai", "test", "hard", limit=args.tasks)
+        difficulty, category, max_turns = WORKLOADS[args.env]
+        tasks = await pool.list_tasks(args.env, "test", difficulty, category=category, limit=args.tasks)
         rollout = replace(config.eval_rollout(), kv_admission=admitted)
-        engine = RolloutEngine(pool, policy, rollout, {"babyai": EnvConfig()})
-        jobs = [(TaskRef("babyai", t.id), k) for t in tasks for k in range(args.k)]
+        engine = RolloutEngine(pool, policy, rollout, {args.env: EnvConfig(max_turns=max_turns)})
+        jobs = [(TaskRef(args.env, t.id), k) for t in tasks for k in range(args.k)]
         started = time.perf_counter()
         episodes = [engine.episode(ref, f"kv/{ref.task_id}", seed=k) for ref, k in jobs]
         try:
@@ -54,15 +59,17 @@ async def play(policy, address: str, args: argparse.Namespace, admitted: bool, c
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=16, help="BabyAI hard test tasks")
+    parser.add_argument("--env", choices=sorted(WORKLOADS), default="babyai")
+    parser.add_argument("--tasks", type=int, default=32, help="held-out tasks")
     parser.add_argument("-k", type=int, default=2, help="episodes per task")
     parser.add_argument("--reps", type=int, default=2, help="runs of each variant, alternating")
     parser.add_argument("--limit", type=float, default=8.0, help="minutes a variant may run before it is stopped")
     parser.add_argument("--out", type=Path, default=Path("bench/results/kv_admission.json"))
     args = parser.parse_args()
     rows = []
-    with LocalServer("babyai") as server:
+    with LocalServer(args.env) as server:
         server.wait()
+        # The main job's engine and rollout settings (its config names a TextCraft address; none is dialled).
         config = parse_config(demo_config({"textcraft": server.address}, Path("runs/bench-kv-admission"), steps=1))
         with make_policy("vllm", "smollm2", settings=config.vllm, seed=config.seed) as policy:
             if policy.admission is None:

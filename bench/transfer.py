@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +73,7 @@ async def play(
         async with EnvPool(list(addresses.values())) as pool:
             for name, (env, difficulty, category, max_turns) in targets.items():
                 spec = EvalSpec([env], "test", difficulty, category, args.tasks, args.k, config.seed)
-                # Admitted against the KV cache: BabyAI hard's long episodes all at once thrash it.
-                rollout = replace(config.eval_rollout(), kv_admission=True)
-                engine = RolloutEngine(pool, policy, rollout, {env: EnvConfig(max_turns=max_turns)})
+                engine = RolloutEngine(pool, policy, config.eval_rollout(), {env: EnvConfig(max_turns=max_turns)})
                 result = await evaluate(pool, engine, spec, out_dir=out / name.replace(" ", "-"), desc=name)
                 results[name] = result.trajectories
     return results

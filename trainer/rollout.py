@@ -311,7 +311,7 @@ class RolloutEngine:
         return PolicyTurns(self.policy, sampling)
 
     async def _play(self, ref: TaskRef, group_id: str, seed: int | None) -> Trajectory:
-        # Only where the run asks for it; getattr: an engine driven by scripted turns has no policy.
+        # Unless the run turned it off; getattr: an engine driven by scripted turns has no policy.
         admission = getattr(self.policy, "admission", None) if self.config.kv_admission else None
         if admission is None:
             return await self._play_now(ref, group_id, seed)

@@ -63,9 +63,9 @@ class RolloutConfig:
     abort_retries: int = 2  # an aborted episode is started again this many times before it is dropped
     system_prompt: str | None = None  # prepended to the env's own instruction when set
     transport: Transport = "multiplex"
-    # Admit episodes only while their expected KV fits the engine's cache (trainer/policy/admission.py).
-    # For long episodes (BabyAI hard: at least 1.7x faster); short ones ran faster all at once (TextCraft).
-    kv_admission: bool = False
+    # Start an episode only while the episodes in flight fit the engine's KV cache (policy/admission.py):
+    # bench.kv_admission measured 1.3x (TextCraft depth-1) and at least 1.7x (BabyAI hard) over all at once.
+    kv_admission: bool = True
 
     def __post_init__(self) -> None:
         if self.transport not in typing.get_args(Transport):

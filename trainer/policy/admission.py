@@ -9,9 +9,8 @@ fit the cache. An episode's reservation is the worst case (its whole token budge
 have finished on this engine, then a quarter above their mean length: short episodes run many at
 a time, long ones fewer. One episode is always admitted, whatever its size.
 
-It is off unless a run asks for it (`rollout: {kv_admission: true}`): the main job's short TextCraft
-episodes (about 600 tokens) ran 20-35% slower admitted this way than all at once, since the reservation
-counts neither a group's shared prompt nor that an episode holds its full length only at its end.
+`rollout: {kv_admission: false}` starts every episode at once instead. The reservation is conservative:
+it counts neither a group's shared prompt nor that an episode holds its full length only at its end.
 """
 
 from __future__ import annotations

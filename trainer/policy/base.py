@@ -58,7 +58,7 @@ class Policy(ABC):
     needs_weight_sync: bool = True
     # Why it cannot sample beside an update sharded over torchrun's ranks; None: it can.
     torchrun_conflict: ClassVar[str | None] = None
-    # With `rollout.kv_admission`, episodes in flight are limited to what the engine's KV cache holds
+    # With `rollout.kv_admission` (the default), episodes in flight are limited to what the engine's KV cache holds
     # (policy/admission.py); None: no limit (no cache of a known size, or one shared with other clients).
     admission: KVAdmission | None = None
 
